@@ -1,7 +1,41 @@
-//! podvisor: keeps Kubernetes `v1/Pod` manifests running on one Docker engine.
+//! podvisor: keeps Kubernetes `v1/Pod` manifests running on one Docker engine,
+//! as the kubelet's Docker runtime did, rebuilt as a set of actix actors.
 //!
 //! # Layout
-//! (filled in as modules land)
+//!
+//! Decisions are pure functions; effects live in actors; Docker is reached
+//! through one trait.
+//!
+//! - [`settings`]: the kubelet's flags, `config/podvisor.toml` and
+//!   `PODVISOR_*`, layered defaults < file < env < flags.
+//! - [`manifest`]: reads the manifest directory into validated, defaulted
+//!   `v1/Pod`s; errors name the file, document and field.
+//! - [`naming`]: dockershim container names, `io.kubernetes.*` labels, the
+//!   container and sandbox hashes, derived pod UIDs: how state is found again.
+//! - [`plan`]: the pure planner (`SyncPod`): what to create, kill, start.
+//! - [`backoff`]: CrashLoopBackOff delays (10 s doubling to 300 s).
+//! - [`containers`]: a pod spec turned into the engine's create requests.
+//! - [`status`]: Kubernetes pod status from what the engine shows.
+//! - [`runtime`]: the [`runtime::ContainerRuntime`] seam, its bollard
+//!   implementation and (feature `test-util`) `FakeDocker`.
+//! - [`actors`]: the actors and their messages:
+//!   - `Supervisor`: desired vs observed, one `PodWorker` per pod, orphans,
+//!     engine events and the relist tick;
+//!   - `PodWorker`: one sync at a time for its pod;
+//!   - `ImagePuller`: one pull per image, per pull policy;
+//!   - `Readiness` and `ContainerRefs`: the registries;
+//!   - `ManifestSource`: the directory scan.
+//! - [`api`]: the HTTP API (`/healthz`, `/pods`).
+//! - [`daemon`]: wires it all together for `podvisor run`.
 
+pub mod actors;
+pub mod api;
+pub mod backoff;
+pub mod containers;
+pub mod daemon;
 pub mod manifest;
+pub mod naming;
+pub mod plan;
+pub mod runtime;
 pub mod settings;
+pub mod status;

@@ -1,1 +1,61 @@
-fn main(){}
+//! The `podvisor` binary: parses the command line, sets up logging and runs
+//! the chosen command. Everything else lives in the library.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use podvisor::settings::{self, LogFormat, RunArgs};
+
+#[derive(Parser)]
+#[command(
+    name = "podvisor",
+    version,
+    about = "Keeps Kubernetes Pod manifests running on one Docker engine"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the node agent on a directory of Pod manifests.
+    Run(RunArgs),
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Plain => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => {
+            let env = std::env::vars().collect();
+            let settings = match settings::resolve(&args, &env) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("podvisor: {e}");
+                    return ExitCode::from(settings::EXIT_CODE as u8);
+                }
+            };
+            init_tracing(settings.log_format);
+            let system = actix::System::new();
+            match system.block_on(podvisor::daemon::run(settings)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("podvisor: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,82 @@
+# podvisor build, run and test entry points. The engine, registry and images
+# are described in DESIGN.md §6; the scripts under scripts/ do the work.
+#
+#   make test          fmt + clippy, then everything incl. end-to-end tests
+#                      against a Docker engine (private one started if needed)
+#   make unit          unit tests only, no engine
+#   make run           run the node agent with config/podvisor.toml
+#   make stop-engine   stop the private dockerd; clean-engine also wipes it
+
+# --- variables ---------------------------------------------------------------
+# DOCKER_HOST: an engine to use when it answers; otherwise (or when empty)
+# scripts/ensure-env.sh starts the private one at
+# unix://$(PODVISOR_STATE)/dockerd/docker.sock and uses that.
+DOCKER_HOST ?=
+PODVISOR_STATE ?= /tmp/podvisor-dev
+PODVISOR_PAUSE_IMAGE ?= podvisor.local/pause:1
+PODVISOR_BUSYBOX_IMAGE ?= podvisor.local/busybox:1
+CONFIG ?= config/podvisor.toml
+CARGO ?= cargo
+FEATURES ?= test-util
+export PODVISOR_STATE PODVISOR_PAUSE_IMAGE PODVISOR_BUSYBOX_IMAGE
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+# Sets DOCKER_HOST (and the image variables) in a recipe line, failing the
+# line when ensure-env fails (a bare `eval "$(...)"` would hide that).
+ENSURE_ENV = envlines="$$(scripts/ensure-env.sh)"; eval "$$envlines"
+
+.PHONY: all build run test unit bench toolchain env images registry stop-registry stop-engine clean-engine
+
+all: build
+
+build:
+	$(CARGO) build --release --bin podvisor
+
+run:
+	@test -f "$(CONFIG)" || { echo "error: $(CONFIG) not found" >&2; exit 1; }
+	$(ENSURE_ENV); \
+	$(CARGO) build --release --bin podvisor; \
+	echo "DOCKER_HOST=$$DOCKER_HOST" >&2; \
+	exec target/release/podvisor run --config "$(CONFIG)"
+
+test: toolchain
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets --features $(FEATURES) -- -D warnings
+	$(ENSURE_ENV); \
+	echo "DOCKER_HOST=$$DOCKER_HOST" >&2; \
+	PODVISOR_E2E=1 $(CARGO) test --features $(FEATURES)
+
+unit:
+	$(CARGO) test --lib --features $(FEATURES)
+
+bench:
+	@if [ -d benches ]; then \
+	  $(CARGO) bench --features $(FEATURES); \
+	else \
+	  echo "no benchmarks yet (there is no benches/ directory)" >&2; exit 1; \
+	fi
+
+toolchain:
+	@$(CARGO) --version >/dev/null 2>&1 || { echo "error: cargo not found; install a Rust toolchain (rustup)" >&2; exit 1; }
+	@$(CARGO) fmt --version >/dev/null 2>&1 || { echo "error: rustfmt is missing; install it: rustup component add rustfmt" >&2; exit 1; }
+	@$(CARGO) clippy --version >/dev/null 2>&1 || { echo "error: clippy is missing; install it: rustup component add clippy" >&2; exit 1; }
+
+# Prints the export lines: envlines="$(make -s env)" && eval "$envlines"
+env:
+	@scripts/ensure-env.sh
+
+images:
+	@$(ENSURE_ENV); echo "images ready in $$DOCKER_HOST" >&2
+
+registry:
+	@scripts/start-registry.sh
+
+stop-registry:
+	@scripts/stop-registry.sh
+
+stop-engine:
+	@scripts/stop-docker.sh
+
+clean-engine:
+	@scripts/stop-docker.sh --clean

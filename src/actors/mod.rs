@@ -1,0 +1,73 @@
+//! The actors, and what they share.
+//!
+//! - [`supervisor::Supervisor`]: owns the desired and observed sets, starts a
+//!   [`pod_worker::PodWorker`] per pod, wakes workers on engine events and on
+//!   the relist tick, removes orphans.
+//! - [`pod_worker::PodWorker`]: one per pod; runs `plan()` and carries it out,
+//!   one sync at a time, collapsing updates that arrive meanwhile.
+//! - [`image_puller::ImagePuller`]: ensures images are present; one pull per
+//!   image however many pods want it.
+//! - [`registries::Readiness`] and [`registries::ContainerRefs`]: container ID
+//!   → ready, and container ID → reference.
+//! - [`source::ManifestSource`]: scans the manifest directory and sends the
+//!   full desired set.
+
+pub mod image_puller;
+pub mod pod_worker;
+pub mod registries;
+pub mod source;
+pub mod supervisor;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Addr;
+use dashmap::DashMap;
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::runtime::ContainerRuntime;
+
+/// What the node decides, as the actors need it (a slice of the settings, so
+/// tests build it in one line).
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub node_name: String,
+    pub infra_image: String,
+    pub sync_frequency: Duration,
+    /// The node's IP as reported in `status.hostIP`.
+    pub host_ip: String,
+}
+
+impl NodeConfig {
+    pub fn for_tests() -> Self {
+        Self {
+            node_name: "test-node".into(),
+            infra_image: "pause:test".into(),
+            sync_frequency: Duration::from_secs(10),
+            host_ip: "127.0.0.1".into(),
+        }
+    }
+}
+
+/// A pod the sources want running, with its UID settled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredPod {
+    pub uid: String,
+    pub pod: Arc<Pod>,
+    /// Where it came from (a file path or URL), for messages.
+    pub source: String,
+}
+
+/// The pods as the API shows them: the desired spec with its latest status.
+/// Written only by the Supervisor; read by the HTTP API without a mailbox.
+pub type StatusStore = Arc<DashMap<String, Arc<Pod>>>;
+
+/// Everything an actor needs from outside itself.
+#[derive(Clone)]
+pub struct Deps {
+    pub runtime: Arc<dyn ContainerRuntime>,
+    pub node: Arc<NodeConfig>,
+    pub puller: Addr<image_puller::ImagePuller>,
+    pub readiness: Addr<registries::Readiness>,
+    pub refs: Addr<registries::ContainerRefs>,
+}

@@ -1,0 +1,507 @@
+//! The PodWorker: one per pod. It observes the pod's containers, asks
+//! [`plan`](crate::plan::plan) what to do, and does it, one sync at a time.
+//!
+//! Updates that arrive while a sync runs are not queued: the worker keeps the
+//! newest spec and syncs once more when the current sync ends (the kubelet
+//! keeps only the last undelivered update too).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient,
+    SpawnHandle, WrapFuture,
+};
+use futures::future::join_all;
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+
+use super::image_puller::EnsureImage;
+use super::registries::{ContainerRef, Forget, SetRef};
+use super::Deps;
+use crate::backoff::Backoff;
+use crate::containers::{self, PodIdentity};
+use crate::naming::{self, ContainerName, Kind, PodLabels};
+use crate::plan::{self, Desired, Observed, PodActions, StartReason};
+use crate::runtime::{ContainerDetails, ContainerState, RuntimeError};
+use crate::status::{self, Waiting};
+
+/// How many plan/execute rounds one sync may take before it yields: a pod
+/// converges in one or two; the bound stops a container that dies at once
+/// from spinning the worker (its back-off takes over).
+const MAX_ROUNDS: usize = 4;
+
+/// The newest spec for the pod, or `None` when the pod must go.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Update(pub Option<Arc<Pod>>);
+
+/// Something may have changed in the engine: sync now.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct SyncNow;
+
+/// What a worker tells the Supervisor.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub enum WorkerReport {
+    Status {
+        uid: String,
+        status: PodStatus,
+    },
+    /// The pod is gone from the engine; the worker has stopped.
+    Stopped {
+        uid: String,
+    },
+}
+
+/// What survives from one sync to the next.
+#[derive(Default)]
+struct Memory {
+    backoff: Backoff,
+    waiting: HashMap<String, Waiting>,
+    /// Inspect results by container ID, reused while the container's state
+    /// is unchanged (a dead container never changes).
+    inspected: HashMap<String, ContainerDetails>,
+}
+
+pub struct PodWorker {
+    uid: String,
+    deps: Deps,
+    desired: Option<Arc<Pod>>,
+    supervisor: Recipient<WorkerReport>,
+    busy: bool,
+    again: bool,
+    memory: Memory,
+    wake: Option<SpawnHandle>,
+}
+
+impl PodWorker {
+    pub fn new(
+        uid: String,
+        desired: Option<Arc<Pod>>,
+        deps: Deps,
+        supervisor: Recipient<WorkerReport>,
+    ) -> Self {
+        Self {
+            uid,
+            deps,
+            desired,
+            supervisor,
+            busy: false,
+            again: false,
+            memory: Memory::default(),
+            wake: None,
+        }
+    }
+
+    fn sync(&mut self, ctx: &mut Context<Self>) {
+        if self.busy {
+            self.again = true;
+            return;
+        }
+        self.busy = true;
+        if let Some(h) = self.wake.take() {
+            ctx.cancel_future(h);
+        }
+        let memory = std::mem::take(&mut self.memory);
+        let job = SyncJob {
+            deps: self.deps.clone(),
+            uid: self.uid.clone(),
+            pod: self.desired.clone(),
+            memory,
+        };
+        ctx.spawn(
+            job.run()
+                .into_actor(self)
+                .map(|(memory, outcome), act, ctx| {
+                    act.memory = memory;
+                    act.busy = false;
+                    act.finish(outcome, ctx);
+                }),
+        );
+    }
+
+    fn finish(&mut self, outcome: Outcome, ctx: &mut Context<Self>) {
+        if let Some(status) = outcome.status {
+            if self.desired.is_some() {
+                self.supervisor.do_send(WorkerReport::Status {
+                    uid: self.uid.clone(),
+                    status,
+                });
+            }
+        }
+        if self.desired.is_none() && outcome.gone && !self.again {
+            self.supervisor.do_send(WorkerReport::Stopped {
+                uid: self.uid.clone(),
+            });
+            ctx.stop();
+            return;
+        }
+        if std::mem::take(&mut self.again) {
+            self.sync(ctx);
+            return;
+        }
+        // Come back when a back-off ends, or retry a failed sync soon.
+        let wake_after = match outcome.retry {
+            true => Some(Duration::from_secs(2)),
+            false => outcome.wake_after,
+        };
+        if let Some(after) = wake_after {
+            self.wake = Some(ctx.notify_later(SyncNow, after));
+        }
+    }
+}
+
+impl Actor for PodWorker {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.sync(ctx);
+    }
+}
+
+impl Handler<Update> for PodWorker {
+    type Result = ();
+    fn handle(&mut self, msg: Update, ctx: &mut Context<Self>) {
+        self.desired = msg.0;
+        self.sync(ctx);
+    }
+}
+
+impl Handler<SyncNow> for PodWorker {
+    type Result = ();
+    fn handle(&mut self, _: SyncNow, ctx: &mut Context<Self>) {
+        self.sync(ctx);
+    }
+}
+
+/// What one sync ended with.
+#[derive(Default)]
+struct Outcome {
+    status: Option<PodStatus>,
+    /// The pod has no containers left (meaningful when terminating).
+    gone: bool,
+    /// Sync again after this long (a back-off ends then).
+    wake_after: Option<Duration>,
+    /// The engine failed us: try again soon.
+    retry: bool,
+}
+
+/// One sync, run outside the actor with its own copy of what it needs.
+struct SyncJob {
+    deps: Deps,
+    uid: String,
+    pod: Option<Arc<Pod>>,
+    memory: Memory,
+}
+
+impl SyncJob {
+    async fn run(mut self) -> (Memory, Outcome) {
+        let mut outcome = Outcome::default();
+        for _ in 0..MAX_ROUNDS {
+            let details = match self.observe().await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(pod = %self.uid, error = %e, "cannot observe pod containers");
+                    outcome.retry = true;
+                    return (self.memory, outcome);
+                }
+            };
+            let observed: Vec<Observed> = details.iter().filter_map(observed_of).collect();
+            let actions = match self.pod.clone() {
+                Some(pod) => {
+                    let actions = plan::plan(
+                        &Desired {
+                            pod: &pod,
+                            infra_image: &self.deps.node.infra_image,
+                            backoff: &self.memory.backoff,
+                            now: chrono::Utc::now(),
+                        },
+                        &observed,
+                    );
+                    self.note_backoff(&pod, &actions);
+                    actions
+                }
+                None => plan::plan_removal(&observed),
+            };
+            if actions.is_empty() {
+                outcome.gone = observed.is_empty();
+                outcome.wake_after = actions.backing_off.iter().map(|b| b.remaining).min();
+                if let Some(pod) = &self.pod {
+                    let readiness = |_: &str| None;
+                    outcome.status = Some(status::pod_status(
+                        pod,
+                        &details,
+                        &self.memory.waiting,
+                        &readiness,
+                        &self.deps.node.host_ip,
+                    ));
+                }
+                return (self.memory, outcome);
+            }
+            if let Err(e) = self.execute(&actions, &observed).await {
+                tracing::warn!(pod = %self.uid, error = %e, "sync failed");
+                outcome.retry = true;
+            }
+        }
+        // Still changing after every round: look again soon.
+        outcome.wake_after = Some(Duration::from_secs(1));
+        (self.memory, outcome)
+    }
+
+    /// Lists the pod's containers and inspects those whose state is new.
+    async fn observe(&mut self) -> Result<Vec<ContainerDetails>, RuntimeError> {
+        let rt = &self.deps.runtime;
+        let filter = [
+            (
+                naming::LABEL_NODE.to_string(),
+                self.deps.node.node_name.clone(),
+            ),
+            (naming::LABEL_POD_UID.to_string(), self.uid.clone()),
+        ];
+        let summaries = rt.list_containers(&filter).await?;
+        let mut details = Vec::with_capacity(summaries.len());
+        let mut cache = std::mem::take(&mut self.memory.inspected);
+        for s in summaries {
+            let cached = cache.remove(&s.id).filter(|d| d.summary.state == s.state);
+            let d = match cached {
+                Some(d) => d,
+                None => match rt.inspect_container(&s.id).await? {
+                    Some(d) => d,
+                    None => continue, // removed meanwhile
+                },
+            };
+            self.memory.inspected.insert(s.id.clone(), d.clone());
+            details.push(d);
+        }
+        Ok(details)
+    }
+
+    /// Turns the planner's back-off verdicts into waiting reasons.
+    fn note_backoff(&mut self, pod: &Pod, actions: &PodActions) {
+        for b in &actions.backing_off {
+            self.memory.waiting.insert(
+                b.name.clone(),
+                Waiting {
+                    reason: "CrashLoopBackOff".into(),
+                    message: format!(
+                        "back-off {}s restarting failed container={} pod={}_{}({})",
+                        b.delay.as_secs(),
+                        b.name,
+                        pod.metadata.name.as_deref().unwrap_or_default(),
+                        pod.metadata.namespace.as_deref().unwrap_or_default(),
+                        self.uid
+                    ),
+                },
+            );
+        }
+    }
+
+    async fn execute(&mut self, a: &PodActions, observed: &[Observed]) -> Result<(), RuntimeError> {
+        let rt = self.deps.runtime.clone();
+        let pod_grace = self.pod.as_deref().map(containers::grace_period_secs);
+        let grace = |o: Option<&Observed>| {
+            let secs = pod_grace
+                .or_else(|| o.and_then(|o| o.labels.grace_period_secs))
+                .unwrap_or(30);
+            Duration::from_secs(secs.max(0) as u64)
+        };
+        // Apps die in parallel, the infra container last.
+        for kind in [Kind::Container, Kind::Sandbox] {
+            let kills = a.kill.iter().filter(|k| k.kind == kind).map(|k| {
+                let o = observed.iter().find(|o| o.id == k.id);
+                tracing::info!(pod = %self.uid, container = %k.container_name, reason = ?k.reason, "killing container");
+                let rt = rt.clone();
+                let g = grace(o);
+                async move { rt.stop_container(&k.id, g).await }
+            });
+            for r in join_all(kills).await {
+                r?;
+            }
+            for k in a.kill.iter().filter(|k| k.kind == kind) {
+                self.forget(&k.id);
+            }
+        }
+        for id in &a.remove {
+            rt.remove_container(id).await?;
+            self.forget(id);
+        }
+        let Some(pod) = self.pod.clone() else {
+            return Ok(());
+        };
+        let node = self.deps.node.clone();
+        let ident = PodIdentity {
+            pod: &pod,
+            uid: &self.uid,
+            node: &node.node_name,
+        };
+        let mut sandbox_id = a.sandbox_id.clone();
+        if let Some(cs) = &a.create_sandbox {
+            self.memory.inspected.clear();
+            if let Err(w) = self.ensure_image(&node.infra_image, "IfNotPresent").await {
+                self.wait_all(&pod, "ContainerCreating", &w.message);
+                return Ok(());
+            }
+            let spec = containers::sandbox_spec(&ident, &node.infra_image, cs.attempt, &cs.hash);
+            match self.create_and_start(&spec).await {
+                Ok(id) => sandbox_id = Some(id),
+                Err(e) => {
+                    self.wait_all(&pod, "ContainerCreating", &format!("infra container: {e}"));
+                    return Err(e);
+                }
+            }
+        }
+        for id in &a.start_existing {
+            rt.start_container(id).await?;
+        }
+        let Some(sandbox_id) = sandbox_id else {
+            return Ok(());
+        };
+        let spec_containers = pod
+            .spec
+            .as_ref()
+            .map(|s| s.containers.clone())
+            .unwrap_or_default();
+        for s in &a.start {
+            let Some(c) = spec_containers.get(s.index) else {
+                continue;
+            };
+            if s.reason == StartReason::Restart {
+                if let Some(last) = observed
+                    .iter()
+                    .filter(|o| {
+                        o.labels.kind == Kind::Container && o.labels.container_name == s.name
+                    })
+                    .max_by_key(|o| (o.attempt, o.created))
+                {
+                    if let Some(ran) = last.ran_for() {
+                        self.memory.backoff.reset_if_ran_cleanly(&s.name, ran);
+                    }
+                }
+                self.memory.backoff.record_restart(&s.name);
+            }
+            let image = c.image.clone().unwrap_or_default();
+            let policy = c
+                .image_pull_policy
+                .clone()
+                .unwrap_or_else(|| "IfNotPresent".into());
+            if let Err(w) = self.ensure_image(&image, &policy).await {
+                tracing::warn!(pod = %self.uid, container = %c.name, reason = %w.reason, "{}", w.message);
+                self.memory.waiting.insert(c.name.clone(), w);
+                continue;
+            }
+            let spec = containers::app_spec(&ident, c, s.attempt, s.restart_count, &sandbox_id);
+            match self.create_and_start(&spec).await {
+                Ok(id) => {
+                    tracing::info!(pod = %self.uid, container = %c.name, id = %short(&id), "started container");
+                    self.memory.waiting.remove(&c.name);
+                    self.deps.refs.do_send(SetRef {
+                        container_id: id,
+                        reference: ContainerRef {
+                            namespace: ident.namespace().to_string(),
+                            pod: ident.name().to_string(),
+                            uid: self.uid.clone(),
+                            field_path: format!("spec.containers{{{}}}", c.name),
+                        },
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(pod = %self.uid, container = %c.name, error = %e, "cannot start container");
+                    self.memory.waiting.insert(
+                        c.name.clone(),
+                        Waiting {
+                            reason: "CreateContainerError".into(),
+                            message: e.to_string(),
+                        },
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates and starts a container; a name already taken means an earlier
+    /// run (or a crash between create and start) made it: it is adopted.
+    async fn create_and_start(
+        &self,
+        spec: &crate::runtime::CreateSpec,
+    ) -> Result<String, RuntimeError> {
+        let rt = &self.deps.runtime;
+        let id = match rt.create_container(spec).await {
+            Ok(id) => id,
+            Err(RuntimeError::NameConflict(_)) => match rt.inspect_container(&spec.name).await? {
+                Some(d) if d.summary.state == ContainerState::Running => return Ok(d.summary.id),
+                Some(d) => d.summary.id,
+                None => rt.create_container(spec).await?,
+            },
+            Err(e) => return Err(e),
+        };
+        rt.start_container(&id).await?;
+        Ok(id)
+    }
+
+    async fn ensure_image(&self, image: &str, policy: &str) -> Result<(), Waiting> {
+        let request = EnsureImage {
+            image: image.to_string(),
+            policy: policy.to_string(),
+            pod_uid: self.uid.clone(),
+        };
+        match self.deps.puller.send(request).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(Waiting {
+                reason: e.reason.to_string(),
+                message: e.message,
+            }),
+            Err(e) => Err(Waiting {
+                reason: "ErrImagePull".into(),
+                message: format!("image puller unavailable: {e}"),
+            }),
+        }
+    }
+
+    fn wait_all(&mut self, pod: &Pod, reason: &str, message: &str) {
+        for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
+            self.memory.waiting.insert(
+                c.name.clone(),
+                Waiting {
+                    reason: reason.into(),
+                    message: message.into(),
+                },
+            );
+        }
+    }
+
+    fn forget(&mut self, id: &str) {
+        self.memory.inspected.remove(id);
+        let msg = Forget {
+            container_id: id.to_string(),
+        };
+        self.deps.refs.do_send(msg.clone());
+        self.deps.readiness.do_send(msg);
+    }
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+fn parse_time(t: Option<&str>) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(t?)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// The planner's view of one container; `None` for one without our labels.
+fn observed_of(d: &ContainerDetails) -> Option<Observed> {
+    Some(Observed {
+        id: d.summary.id.clone(),
+        labels: PodLabels::parse(&d.summary.labels)?,
+        attempt: ContainerName::parse(&d.summary.name).map_or(0, |n| n.attempt),
+        state: d.summary.state,
+        exit_code: d.exit_code,
+        created: d.summary.created,
+        started_at: parse_time(d.started_at.as_deref()),
+        finished_at: parse_time(d.finished_at.as_deref()),
+    })
+}

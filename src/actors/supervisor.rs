@@ -1,0 +1,268 @@
+//! The Supervisor: owns the desired set and the observed set and keeps one
+//! PodWorker per pod.
+//!
+//! - A new desired set (from a source) starts workers for new pods, hands
+//!   changed specs to their workers, and tells workers of removed pods to
+//!   terminate.
+//! - An engine event wakes the affected worker at once; the relist tick
+//!   (`--sync-frequency`) wakes every worker and finds orphans: containers
+//!   with our node label whose pod is not desired. Orphans are only judged
+//!   once the sources delivered their first full set, so a restart never
+//!   mistakes running pods for orphans.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, WrapFuture};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+
+use super::pod_worker::{PodWorker, SyncNow, Update, WorkerReport};
+use super::{Deps, DesiredPod, StatusStore};
+use crate::naming;
+use crate::runtime::RuntimeEvent;
+use crate::status;
+
+/// The full set of pods the sources want now.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct SetDesired(pub Vec<DesiredPod>);
+
+/// Relist the engine and wake every worker.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Relist;
+
+/// An engine event for one of our containers.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct EngineEvent(pub RuntimeEvent);
+
+pub struct Supervisor {
+    deps: Deps,
+    desired: HashMap<String, DesiredPod>,
+    workers: HashMap<String, Addr<PodWorker>>,
+    /// Workers told to terminate: a pod that comes back meanwhile gets a new
+    /// worker only once the old one is done.
+    terminating: HashSet<String>,
+    /// Whether the sources delivered a first full set.
+    source_synced: bool,
+    store: StatusStore,
+    subscribe_events: bool,
+}
+
+impl Supervisor {
+    pub fn new(deps: Deps, store: StatusStore) -> Self {
+        Self {
+            deps,
+            desired: HashMap::new(),
+            workers: HashMap::new(),
+            terminating: HashSet::new(),
+            source_synced: false,
+            store,
+            subscribe_events: true,
+        }
+    }
+
+    /// Tests that drive syncs by hand can leave the event stream alone.
+    pub fn without_events(mut self) -> Self {
+        self.subscribe_events = false;
+        self
+    }
+
+    fn start_worker(&mut self, uid: &str, pod: Option<Arc<Pod>>, ctx: &mut Context<Self>) {
+        let worker = PodWorker::new(
+            uid.to_string(),
+            pod,
+            self.deps.clone(),
+            ctx.address().recipient(),
+        )
+        .start();
+        self.workers.insert(uid.to_string(), worker);
+    }
+
+    fn label_filter(&self) -> Vec<(String, String)> {
+        vec![(
+            naming::LABEL_NODE.to_string(),
+            self.deps.node.node_name.clone(),
+        )]
+    }
+
+    /// Follows the engine's events, resubscribing when the stream ends.
+    fn follow_events(&self, ctx: &mut Context<Self>) {
+        let runtime = self.deps.runtime.clone();
+        let addr = ctx.address();
+        let label = format!("{}={}", naming::LABEL_NODE, self.deps.node.node_name);
+        actix::spawn(async move {
+            let mut delay = Duration::from_millis(200);
+            loop {
+                if runtime.version().await.is_ok() {
+                    let mut events = runtime.events(&label);
+                    while let Some(e) = events.next().await {
+                        match e {
+                            Ok(e) => {
+                                delay = Duration::from_millis(200);
+                                if addr.try_send(EngineEvent(e)).is_err() && !addr.connected() {
+                                    return;
+                                }
+                            }
+                            Err(e) => {
+                                tracing::debug!(error = %e, "engine event stream broke");
+                                break;
+                            }
+                        }
+                    }
+                    // The stream ended: the engine may have restarted, so look
+                    // at everything again.
+                    addr.do_send(Relist);
+                }
+                if !addr.connected() {
+                    return;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        });
+    }
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.deps.node.sync_frequency, |_, ctx| ctx.notify(Relist));
+        if self.subscribe_events {
+            self.follow_events(ctx);
+        }
+    }
+}
+
+impl Handler<SetDesired> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetDesired, ctx: &mut Context<Self>) {
+        let new: HashMap<String, DesiredPod> =
+            msg.0.into_iter().map(|p| (p.uid.clone(), p)).collect();
+        for (uid, old) in &self.desired {
+            if !new.contains_key(uid) {
+                tracing::info!(pod = %uid, source = %old.source, "pod removed: terminating");
+                self.store.remove(uid);
+                if let Some(w) = self.workers.get(uid) {
+                    w.do_send(Update(None));
+                    self.terminating.insert(uid.clone());
+                }
+            }
+        }
+        for (uid, p) in &new {
+            let changed = self.desired.get(uid).is_none_or(|old| old.pod != p.pod);
+            if !changed {
+                continue;
+            }
+            let status = self
+                .store
+                .get(uid)
+                .and_then(|s| s.status.clone())
+                .unwrap_or_else(|| status::pending(&p.pod));
+            let mut shown = (*p.pod).clone();
+            shown.status = Some(status);
+            self.store.insert(uid.clone(), Arc::new(shown));
+            if self.terminating.contains(uid) {
+                continue; // started again when the old worker stops
+            }
+            match self.workers.get(uid) {
+                Some(w) => w.do_send(Update(Some(p.pod.clone()))),
+                None => {
+                    tracing::info!(pod = %uid, source = %p.source, "new pod");
+                    self.start_worker(uid, Some(p.pod.clone()), ctx);
+                }
+            }
+        }
+        self.desired = new;
+        if !self.source_synced {
+            self.source_synced = true;
+            ctx.notify(Relist);
+        }
+    }
+}
+
+impl Handler<Relist> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: Relist, ctx: &mut Context<Self>) {
+        for w in self.workers.values() {
+            w.do_send(SyncNow);
+        }
+        if !self.source_synced {
+            return;
+        }
+        let runtime = self.deps.runtime.clone();
+        let filter = self.label_filter();
+        ctx.spawn(
+            async move { runtime.list_containers(&filter).await }
+                .into_actor(self)
+                .map(|listed, act, ctx| {
+                    let Ok(listed) = listed else {
+                        return; // the engine is down; /healthz says so
+                    };
+                    // Re-check against the state as it is now: other
+                    // messages ran while the list was in flight.
+                    let orphans: HashSet<String> = listed
+                        .iter()
+                        .filter_map(|c| c.labels.get(naming::LABEL_POD_UID).cloned())
+                        .filter(|uid| {
+                            !act.desired.contains_key(uid) && !act.workers.contains_key(uid)
+                        })
+                        .collect();
+                    for uid in orphans {
+                        tracing::info!(pod = %uid, "removing orphaned containers");
+                        act.terminating.insert(uid.clone());
+                        act.start_worker(&uid, None, ctx);
+                    }
+                }),
+        );
+    }
+}
+
+impl Handler<EngineEvent> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: EngineEvent, ctx: &mut Context<Self>) {
+        let Some(uid) = msg.0.labels.get(naming::LABEL_POD_UID) else {
+            return;
+        };
+        match self.workers.get(uid) {
+            Some(w) => w.do_send(SyncNow),
+            None if self.source_synced && !self.desired.contains_key(uid) => {
+                if msg.0.action != "destroy" {
+                    ctx.notify(Relist);
+                }
+            }
+            None => {}
+        }
+    }
+}
+
+impl Handler<WorkerReport> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: WorkerReport, ctx: &mut Context<Self>) {
+        match msg {
+            WorkerReport::Status { uid, status } => {
+                if let Some(p) = self.desired.get(&uid) {
+                    let mut shown = (*p.pod).clone();
+                    shown.status = Some(status);
+                    self.store.insert(uid, Arc::new(shown));
+                }
+            }
+            WorkerReport::Stopped { uid } => {
+                self.workers.remove(&uid);
+                self.terminating.remove(&uid);
+                if let Some(p) = self.desired.get(&uid) {
+                    let pod = p.pod.clone();
+                    self.start_worker(&uid, Some(pod), ctx);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! `podvisor run`: starts the actors and the HTTP API on one actix System
+//! and runs until SIGTERM or SIGINT. On the way out the actors stop and the
+//! pods are left running, as the kubelet leaves them; the next start adopts
+//! them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix::Actor;
+
+use crate::actors::image_puller::ImagePuller;
+use crate::actors::registries::{ContainerRefs, Readiness};
+use crate::actors::source::ManifestSource;
+use crate::actors::supervisor::Supervisor;
+use crate::actors::{Deps, NodeConfig, StatusStore};
+use crate::api::{self, ApiState};
+use crate::runtime::docker::DockerRuntime;
+use crate::runtime::ContainerRuntime;
+use crate::settings::Settings;
+
+/// Starts every actor on the current System; returns what the API reads.
+pub fn start(settings: &Settings, runtime: Arc<dyn ContainerRuntime>) -> StatusStore {
+    let node = Arc::new(NodeConfig {
+        node_name: settings.node_name.clone(),
+        infra_image: settings.pod_infra_container_image.clone(),
+        sync_frequency: settings.sync_frequency,
+        host_ip: settings.address.to_string(),
+    });
+    let deps = Deps {
+        runtime: runtime.clone(),
+        node,
+        puller: ImagePuller::new(runtime).start(),
+        readiness: Readiness::default().start(),
+        refs: ContainerRefs::default().start(),
+    };
+    let store = StatusStore::default();
+    let supervisor = Supervisor::new(deps, store.clone()).start();
+    ManifestSource::new(
+        settings.pod_manifest_path.clone(),
+        settings.node_name.clone(),
+        settings.file_check_frequency,
+        supervisor.recipient(),
+    )
+    .start();
+    store
+}
+
+/// Runs the daemon until a termination signal.
+pub async fn run(settings: Settings) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+
+    let runtime: Arc<dyn ContainerRuntime> =
+        Arc::new(DockerRuntime::new(settings.docker_endpoint.clone()));
+    match runtime.version().await {
+        Ok(v) => {
+            tracing::info!(endpoint = %settings.docker_endpoint, version = %v, "Docker engine answers")
+        }
+        Err(e) => tracing::warn!(error = %e, "Docker engine does not answer yet; will keep trying"),
+    }
+    // Bind before any actor starts: a taken port stops start-up cleanly.
+    let addr = SocketAddr::new(settings.address, settings.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    let store = start(&settings, runtime.clone());
+    tracing::info!(%addr, node = %settings.node_name, manifests = %settings.pod_manifest_path.display(), "podvisor running");
+    let app = api::router(ApiState { store, runtime });
+    let server = actix::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "HTTP API stopped");
+        }
+    });
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping; pods keep running"),
+        _ = int.recv() => tracing::info!("SIGINT: stopping; pods keep running"),
+    }
+    server.abort();
+    Ok(())
+}

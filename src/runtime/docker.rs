@@ -1,0 +1,433 @@
+//! [`ContainerRuntime`] on bollard: the only module that knows bollard.
+//!
+//! The client connects lazily and negotiates the API version after connecting
+//! (Debian's dockerd 20.10 speaks 1.41; bollard defaults to a newer one), so
+//! podvisor starts, and reports the engine as down, when no engine answers yet.
+//! Every call carries a timeout.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::errors::Error as BollardError;
+use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, EventsOptions, ListContainersOptions,
+    RemoveContainerOptions, StopContainerOptions,
+};
+use bollard::Docker;
+use futures::stream::{BoxStream, StreamExt};
+
+use super::{
+    split_image_ref, ContainerDetails, ContainerRuntime, ContainerState, ContainerSummary,
+    CreateSpec, Credentials, Result, RuntimeError, RuntimeEvent,
+};
+
+/// How long an ordinary engine call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a whole pull may take before it is abandoned (the puller adds a
+/// progress deadline on top).
+const PULL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// The real engine, reached over `--docker-endpoint`.
+pub struct DockerRuntime {
+    endpoint: String,
+    /// The connected, version-negotiated client. A `std` mutex: it is held only
+    /// to clone or replace the handle, never across an `.await`.
+    client: Mutex<Option<Docker>>,
+}
+
+impl DockerRuntime {
+    pub fn new(endpoint: impl Into<String>) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            client: Mutex::new(None),
+        }
+    }
+
+    fn unreachable(&self, reason: impl ToString) -> RuntimeError {
+        RuntimeError::Unreachable {
+            endpoint: self.endpoint.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn cached(&self) -> Option<Docker> {
+        self.client.lock().ok().and_then(|c| c.clone())
+    }
+
+    fn forget_client(&self) {
+        if let Ok(mut c) = self.client.lock() {
+            *c = None;
+        }
+    }
+
+    async fn client(&self) -> Result<Docker> {
+        if let Some(c) = self.cached() {
+            return Ok(c);
+        }
+        let timeout_secs = CALL_TIMEOUT.as_secs();
+        let docker = if self.endpoint.starts_with("unix://") {
+            Docker::connect_with_unix(&self.endpoint, timeout_secs, bollard::API_DEFAULT_VERSION)
+        } else {
+            let http = self.endpoint.replacen("tcp://", "http://", 1);
+            Docker::connect_with_http(&http, timeout_secs, bollard::API_DEFAULT_VERSION)
+        }
+        .map_err(|e| self.unreachable(e))?;
+        let docker = tokio::time::timeout(CALL_TIMEOUT, docker.negotiate_version())
+            .await
+            .map_err(|_| self.unreachable("version negotiation timed out"))?
+            .map_err(|e| self.unreachable(e))?;
+        if let Ok(mut c) = self.client.lock() {
+            *c = Some(docker.clone());
+        }
+        Ok(docker)
+    }
+
+    /// Runs one call under a timeout and maps its error; a connection failure
+    /// drops the client so the next call reconnects.
+    async fn call<T, F>(
+        &self,
+        name: &'static str,
+        after: Duration,
+        f: impl FnOnce(Docker) -> F,
+    ) -> Result<T>
+    where
+        F: std::future::Future<Output = std::result::Result<T, BollardError>>,
+    {
+        let docker = self.client().await?;
+        match tokio::time::timeout(after, f(docker)).await {
+            Err(_) => Err(RuntimeError::Timeout { call: name, after }),
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                let err = self.map_error(name, e);
+                if matches!(err, RuntimeError::Unreachable { .. }) {
+                    self.forget_client();
+                }
+                Err(err)
+            }
+        }
+    }
+
+    fn map_error(&self, call: &'static str, e: BollardError) -> RuntimeError {
+        match e {
+            BollardError::DockerResponseServerError {
+                status_code,
+                message,
+            } => match status_code {
+                409 if call == "create" => RuntimeError::NameConflict(message),
+                _ => RuntimeError::Engine { call, message },
+            },
+            BollardError::DockerStreamError { error } => RuntimeError::Engine {
+                call,
+                message: error,
+            },
+            BollardError::RequestTimeoutError => RuntimeError::Timeout {
+                call,
+                after: CALL_TIMEOUT,
+            },
+            BollardError::SocketNotFoundError(_)
+            | BollardError::HyperResponseError { .. }
+            | BollardError::HyperLegacyError { .. }
+            | BollardError::IOError { .. } => self.unreachable(e),
+            other => RuntimeError::Engine {
+                call,
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+fn is_not_found(e: &BollardError) -> bool {
+    matches!(
+        e,
+        BollardError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+fn state_of(s: &str) -> ContainerState {
+    match s {
+        "created" => ContainerState::Created,
+        "running" => ContainerState::Running,
+        "exited" | "dead" | "removing" => ContainerState::Exited,
+        _ => ContainerState::Unknown,
+    }
+}
+
+fn labels_of(labels: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
+    labels.unwrap_or_default().into_iter().collect()
+}
+
+/// Docker reports "never" as the zero time.
+fn real_time(t: Option<String>) -> Option<String> {
+    t.filter(|t| !t.starts_with("0001-01-01"))
+}
+
+#[async_trait]
+impl ContainerRuntime for DockerRuntime {
+    async fn version(&self) -> Result<String> {
+        let v = self
+            .call(
+                "version",
+                CALL_TIMEOUT,
+                |d| async move { d.version().await },
+            )
+            .await?;
+        Ok(v.version.unwrap_or_default())
+    }
+
+    async fn list_containers(&self, labels: &[(String, String)]) -> Result<Vec<ContainerSummary>> {
+        let mut filters = HashMap::new();
+        filters.insert(
+            "label".to_string(),
+            labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        );
+        let opts = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let list = self
+            .call("list", CALL_TIMEOUT, |d| async move {
+                d.list_containers(Some(opts)).await
+            })
+            .await?;
+        Ok(list
+            .into_iter()
+            .map(|c| ContainerSummary {
+                id: c.id.unwrap_or_default(),
+                name: c
+                    .names
+                    .and_then(|n| n.into_iter().next())
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .to_string(),
+                image: c.image.unwrap_or_default(),
+                labels: labels_of(c.labels),
+                state: c
+                    .state
+                    .map_or(ContainerState::Unknown, |s| state_of(&s.to_string())),
+                created: c.created.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    async fn inspect_container(&self, id: &str) -> Result<Option<ContainerDetails>> {
+        let id = id.to_string();
+        let got = self
+            .call("inspect", CALL_TIMEOUT, |d| async move {
+                match d.inspect_container(&id, None).await {
+                    Err(e) if is_not_found(&e) => Ok(None),
+                    other => other.map(Some),
+                }
+            })
+            .await?;
+        let Some(c) = got else { return Ok(None) };
+        let state = c.state.unwrap_or_default();
+        let config = c.config.unwrap_or_default();
+        let ip_address = c
+            .network_settings
+            .and_then(|n| n.networks)
+            .and_then(|nets| nets.into_values().find_map(|e| e.ip_address))
+            .unwrap_or_default();
+        let created = c
+            .created
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map_or(0, |t| t.timestamp());
+        Ok(Some(ContainerDetails {
+            summary: ContainerSummary {
+                id: c.id.unwrap_or_default(),
+                name: c
+                    .name
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .to_string(),
+                image: config.image.unwrap_or_default(),
+                labels: labels_of(config.labels),
+                state: state
+                    .status
+                    .map_or(ContainerState::Unknown, |s| state_of(&s.to_string())),
+                created,
+            },
+            image_id: c.image.unwrap_or_default(),
+            exit_code: state.exit_code,
+            oom_killed: state.oom_killed.unwrap_or(false),
+            error: state.error.filter(|e| !e.is_empty()),
+            started_at: real_time(state.started_at),
+            finished_at: real_time(state.finished_at),
+            pid: state.pid.filter(|p| *p > 0),
+            ip_address,
+        }))
+    }
+
+    async fn create_container(&self, spec: &CreateSpec) -> Result<String> {
+        let mut port_bindings = HashMap::new();
+        let mut exposed = Vec::new();
+        for p in &spec.ports {
+            let key = format!("{}/{}", p.container_port, p.protocol);
+            exposed.push(key.clone());
+            if let Some(host_port) = p.host_port {
+                port_bindings
+                    .entry(key)
+                    .or_insert_with(|| Some(Vec::new()))
+                    .get_or_insert_with(Vec::new)
+                    .push(PortBinding {
+                        host_ip: p.host_ip.clone(),
+                        host_port: Some(host_port.to_string()),
+                    });
+            }
+        }
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            entrypoint: spec.entrypoint.clone(),
+            cmd: spec.cmd.clone(),
+            env: Some(spec.env.clone()),
+            working_dir: spec.working_dir.clone(),
+            labels: Some(spec.labels.clone().into_iter().collect()),
+            hostname: spec.hostname.clone(),
+            exposed_ports: (!exposed.is_empty()).then_some(exposed),
+            stop_signal: spec.stop_signal.clone(),
+            host_config: Some(HostConfig {
+                network_mode: spec.network_mode.clone(),
+                ipc_mode: spec.ipc_mode.clone(),
+                pid_mode: spec.pid_mode.clone(),
+                port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptions {
+            name: Some(spec.name.clone()),
+            ..Default::default()
+        };
+        let image = spec.image.clone();
+        let created = self
+            .call("create", CALL_TIMEOUT, |d| async move {
+                d.create_container(Some(opts), body).await
+            })
+            .await;
+        match created {
+            Ok(r) => Ok(r.id),
+            Err(RuntimeError::Engine { message, .. }) if message.contains("No such image") => {
+                Err(RuntimeError::ImageNotFound(image))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn start_container(&self, id: &str) -> Result<()> {
+        let id = id.to_string();
+        self.call("start", CALL_TIMEOUT, |d| async move {
+            d.start_container(&id, None).await
+        })
+        .await
+    }
+
+    async fn stop_container(&self, id: &str, grace: Duration) -> Result<()> {
+        let id = id.to_string();
+        let t = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
+        self.call("stop", grace + CALL_TIMEOUT, |d| async move {
+            let opts = StopContainerOptions {
+                t: Some(t),
+                ..Default::default()
+            };
+            match d.stop_container(&id, Some(opts)).await {
+                Err(e) if is_not_found(&e) => Ok(()),
+                // 304: already stopped.
+                Err(BollardError::DockerResponseServerError {
+                    status_code: 304, ..
+                }) => Ok(()),
+                other => other,
+            }
+        })
+        .await
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<()> {
+        let id = id.to_string();
+        self.call("remove", CALL_TIMEOUT, |d| async move {
+            let opts = RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            };
+            match d.remove_container(&id, Some(opts)).await {
+                Err(e) if is_not_found(&e) => Ok(()),
+                other => other,
+            }
+        })
+        .await
+    }
+
+    async fn image_id(&self, image: &str) -> Result<Option<String>> {
+        let image = image.to_string();
+        self.call("inspect image", CALL_TIMEOUT, |d| async move {
+            match d.inspect_image(&image).await {
+                Err(e) if is_not_found(&e) => Ok(None),
+                other => other.map(|i| i.id),
+            }
+        })
+        .await
+    }
+
+    async fn pull_image(&self, image: &str, credentials: Option<&Credentials>) -> Result<()> {
+        let (repo, tag) = split_image_ref(image);
+        let opts = CreateImageOptions {
+            from_image: Some(repo.to_string()),
+            tag: Some(tag.to_string()),
+            ..Default::default()
+        };
+        let creds = credentials.map(|c| bollard::auth::DockerCredentials {
+            username: Some(c.username.clone()),
+            password: Some(c.password.clone()),
+            serveraddress: Some(c.server.clone()),
+            ..Default::default()
+        });
+        self.call("pull", PULL_TIMEOUT, |d| async move {
+            let mut progress = d.create_image(Some(opts), None, creds);
+            while let Some(item) = progress.next().await {
+                item?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    fn events(&self, label: &str) -> BoxStream<'static, Result<RuntimeEvent>> {
+        let mut filters = HashMap::new();
+        filters.insert("type".to_string(), vec!["container".to_string()]);
+        filters.insert("label".to_string(), vec![label.to_string()]);
+        let opts = EventsOptions {
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let Some(docker) = self.cached() else {
+            return futures::stream::once(futures::future::ready(Err(
+                self.unreachable("not connected")
+            )))
+            .boxed();
+        };
+        let endpoint = self.endpoint.clone();
+        docker
+            .events(Some(opts))
+            .map(move |item| match item {
+                Ok(msg) => {
+                    let actor = msg.actor.unwrap_or_default();
+                    Ok(RuntimeEvent {
+                        container_id: actor.id.unwrap_or_default(),
+                        action: msg.action.unwrap_or_default(),
+                        labels: labels_of(actor.attributes),
+                    })
+                }
+                Err(e) => Err(RuntimeError::Unreachable {
+                    endpoint: endpoint.clone(),
+                    reason: e.to_string(),
+                }),
+            })
+            .boxed()
+    }
+}

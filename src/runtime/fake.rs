@@ -1,0 +1,417 @@
+//! `FakeDocker`: an in-memory engine for actor-level tests.
+//!
+//! Containers and images live in a map; every call is logged; a test can make
+//! the next call of a kind fail, delay a kind of call, make a container exit,
+//! and read the event stream the actors subscribe to. Delays use tokio's clock,
+//! so a test with paused time runs them instantly.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::{BoxStream, StreamExt};
+use tokio::sync::broadcast;
+
+use super::{
+    ContainerDetails, ContainerRuntime, ContainerState, ContainerSummary, CreateSpec, Credentials,
+    Result, RuntimeError, RuntimeEvent,
+};
+
+/// One call made to the fake, with its main argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Version,
+    List,
+    Inspect(String),
+    /// The container name.
+    Create(String),
+    Start(String),
+    Stop(String),
+    Remove(String),
+    ImageId(String),
+    Pull(String),
+}
+
+impl Call {
+    /// The kind of call, as used by [`FakeDocker::fail_next`] and
+    /// [`FakeDocker::delay`].
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Call::Version => "version",
+            Call::List => "list",
+            Call::Inspect(_) => "inspect",
+            Call::Create(_) => "create",
+            Call::Start(_) => "start",
+            Call::Stop(_) => "stop",
+            Call::Remove(_) => "remove",
+            Call::ImageId(_) => "image_id",
+            Call::Pull(_) => "pull",
+        }
+    }
+
+    /// Whether the call changes the engine's state.
+    pub fn is_mutating(&self) -> bool {
+        matches!(
+            self,
+            Call::Create(_) | Call::Start(_) | Call::Stop(_) | Call::Remove(_) | Call::Pull(_)
+        )
+    }
+}
+
+/// The fake's record of one container.
+#[derive(Debug, Clone)]
+pub struct FakeContainer {
+    pub spec: CreateSpec,
+    pub details: ContainerDetails,
+    /// How many times it was started.
+    pub starts: u32,
+}
+
+#[derive(Default)]
+struct State {
+    containers: BTreeMap<String, FakeContainer>,
+    images: HashMap<String, String>,
+    /// Images a pull can fetch.
+    registry: HashSet<String>,
+    calls: Vec<Call>,
+    failures: HashMap<&'static str, VecDeque<RuntimeError>>,
+    delays: HashMap<&'static str, Duration>,
+    unreachable: bool,
+    next_id: u64,
+    next_pid: i64,
+    clock: i64,
+}
+
+/// An in-memory container engine.
+pub struct FakeDocker {
+    state: Mutex<State>,
+    events: broadcast::Sender<RuntimeEvent>,
+}
+
+impl Default for FakeDocker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FakeDocker {
+    pub fn new() -> Self {
+        Self {
+            state: Mutex::new(State {
+                next_pid: 1000,
+                clock: 1_700_000_000,
+                ..State::default()
+            }),
+            events: broadcast::channel(1024).0,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A test that panicked while holding the lock already failed; keep
+        // serving the others.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes `image` present locally.
+    pub fn add_image(&self, image: &str) {
+        let mut s = self.lock();
+        let id = format!("sha256:{:064x}", s.images.len() + 1);
+        s.images.insert(image.to_string(), id);
+    }
+
+    /// Makes `image` pullable.
+    pub fn add_to_registry(&self, image: &str) {
+        self.lock().registry.insert(image.to_string());
+    }
+
+    /// The next call of `kind` (see [`Call::kind`]) fails with `err`.
+    pub fn fail_next(&self, kind: &'static str, err: RuntimeError) {
+        self.lock().failures.entry(kind).or_default().push_back(err);
+    }
+
+    /// Every call of `kind` waits `by` before answering.
+    pub fn delay(&self, kind: &'static str, by: Duration) {
+        self.lock().delays.insert(kind, by);
+    }
+
+    /// While set, every call fails as if the engine were down.
+    pub fn set_unreachable(&self, down: bool) {
+        self.lock().unreachable = down;
+    }
+
+    /// Every call so far, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    /// The calls so far that changed the engine's state.
+    pub fn mutating_calls(&self) -> Vec<Call> {
+        self.calls().into_iter().filter(Call::is_mutating).collect()
+    }
+
+    pub fn clear_calls(&self) {
+        self.lock().calls.clear();
+    }
+
+    /// All containers, in creation order.
+    pub fn containers(&self) -> Vec<FakeContainer> {
+        let mut all: Vec<_> = self.lock().containers.values().cloned().collect();
+        all.sort_by_key(|c| c.details.summary.created);
+        all
+    }
+
+    /// Containers that are running now.
+    pub fn running(&self) -> Vec<FakeContainer> {
+        self.containers()
+            .into_iter()
+            .filter(|c| c.details.summary.state == ContainerState::Running)
+            .collect()
+    }
+
+    /// Adds a container directly, as if another agent or an earlier run made
+    /// it; returns its ID.
+    pub fn insert_container(&self, spec: CreateSpec, state: ContainerState) -> String {
+        let mut s = self.lock();
+        let id = Self::new_container(&mut s, &spec);
+        if state == ContainerState::Running {
+            Self::mark_started(&mut s, &id);
+        }
+        if let Some(c) = s.containers.get_mut(&id) {
+            c.details.summary.state = state;
+        }
+        id
+    }
+
+    /// Makes a running container exit with `code`, as if its process ended,
+    /// and emits `die`.
+    pub fn exit_container(&self, id: &str, code: i64) {
+        let event = {
+            let mut s = self.lock();
+            s.clock += 1;
+            let now = s.clock;
+            let Some(c) = s.containers.get_mut(id) else {
+                return;
+            };
+            c.details.summary.state = ContainerState::Exited;
+            c.details.exit_code = Some(code);
+            c.details.pid = None;
+            c.details.finished_at = Some(rfc3339(now));
+            event(c, "die")
+        };
+        let _ = self.events.send(event);
+    }
+
+    fn new_container(s: &mut State, spec: &CreateSpec) -> String {
+        s.next_id += 1;
+        s.clock += 1;
+        let id = format!("{:064x}", s.next_id);
+        let image_id = s.images.get(&spec.image).cloned().unwrap_or_default();
+        let details = ContainerDetails {
+            summary: ContainerSummary {
+                id: id.clone(),
+                name: spec.name.clone(),
+                image: spec.image.clone(),
+                labels: spec.labels.clone(),
+                state: ContainerState::Created,
+                created: s.clock,
+            },
+            image_id,
+            exit_code: None,
+            oom_killed: false,
+            error: None,
+            started_at: None,
+            finished_at: None,
+            pid: None,
+            ip_address: String::new(),
+        };
+        s.containers.insert(
+            id.clone(),
+            FakeContainer {
+                spec: spec.clone(),
+                details,
+                starts: 0,
+            },
+        );
+        id
+    }
+
+    fn mark_started(s: &mut State, id: &str) -> Option<RuntimeEvent> {
+        s.clock += 1;
+        s.next_pid += 1;
+        let (now, pid) = (s.clock, s.next_pid);
+        let ip = format!("172.17.0.{}", (s.next_id % 250) + 2);
+        let c = s.containers.get_mut(id)?;
+        c.starts += 1;
+        c.details.summary.state = ContainerState::Running;
+        c.details.started_at = Some(rfc3339(now));
+        c.details.finished_at = None;
+        c.details.exit_code = None;
+        c.details.pid = Some(pid);
+        if c.spec.network_mode.is_none() {
+            c.details.ip_address = ip;
+        }
+        Some(event(c, "start"))
+    }
+
+    /// Logs the call, applies its delay, and returns an injected failure.
+    async fn enter(&self, call: Call) -> Result<()> {
+        let kind = call.kind();
+        let (delay, failure) = {
+            let mut s = self.lock();
+            s.calls.push(call);
+            if s.unreachable {
+                return Err(RuntimeError::Unreachable {
+                    endpoint: "fake://".into(),
+                    reason: "engine stopped".into(),
+                });
+            }
+            let failure = s.failures.get_mut(kind).and_then(VecDeque::pop_front);
+            (s.delays.get(kind).copied(), failure)
+        };
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+fn rfc3339(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn event(c: &FakeContainer, action: &str) -> RuntimeEvent {
+    RuntimeEvent {
+        container_id: c.details.summary.id.clone(),
+        action: action.to_string(),
+        labels: c.details.summary.labels.clone(),
+    }
+}
+
+#[async_trait]
+impl ContainerRuntime for FakeDocker {
+    async fn version(&self) -> Result<String> {
+        self.enter(Call::Version).await?;
+        Ok("20.10.24-fake".into())
+    }
+
+    async fn list_containers(&self, labels: &[(String, String)]) -> Result<Vec<ContainerSummary>> {
+        self.enter(Call::List).await?;
+        let s = self.lock();
+        Ok(s.containers
+            .values()
+            .filter(|c| {
+                labels
+                    .iter()
+                    .all(|(k, v)| c.details.summary.labels.get(k) == Some(v))
+            })
+            .map(|c| c.details.summary.clone())
+            .collect())
+    }
+
+    async fn inspect_container(&self, id: &str) -> Result<Option<ContainerDetails>> {
+        self.enter(Call::Inspect(id.to_string())).await?;
+        Ok(self.lock().containers.get(id).map(|c| c.details.clone()))
+    }
+
+    async fn create_container(&self, spec: &CreateSpec) -> Result<String> {
+        self.enter(Call::Create(spec.name.clone())).await?;
+        let mut s = self.lock();
+        if s.containers.values().any(|c| c.spec.name == spec.name) {
+            return Err(RuntimeError::NameConflict(spec.name.clone()));
+        }
+        if !s.images.contains_key(&spec.image) {
+            return Err(RuntimeError::ImageNotFound(spec.image.clone()));
+        }
+        Ok(Self::new_container(&mut s, spec))
+    }
+
+    async fn start_container(&self, id: &str) -> Result<()> {
+        self.enter(Call::Start(id.to_string())).await?;
+        let ev = {
+            let mut s = self.lock();
+            if !s.containers.contains_key(id) {
+                return Err(RuntimeError::Engine {
+                    call: "start",
+                    message: format!("No such container: {id}"),
+                });
+            }
+            Self::mark_started(&mut s, id)
+        };
+        if let Some(ev) = ev {
+            let _ = self.events.send(ev);
+        }
+        Ok(())
+    }
+
+    async fn stop_container(&self, id: &str, _grace: Duration) -> Result<()> {
+        self.enter(Call::Stop(id.to_string())).await?;
+        let running = self
+            .lock()
+            .containers
+            .get(id)
+            .is_some_and(|c| c.details.summary.state == ContainerState::Running);
+        if running {
+            // SIGTERM: the fake's processes exit at once, as 143 would.
+            self.exit_container(id, 143);
+        }
+        Ok(())
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<()> {
+        self.enter(Call::Remove(id.to_string())).await?;
+        let removed = self.lock().containers.remove(id);
+        if let Some(c) = removed {
+            let _ = self.events.send(event(&c, "destroy"));
+        }
+        Ok(())
+    }
+
+    async fn image_id(&self, image: &str) -> Result<Option<String>> {
+        self.enter(Call::ImageId(image.to_string())).await?;
+        Ok(self.lock().images.get(image).cloned())
+    }
+
+    async fn pull_image(&self, image: &str, _credentials: Option<&Credentials>) -> Result<()> {
+        self.enter(Call::Pull(image.to_string())).await?;
+        let known = self.lock().registry.contains(image);
+        if !known {
+            return Err(RuntimeError::Engine {
+                call: "pull",
+                message: format!("manifest for {image} not found: manifest unknown"),
+            });
+        }
+        self.add_image(image);
+        Ok(())
+    }
+
+    fn events(&self, label: &str) -> BoxStream<'static, Result<RuntimeEvent>> {
+        let (key, value) = label.split_once('=').unwrap_or((label, ""));
+        let (key, value) = (key.to_string(), value.to_string());
+        tokio_stream_from(self.events.subscribe())
+            .filter(move |e| {
+                let keep = e
+                    .as_ref()
+                    .map_or(true, |e| e.labels.get(&key) == Some(&value));
+                futures::future::ready(keep)
+            })
+            .boxed()
+    }
+}
+
+fn tokio_stream_from(
+    rx: broadcast::Receiver<RuntimeEvent>,
+) -> BoxStream<'static, Result<RuntimeEvent>> {
+    futures::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) => return Some((Ok(e), rx)),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+    .boxed()
+}

@@ -1,0 +1,187 @@
+//! The seam to the container engine.
+//!
+//! [`ContainerRuntime`] is the only interface the actors use to reach Docker.
+//! It speaks the project's own types (below), never bollard's models, so the
+//! fake stays small and a bollard upgrade touches one module
+//! ([`docker`]). A 404 from the engine is an ordinary answer (`Ok(None)`), not
+//! an error.
+
+pub mod docker;
+#[cfg(any(test, feature = "test-util"))]
+pub mod fake;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+/// What a container is doing, as the engine reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerState {
+    /// Created but never started (e.g. the agent died between create and start).
+    Created,
+    Running,
+    /// Exited, dead, or being removed: it will not run again by itself.
+    Exited,
+    /// Paused, restarting or anything else we do not drive.
+    Unknown,
+}
+
+/// One container as a list call returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSummary {
+    pub id: String,
+    /// Name without the leading `/`.
+    pub name: String,
+    pub image: String,
+    pub labels: BTreeMap<String, String>,
+    pub state: ContainerState,
+    /// Creation time, seconds since the epoch.
+    pub created: i64,
+}
+
+/// What an inspect adds to the summary: exit details, times, the pid and IP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerDetails {
+    pub summary: ContainerSummary,
+    /// The image ID (`sha256:…`) the container runs.
+    pub image_id: String,
+    pub exit_code: Option<i64>,
+    pub oom_killed: bool,
+    /// The engine's error text for a container that failed to start.
+    pub error: Option<String>,
+    /// RFC 3339, as the engine reports it; `None` when never started.
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub pid: Option<i64>,
+    /// The container's IP on the default network (empty when it has none).
+    pub ip_address: String,
+}
+
+/// A port published by a container (hostPort mapping).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PortMapping {
+    pub container_port: u16,
+    /// `tcp`, `udp` or `sctp`.
+    pub protocol: String,
+    pub host_port: Option<u16>,
+    pub host_ip: Option<String>,
+}
+
+/// Everything needed to create one container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CreateSpec {
+    pub name: String,
+    pub image: String,
+    /// Replaces the image's entrypoint when set (the Pod's `command`).
+    pub entrypoint: Option<Vec<String>>,
+    /// Replaces the image's cmd when set (the Pod's `args`).
+    pub cmd: Option<Vec<String>>,
+    /// `KEY=value` pairs, in order.
+    pub env: Vec<String>,
+    pub working_dir: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub hostname: Option<String>,
+    pub ports: Vec<PortMapping>,
+    /// `container:<id>`, `host`, or `None` for the engine's default.
+    pub network_mode: Option<String>,
+    /// `shareable`, `container:<id>`, `host`, or `None`.
+    pub ipc_mode: Option<String>,
+    pub pid_mode: Option<String>,
+    pub stop_signal: Option<String>,
+}
+
+/// An event from the engine about one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeEvent {
+    pub container_id: String,
+    /// `start`, `die`, `oom`, `destroy`, ...
+    pub action: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Registry credentials for one pull.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+    pub server: String,
+}
+
+/// Failures of the engine, in the project's terms.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum RuntimeError {
+    #[error("cannot reach the Docker engine at {endpoint}: {reason}")]
+    Unreachable { endpoint: String, reason: String },
+    #[error("Docker call {call} timed out after {after:?}")]
+    Timeout { call: &'static str, after: Duration },
+    #[error("container name {0} is already in use")]
+    NameConflict(String),
+    #[error("image {0} not found")]
+    ImageNotFound(String),
+    #[error("Docker {call} failed: {message}")]
+    Engine { call: &'static str, message: String },
+}
+
+pub type Result<T> = std::result::Result<T, RuntimeError>;
+
+/// The engine, as podvisor sees it. Implementations must be cheap to share
+/// (`Arc<dyn ContainerRuntime>`) and put a timeout on every call.
+#[async_trait]
+pub trait ContainerRuntime: Send + Sync + 'static {
+    /// The engine's version when it answers.
+    async fn version(&self) -> Result<String>;
+    /// All containers (running or not) carrying every `key=value` label given.
+    async fn list_containers(&self, labels: &[(String, String)]) -> Result<Vec<ContainerSummary>>;
+    async fn inspect_container(&self, id: &str) -> Result<Option<ContainerDetails>>;
+    /// Creates a container and returns its ID; a taken name is
+    /// [`RuntimeError::NameConflict`].
+    async fn create_container(&self, spec: &CreateSpec) -> Result<String>;
+    async fn start_container(&self, id: &str) -> Result<()>;
+    /// SIGTERM (or the image's stop signal), then SIGKILL after `grace`.
+    /// Stopping a container that is gone or already stopped is not an error.
+    async fn stop_container(&self, id: &str, grace: Duration) -> Result<()>;
+    /// Removes a container (forcibly); a missing one is not an error.
+    async fn remove_container(&self, id: &str) -> Result<()>;
+    /// The image's ID when it is present locally.
+    async fn image_id(&self, image: &str) -> Result<Option<String>>;
+    async fn pull_image(&self, image: &str, credentials: Option<&Credentials>) -> Result<()>;
+    /// The engine's container events (start, die, oom, destroy) for containers
+    /// carrying `label` (`key=value`). The stream ends when the engine goes away.
+    fn events(&self, label: &str) -> BoxStream<'static, Result<RuntimeEvent>>;
+}
+
+/// Splits `repo[:tag]` (keeping registry ports and digests intact) into the
+/// repository and tag Docker's pull API wants.
+pub fn split_image_ref(image: &str) -> (&str, &str) {
+    if let Some((repo, digest)) = image.split_once('@') {
+        return (repo, digest);
+    }
+    let last_slash = image.rfind('/').map_or(0, |i| i + 1);
+    match image[last_slash..].rfind(':') {
+        Some(i) => (&image[..last_slash + i], &image[last_slash + i + 1..]),
+        None => (image, "latest"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_image_ref;
+
+    #[test]
+    fn image_refs_split_on_tag_not_on_registry_port() {
+        assert_eq!(split_image_ref("busybox"), ("busybox", "latest"));
+        assert_eq!(split_image_ref("busybox:1.36"), ("busybox", "1.36"));
+        assert_eq!(
+            split_image_ref("127.0.0.1:5555/podvisor/busybox"),
+            ("127.0.0.1:5555/podvisor/busybox", "latest")
+        );
+        assert_eq!(
+            split_image_ref("127.0.0.1:5555/podvisor/busybox:1"),
+            ("127.0.0.1:5555/podvisor/busybox", "1")
+        );
+        assert_eq!(split_image_ref("a/b@sha256:ab"), ("a/b", "sha256:ab"));
+    }
+}
