@@ -180,7 +180,7 @@ fn newest_by_name(observed: &[Observed], kind: Kind) -> BTreeMap<&str, Vec<&Obse
     }
     for records in by_name.values_mut() {
         // Newest first: by attempt, then by creation time.
-        records.sort_by(|a, b| (b.attempt, b.created).cmp(&(a.attempt, a.created)));
+        records.sort_by_key(|r| std::cmp::Reverse((r.attempt, r.created)));
     }
     by_name
 }
@@ -332,7 +332,7 @@ pub fn plan(desired: &Desired<'_>, observed: &[Observed]) -> PodActions {
             ContainerState::Exited if should_restart(policy, last.exit_code) => {
                 let remaining = last
                     .finished_at
-                    .filter(|_| !last.ran_for().is_some_and(|d| d >= backoff::RESET_AFTER))
+                    .filter(|_| last.ran_for().is_none_or(|d| d < backoff::RESET_AFTER))
                     .and_then(|f| desired.backoff.remaining(&c.name, f, desired.now));
                 match remaining {
                     Some(remaining) => actions.backing_off.push(BackingOff {

@@ -60,10 +60,10 @@ fn waiting(reason: &str, message: Option<&str>) -> ContainerState {
 }
 
 /// The newest record (by attempt, then creation) of each container name.
-fn newest<'a>(
-    containers: &'a [ContainerDetails],
+fn newest(
+    containers: &[ContainerDetails],
     kind: Kind,
-) -> HashMap<String, (&'a ContainerDetails, PodLabels)> {
+) -> HashMap<String, (&ContainerDetails, PodLabels)> {
     let mut out: HashMap<String, (&ContainerDetails, PodLabels, u32)> = HashMap::new();
     for d in containers {
         let Some(labels) = PodLabels::parse(&d.summary.labels) else {

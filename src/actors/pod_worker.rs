@@ -30,6 +30,11 @@ use crate::status::{self, Waiting};
 /// converges in one or two; the bound stops a container that dies at once
 /// from spinning the worker (its back-off takes over).
 const MAX_ROUNDS: usize = 4;
+/// When to try again after an engine call failed.
+const RETRY_AFTER: Duration = Duration::from_secs(2);
+/// When to try again after a container could not be created (its image is
+/// missing, say): the first step of the kubelet's back-off.
+const PULL_RETRY_AFTER: Duration = crate::backoff::INITIAL;
 
 /// The newest spec for the pod, or `None` when the pod must go.
 #[derive(Message, Debug, Clone)]
@@ -47,7 +52,7 @@ pub struct SyncNow;
 pub enum WorkerReport {
     Status {
         uid: String,
-        status: PodStatus,
+        status: Box<PodStatus>,
     },
     /// The pod is gone from the engine; the worker has stopped.
     Stopped {
@@ -127,7 +132,7 @@ impl PodWorker {
             if self.desired.is_some() {
                 self.supervisor.do_send(WorkerReport::Status {
                     uid: self.uid.clone(),
-                    status,
+                    status: Box::new(status),
                 });
             }
         }
@@ -142,12 +147,8 @@ impl PodWorker {
             self.sync(ctx);
             return;
         }
-        // Come back when a back-off ends, or retry a failed sync soon.
-        let wake_after = match outcome.retry {
-            true => Some(Duration::from_secs(2)),
-            false => outcome.wake_after,
-        };
-        if let Some(after) = wake_after {
+        // Come back when a back-off ends or work left undone is due.
+        if let Some(after) = outcome.wake_after {
             self.wake = Some(ctx.notify_later(SyncNow, after));
         }
     }
@@ -182,10 +183,8 @@ struct Outcome {
     status: Option<PodStatus>,
     /// The pod has no containers left (meaningful when terminating).
     gone: bool,
-    /// Sync again after this long (a back-off ends then).
+    /// Sync again after this long (a back-off ends, or work is left undone).
     wake_after: Option<Duration>,
-    /// The engine failed us: try again soon.
-    retry: bool,
 }
 
 /// One sync, run outside the actor with its own copy of what it needs.
@@ -199,12 +198,15 @@ struct SyncJob {
 impl SyncJob {
     async fn run(mut self) -> (Memory, Outcome) {
         let mut outcome = Outcome::default();
-        for _ in 0..MAX_ROUNDS {
+        // Set when a round could not do all it planned: the next round only
+        // observes (for the status) instead of retrying at once.
+        let mut held_back = None;
+        for round in 0..MAX_ROUNDS {
             let details = match self.observe().await {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::warn!(pod = %self.uid, error = %e, "cannot observe pod containers");
-                    outcome.retry = true;
+                    outcome.wake_after = Some(RETRY_AFTER);
                     return (self.memory, outcome);
                 }
             };
@@ -225,9 +227,13 @@ impl SyncJob {
                 }
                 None => plan::plan_removal(&observed),
             };
-            if actions.is_empty() {
+            if actions.is_empty() || held_back.is_some() || round + 1 == MAX_ROUNDS {
                 outcome.gone = observed.is_empty();
-                outcome.wake_after = actions.backing_off.iter().map(|b| b.remaining).min();
+                let backoff_ends = actions.backing_off.iter().map(|b| b.remaining).min();
+                // Work left undone (a failed pull, a container that keeps
+                // dying at once) is tried again after a pause.
+                let undone = (!actions.is_empty()).then(|| held_back.unwrap_or(RETRY_AFTER));
+                outcome.wake_after = [backoff_ends, undone].into_iter().flatten().min();
                 if let Some(pod) = &self.pod {
                     let readiness = |_: &str| None;
                     outcome.status = Some(status::pod_status(
@@ -240,14 +246,16 @@ impl SyncJob {
                 }
                 return (self.memory, outcome);
             }
-            if let Err(e) = self.execute(&actions, &observed).await {
-                tracing::warn!(pod = %self.uid, error = %e, "sync failed");
-                outcome.retry = true;
+            match self.execute(&actions, &observed).await {
+                Ok(0) => {}
+                Ok(_) => held_back = Some(PULL_RETRY_AFTER),
+                Err(e) => {
+                    tracing::warn!(pod = %self.uid, error = %e, "sync failed");
+                    held_back = Some(RETRY_AFTER);
+                }
             }
         }
-        // Still changing after every round: look again soon.
-        outcome.wake_after = Some(Duration::from_secs(1));
-        (self.memory, outcome)
+        unreachable!("the last round always returns")
     }
 
     /// Lists the pod's containers and inspects those whose state is new.
@@ -298,7 +306,12 @@ impl SyncJob {
         }
     }
 
-    async fn execute(&mut self, a: &PodActions, observed: &[Observed]) -> Result<(), RuntimeError> {
+    /// Carries out `a`; returns how many containers could not be started.
+    async fn execute(
+        &mut self,
+        a: &PodActions,
+        observed: &[Observed],
+    ) -> Result<usize, RuntimeError> {
         let rt = self.deps.runtime.clone();
         let pod_grace = self.pod.as_deref().map(containers::grace_period_secs);
         let grace = |o: Option<&Observed>| {
@@ -328,7 +341,7 @@ impl SyncJob {
             self.forget(id);
         }
         let Some(pod) = self.pod.clone() else {
-            return Ok(());
+            return Ok(0);
         };
         let node = self.deps.node.clone();
         let ident = PodIdentity {
@@ -341,7 +354,7 @@ impl SyncJob {
             self.memory.inspected.clear();
             if let Err(w) = self.ensure_image(&node.infra_image, "IfNotPresent").await {
                 self.wait_all(&pod, "ContainerCreating", &w.message);
-                return Ok(());
+                return Ok(1);
             }
             let spec = containers::sandbox_spec(&ident, &node.infra_image, cs.attempt, &cs.hash);
             match self.create_and_start(&spec).await {
@@ -356,8 +369,9 @@ impl SyncJob {
             rt.start_container(id).await?;
         }
         let Some(sandbox_id) = sandbox_id else {
-            return Ok(());
+            return Ok(0);
         };
+        let mut failed = 0;
         let spec_containers = pod
             .spec
             .as_ref()
@@ -389,6 +403,7 @@ impl SyncJob {
             if let Err(w) = self.ensure_image(&image, &policy).await {
                 tracing::warn!(pod = %self.uid, container = %c.name, reason = %w.reason, "{}", w.message);
                 self.memory.waiting.insert(c.name.clone(), w);
+                failed += 1;
                 continue;
             }
             let spec = containers::app_spec(&ident, c, s.attempt, s.restart_count, &sandbox_id);
@@ -408,6 +423,7 @@ impl SyncJob {
                 }
                 Err(e) => {
                     tracing::warn!(pod = %self.uid, container = %c.name, error = %e, "cannot start container");
+                    failed += 1;
                     self.memory.waiting.insert(
                         c.name.clone(),
                         Waiting {
@@ -418,7 +434,7 @@ impl SyncJob {
                 }
             }
         }
-        Ok(())
+        Ok(failed)
     }
 
     /// Creates and starts a container; a name already taken means an earlier

@@ -233,10 +233,11 @@ impl Handler<EngineEvent> for Supervisor {
         };
         match self.workers.get(uid) {
             Some(w) => w.do_send(SyncNow),
-            None if self.source_synced && !self.desired.contains_key(uid) => {
-                if msg.0.action != "destroy" {
-                    ctx.notify(Relist);
-                }
+            None if self.source_synced
+                && !self.desired.contains_key(uid)
+                && msg.0.action != "destroy" =>
+            {
+                ctx.notify(Relist);
             }
             None => {}
         }
@@ -251,7 +252,7 @@ impl Handler<WorkerReport> for Supervisor {
             WorkerReport::Status { uid, status } => {
                 if let Some(p) = self.desired.get(&uid) {
                     let mut shown = (*p.pod).clone();
-                    shown.status = Some(status);
+                    shown.status = Some(*status);
                     self.store.insert(uid, Arc::new(shown));
                 }
             }

@@ -210,7 +210,7 @@ impl ContainerRuntime for DockerRuntime {
                 labels: labels_of(c.labels),
                 state: c
                     .state
-                    .map_or(ContainerState::Unknown, |s| state_of(&s.to_string())),
+                    .map_or(ContainerState::Unknown, |s| state_of(s.as_ref())),
                 created: c.created.unwrap_or_default(),
             })
             .collect())
@@ -251,7 +251,7 @@ impl ContainerRuntime for DockerRuntime {
                 labels: labels_of(config.labels),
                 state: state
                     .status
-                    .map_or(ContainerState::Unknown, |s| state_of(&s.to_string())),
+                    .map_or(ContainerState::Unknown, |s| state_of(s.as_ref())),
                 created,
             },
             image_id: c.image.unwrap_or_default(),

@@ -183,6 +183,12 @@ impl FakeDocker {
         id
     }
 
+    /// Removes a container behind the agents' back (as `docker rm -f` by a
+    /// user would), without logging a call.
+    pub fn remove_container_now(&self, id: &str) {
+        self.lock().containers.remove(id);
+    }
+
     /// Makes a running container exit with `code`, as if its process ended,
     /// and emits `die`.
     pub fn exit_container(&self, id: &str, code: i64) {

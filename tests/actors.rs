@@ -1,0 +1,517 @@
+//! Actor-level tests: the Supervisor, PodWorkers and ImagePuller against
+//! `FakeDocker`. Every wait is bounded, so no test can hang CI.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use podvisor::actors::image_puller::ImagePuller;
+use podvisor::actors::registries::{ContainerRefs, Readiness};
+use podvisor::actors::supervisor::{Relist, SetDesired, Supervisor};
+use podvisor::actors::{Deps, DesiredPod, NodeConfig, StatusStore};
+use podvisor::naming::{self, ContainerName};
+use podvisor::runtime::fake::{Call, FakeContainer, FakeDocker};
+use podvisor::runtime::{ContainerState, CreateSpec};
+
+const BUSYBOX: &str = "busybox:1";
+const WAIT: Duration = Duration::from_secs(5);
+
+/// Fluent pod fixtures: `pod("web").container("app").build()`.
+struct PodBuilder(Pod);
+
+fn pod(name: &str) -> PodBuilder {
+    PodBuilder(Pod {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("default".into()),
+            ..Default::default()
+        },
+        spec: Some(PodSpec {
+            restart_policy: Some("Always".into()),
+            termination_grace_period_seconds: Some(2),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+impl PodBuilder {
+    fn spec(&mut self) -> &mut PodSpec {
+        self.0.spec.as_mut().expect("fixture has a spec")
+    }
+
+    fn container(mut self, name: &str) -> Self {
+        self.spec().containers.push(Container {
+            name: name.into(),
+            image: Some(BUSYBOX.into()),
+            image_pull_policy: Some("IfNotPresent".into()),
+            command: Some(vec!["sleep".into(), "3600".into()]),
+            ..Default::default()
+        });
+        self
+    }
+
+    fn restart(mut self, policy: &str) -> Self {
+        self.spec().restart_policy = Some(policy.into());
+        self
+    }
+
+    fn args(mut self, container: &str, args: &[&str]) -> Self {
+        if let Some(c) = self
+            .spec()
+            .containers
+            .iter_mut()
+            .find(|c| c.name == container)
+        {
+            c.args = Some(args.iter().map(|a| a.to_string()).collect());
+        }
+        self
+    }
+
+    fn build(self) -> DesiredPod {
+        let name = self.0.metadata.name.clone().unwrap_or_default();
+        let uid = naming::derived_pod_uid("file", "test-node", "default", &name);
+        let mut pod = self.0;
+        pod.metadata.uid = Some(uid.clone());
+        DesiredPod {
+            uid,
+            pod: Arc::new(pod),
+            source: format!("{name}.yaml"),
+        }
+    }
+}
+
+struct Harness {
+    fake: Arc<FakeDocker>,
+    supervisor: Addr<Supervisor>,
+    store: StatusStore,
+}
+
+impl Harness {
+    fn start_with(fake: Arc<FakeDocker>) -> Self {
+        let mut node = NodeConfig::for_tests();
+        // Long enough that no test depends on the relist tick by accident.
+        node.sync_frequency = Duration::from_secs(3600);
+        let deps = Deps {
+            runtime: fake.clone(),
+            node: Arc::new(node),
+            puller: ImagePuller::new(fake.clone()).start(),
+            readiness: Readiness::default().start(),
+            refs: ContainerRefs::default().start(),
+        };
+        let store = StatusStore::default();
+        let supervisor = Supervisor::new(deps, store.clone()).start();
+        Self {
+            fake,
+            supervisor,
+            store,
+        }
+    }
+
+    fn start() -> Self {
+        let fake = Arc::new(FakeDocker::new());
+        fake.add_image(BUSYBOX);
+        fake.add_image("pause:test");
+        Self::start_with(fake)
+    }
+
+    fn desire(&self, pods: Vec<DesiredPod>) {
+        self.supervisor.do_send(SetDesired(pods));
+    }
+
+    fn running_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .fake
+            .running()
+            .iter()
+            .map(|c| c.spec.name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn running_of(&self, container: &str) -> Vec<FakeContainer> {
+        self.fake
+            .running()
+            .into_iter()
+            .filter(|c| {
+                ContainerName::parse(&c.spec.name).is_some_and(|n| n.container == container)
+            })
+            .collect()
+    }
+
+    fn phase(&self, uid: &str) -> Option<String> {
+        self.store
+            .get(uid)
+            .and_then(|p| p.status.as_ref().and_then(|s| s.phase.clone()))
+    }
+
+    /// Waits for `cond`, failing with `what` and the fake's call log.
+    async fn until(&self, what: &str, cond: impl Fn(&Self) -> bool) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !cond(self) {
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for: {what}\nrunning: {:?}\ncalls: {:?}",
+                    self.running_names(),
+                    self.fake.calls()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Lets the actors run for a while (for "nothing happens" checks).
+    async fn settle(&self) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    async fn converged(&self, uid: &str, running: usize) {
+        self.until(
+            &format!("{running} containers running and pod {uid} Running"),
+            |h| h.fake.running().len() == running && h.phase(uid).as_deref() == Some("Running"),
+        )
+        .await;
+    }
+}
+
+fn creates(calls: &[Call]) -> Vec<String> {
+    calls
+        .iter()
+        .filter_map(|c| match c {
+            Call::Create(name) => Some(name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[actix::test]
+async fn a_pod_converges_with_the_infra_container_first() {
+    let h = Harness::start();
+    let web = pod("web").container("a").container("b").build();
+    h.desire(vec![web.clone()]);
+    h.converged(&web.uid, 3).await;
+
+    let created = creates(&h.fake.calls());
+    assert_eq!(
+        created,
+        vec![
+            format!("k8s_POD_web_default_{}_0", web.uid),
+            format!("k8s_a_web_default_{}_0", web.uid),
+            format!("k8s_b_web_default_{}_0", web.uid),
+        ]
+    );
+    let sandbox = h.running_of("POD").pop().expect("infra container runs");
+    assert_eq!(sandbox.spec.ipc_mode.as_deref(), Some("shareable"));
+    for app in ["a", "b"] {
+        let c = h.running_of(app).pop().expect("app runs");
+        let join = format!("container:{}", sandbox.details.summary.id);
+        assert_eq!(c.spec.network_mode.as_deref(), Some(join.as_str()));
+        assert_eq!(c.spec.ipc_mode.as_deref(), Some(join.as_str()));
+        assert_eq!(c.spec.labels[naming::LABEL_NODE], "test-node");
+    }
+}
+
+#[actix::test]
+async fn a_second_sync_of_a_converged_pod_changes_nothing() {
+    let h = Harness::start();
+    let web = pod("web").container("a").build();
+    h.desire(vec![web.clone()]);
+    h.converged(&web.uid, 2).await;
+    h.settle().await;
+    h.fake.clear_calls();
+
+    h.supervisor.do_send(Relist);
+    h.until("a relist reached the worker", |h| {
+        h.fake.calls().iter().filter(|c| **c == Call::List).count() >= 2
+    })
+    .await;
+    h.settle().await;
+    assert_eq!(h.fake.mutating_calls(), vec![]);
+}
+
+#[actix::test]
+async fn removal_kills_apps_before_the_infra_container() {
+    let h = Harness::start();
+    let web = pod("web").container("a").container("b").build();
+    h.desire(vec![web.clone()]);
+    h.converged(&web.uid, 3).await;
+    let sandbox_id = h.running_of("POD")[0].details.summary.id.clone();
+    let app_ids: Vec<String> = ["a", "b"]
+        .iter()
+        .map(|n| h.running_of(n)[0].details.summary.id.clone())
+        .collect();
+    h.fake.clear_calls();
+
+    h.desire(vec![]);
+    h.until("every container removed", |h| {
+        h.fake.containers().is_empty()
+    })
+    .await;
+    let calls = h.fake.calls();
+    let pos = |call: Call| calls.iter().position(|c| *c == call).expect("call made");
+    let infra_stop = pos(Call::Stop(sandbox_id));
+    for id in app_ids {
+        assert!(
+            pos(Call::Stop(id)) < infra_stop,
+            "apps stop before the infra: {calls:?}"
+        );
+    }
+    assert!(h.store.get(&web.uid).is_none(), "removed pod still listed");
+}
+
+#[actix::test]
+async fn a_hash_change_replaces_only_that_container() {
+    let h = Harness::start();
+    let v1 = pod("web").container("a").container("b").build();
+    h.desire(vec![v1.clone()]);
+    h.converged(&v1.uid, 3).await;
+    let before = |n: &str| h.running_of(n)[0].details.summary.id.clone();
+    let (sandbox, a, b) = (before("POD"), before("a"), before("b"));
+
+    let v2 = pod("web")
+        .container("a")
+        .container("b")
+        .args("b", &["changed"])
+        .build();
+    h.desire(vec![v2.clone()]);
+    h.until("b replaced", |h| {
+        h.running_of("b")
+            .first()
+            .is_some_and(|c| c.details.summary.id != b)
+    })
+    .await;
+    h.converged(&v2.uid, 3).await;
+    assert_eq!(h.running_of("POD")[0].details.summary.id, sandbox);
+    assert_eq!(h.running_of("a")[0].details.summary.id, a);
+    let new_b = &h.running_of("b")[0];
+    assert_eq!(new_b.spec.cmd, Some(vec!["changed".to_string()]));
+    assert_eq!(new_b.spec.labels[naming::LABEL_RESTART_COUNT], "1");
+    assert!(
+        new_b.spec.name.ends_with("_1"),
+        "attempt 1: {}",
+        new_b.spec.name
+    );
+}
+
+async fn after_exit(policy: &str, code: i64) -> (Harness, DesiredPod) {
+    let h = Harness::start();
+    let p = pod("job").container("a").restart(policy).build();
+    h.desire(vec![p.clone()]);
+    h.converged(&p.uid, 2).await;
+    let id = h.running_of("a")[0].details.summary.id.clone();
+    h.fake.exit_container(&id, code);
+    (h, p)
+}
+
+#[actix::test]
+async fn restart_policy_always_restarts_a_clean_exit() {
+    let (h, p) = after_exit("Always", 0).await;
+    h.until("a restarted", |h| h.running_of("a").len() == 1)
+        .await;
+    h.converged(&p.uid, 2).await;
+    assert_eq!(
+        h.running_of("a")[0].spec.labels[naming::LABEL_RESTART_COUNT],
+        "1"
+    );
+    let status = h
+        .store
+        .get(&p.uid)
+        .and_then(|p| p.status.clone())
+        .expect("status");
+    let restarts = status.container_statuses.expect("statuses")[0].restart_count;
+    assert_eq!(restarts, 1);
+}
+
+#[actix::test]
+async fn restart_policy_on_failure_restarts_a_failure() {
+    let (h, _) = after_exit("OnFailure", 3).await;
+    h.until("a restarted", |h| h.running_of("a").len() == 1)
+        .await;
+}
+
+#[actix::test]
+async fn restart_policy_on_failure_leaves_a_success_and_the_pod_succeeds() {
+    let (h, p) = after_exit("OnFailure", 0).await;
+    h.until("pod Succeeded", |h| {
+        h.phase(&p.uid).as_deref() == Some("Succeeded")
+    })
+    .await;
+    h.settle().await;
+    assert!(h.running_of("a").is_empty());
+}
+
+#[actix::test]
+async fn restart_policy_never_leaves_a_failure_and_the_pod_fails() {
+    let (h, p) = after_exit("Never", 1).await;
+    h.until("pod Failed", |h| {
+        h.phase(&p.uid).as_deref() == Some("Failed")
+    })
+    .await;
+    h.settle().await;
+    assert!(h.running_of("a").is_empty());
+    assert_eq!(creates(&h.fake.calls()).len(), 2, "no new container");
+}
+
+#[actix::test]
+async fn orphans_are_removed_and_other_nodes_are_left_alone() {
+    let fake = Arc::new(FakeDocker::new());
+    fake.add_image(BUSYBOX);
+    fake.add_image("pause:test");
+    let labels = |node: &str| {
+        naming::PodLabels {
+            pod_name: "ghost".into(),
+            namespace: "default".into(),
+            uid: "ghost-uid".into(),
+            kind: naming::Kind::Container,
+            container_name: "c".into(),
+            hash: "x".into(),
+            restart_count: 0,
+            grace_period_secs: Some(1),
+            sandbox_id: None,
+        }
+        .render(node)
+    };
+    let ours = fake.insert_container(
+        CreateSpec {
+            name: "k8s_c_ghost_default_ghost-uid_0".into(),
+            image: BUSYBOX.into(),
+            labels: labels("test-node"),
+            ..Default::default()
+        },
+        ContainerState::Running,
+    );
+    let theirs = fake.insert_container(
+        CreateSpec {
+            name: "k8s_c_ghost_default_ghost-uid_1".into(),
+            image: BUSYBOX.into(),
+            labels: labels("another-node"),
+            ..Default::default()
+        },
+        ContainerState::Running,
+    );
+    let h = Harness::start_with(fake);
+    let web = pod("web").container("a").build();
+    h.desire(vec![web.clone()]);
+    h.until("orphan removed", |h| {
+        !h.fake
+            .containers()
+            .iter()
+            .any(|c| c.details.summary.id == ours)
+    })
+    .await;
+    h.converged(&web.uid, 3).await;
+    let left = h.fake.running();
+    assert!(left.iter().any(|c| c.details.summary.id == theirs));
+    assert!(!h.fake.calls().contains(&Call::Stop(theirs)));
+}
+
+#[actix::test]
+async fn nothing_is_judged_an_orphan_before_the_source_speaks() {
+    let h = Harness::start();
+    let web = pod("web").container("a").build();
+    h.desire(vec![web.clone()]);
+    h.converged(&web.uid, 2).await;
+
+    // A new agent on the same engine, before any desired set arrives.
+    let fake = h.fake.clone();
+    fake.clear_calls();
+    let second = Harness::start_with(fake.clone());
+    second.supervisor.do_send(Relist);
+    second.settle().await;
+    assert_eq!(fake.mutating_calls(), vec![]);
+}
+
+#[actix::test]
+async fn adoption_after_a_restart_makes_no_mutating_call() {
+    let first = Harness::start();
+    let web = pod("web").container("a").container("b").build();
+    let job = pod("job").container("x").restart("Never").build();
+    first.desire(vec![web.clone(), job.clone()]);
+    first.converged(&web.uid, 5).await;
+    let id = first.running_of("x")[0].details.summary.id.clone();
+    first.fake.exit_container(&id, 0);
+    first
+        .until("job Succeeded", |h| {
+            h.phase(&job.uid).as_deref() == Some("Succeeded")
+        })
+        .await;
+
+    // "Restart" podvisor: a new set of actors on the same engine.
+    let fake = first.fake.clone();
+    drop(first);
+    fake.clear_calls();
+    let second = Harness::start_with(fake.clone());
+    second.desire(vec![web.clone(), job.clone()]);
+    second.converged(&web.uid, 4).await;
+    second
+        .until("job status known", |h| {
+            h.phase(&job.uid).as_deref() == Some("Succeeded")
+        })
+        .await;
+    second.settle().await;
+    assert_eq!(fake.mutating_calls(), vec![]);
+}
+
+#[actix::test]
+async fn a_missing_image_waits_with_err_image_never_pull_and_others_run() {
+    let h = Harness::start();
+    let mut bad = pod("bad").container("a").build();
+    Arc::make_mut(&mut bad.pod)
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers[0]
+        .image_pull_policy = Some("Never".into());
+    Arc::make_mut(&mut bad.pod)
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers[0]
+        .image = Some("missing:1".into());
+    let good = pod("good").container("a").build();
+    h.desire(vec![bad.clone(), good.clone()]);
+    h.until("good pod Running", |h| {
+        h.phase(&good.uid).as_deref() == Some("Running")
+    })
+    .await;
+    h.until("bad pod reports ErrImageNeverPull", |h| {
+        h.store
+            .get(&bad.uid)
+            .and_then(|p| p.status.clone())
+            .and_then(|s| s.container_statuses)
+            .and_then(|cs| cs[0].state.clone())
+            .and_then(|s| s.waiting)
+            .and_then(|w| w.reason)
+            .as_deref()
+            == Some("ErrImageNeverPull")
+    })
+    .await;
+    assert_eq!(h.phase(&bad.uid).as_deref(), Some("Pending"));
+}
+
+#[actix::test]
+async fn a_created_but_unstarted_container_is_started_not_duplicated() {
+    let h = Harness::start();
+    let web = pod("web").container("a").build();
+    h.desire(vec![web.clone()]);
+    h.converged(&web.uid, 2).await;
+    // Simulate a crash between create and start on the next attempt.
+    let a = h.running_of("a")[0].clone();
+    let sandbox = h.running_of("POD")[0].details.summary.id.clone();
+    h.fake.remove_container_now(&a.details.summary.id);
+    let mut spec = a.spec.clone();
+    spec.labels.insert(naming::LABEL_SANDBOX_ID.into(), sandbox);
+    let created = h.fake.insert_container(spec, ContainerState::Created);
+    h.fake.clear_calls();
+    h.supervisor.do_send(Relist);
+    h.until("the created container runs", |h| {
+        h.running_of("a")
+            .first()
+            .is_some_and(|c| c.details.summary.id == created)
+    })
+    .await;
+    assert!(creates(&h.fake.calls()).is_empty(), "{:?}", h.fake.calls());
+}
