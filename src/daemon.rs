@@ -8,18 +8,39 @@ use std::sync::Arc;
 
 use actix::Actor;
 
-use crate::actors::image_puller::ImagePuller;
+use crate::actors::image_puller::{ImagePuller, PullerConfig};
 use crate::actors::registries::{ContainerRefs, Readiness};
 use crate::actors::source::ManifestSource;
 use crate::actors::supervisor::Supervisor;
 use crate::actors::{Deps, NodeConfig, StatusStore};
 use crate::api::{self, ApiState};
+use crate::credentials::CredentialStore;
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::ContainerRuntime;
 use crate::settings::Settings;
 
+/// How the puller is set up, from the settings and the credential file.
+pub fn puller_config(settings: &Settings, credentials: CredentialStore) -> PullerConfig {
+    PullerConfig {
+        qps: settings.registry_qps,
+        burst: settings.registry_burst,
+        max_parallel: if settings.serialize_image_pulls {
+            Some(1)
+        } else {
+            settings.max_parallel_image_pulls.map(|n| n as usize)
+        },
+        progress_deadline: settings.image_pull_progress_deadline,
+        credentials,
+    }
+}
+
 /// Starts every actor on the current System; returns what the API reads.
-pub fn start(settings: &Settings, runtime: Arc<dyn ContainerRuntime>) -> StatusStore {
+pub fn start(
+    settings: &Settings,
+    runtime: Arc<dyn ContainerRuntime>,
+    credentials: CredentialStore,
+) -> StatusStore {
+    let clock = crate::clock::system();
     let node = Arc::new(NodeConfig {
         node_name: settings.node_name.clone(),
         infra_image: settings.pod_infra_container_image.clone(),
@@ -27,11 +48,17 @@ pub fn start(settings: &Settings, runtime: Arc<dyn ContainerRuntime>) -> StatusS
         host_ip: settings.address.to_string(),
     });
     let deps = Deps {
-        runtime: runtime.clone(),
         node,
-        puller: ImagePuller::new(runtime).start(),
+        puller: ImagePuller::new(
+            runtime.clone(),
+            puller_config(settings, credentials),
+            clock.clone(),
+        )
+        .start(),
         readiness: Readiness::default().start(),
         refs: ContainerRefs::default().start(),
+        runtime,
+        clock,
     };
     let store = StatusStore::default();
     let supervisor = Supervisor::new(deps, store.clone()).start();
@@ -46,7 +73,7 @@ pub fn start(settings: &Settings, runtime: Arc<dyn ContainerRuntime>) -> StatusS
 }
 
 /// Runs the daemon until a termination signal.
-pub async fn run(settings: Settings) -> std::io::Result<()> {
+pub async fn run(settings: Settings, credentials: CredentialStore) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -64,7 +91,7 @@ pub async fn run(settings: Settings) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-    let store = start(&settings, runtime.clone());
+    let store = start(&settings, runtime.clone(), credentials);
     tracing::info!(%addr, node = %settings.node_name, manifests = %settings.pod_manifest_path.display(), "podvisor running");
     let app = api::router(ApiState { store, runtime });
     let server = actix::spawn(async move {

@@ -13,7 +13,10 @@
 //! - [`naming`]: dockershim container names, `io.kubernetes.*` labels, the
 //!   container and sandbox hashes, derived pod UIDs: how state is found again.
 //! - [`plan`]: the pure planner (`SyncPod`): what to create, kill, start.
-//! - [`backoff`]: CrashLoopBackOff delays (10 s doubling to 300 s).
+//! - [`backoff`]: CrashLoopBackOff and image pull back-off delays (10 s
+//!   doubling to 300 s); [`clock`]: the wall clock they read, replaceable in
+//!   tests.
+//! - [`credentials`]: registry credentials from a Docker `config.json`.
 //! - [`containers`]: a pod spec turned into the engine's create requests.
 //! - [`status`]: Kubernetes pod status from what the engine shows.
 //! - [`runtime`]: the [`runtime::ContainerRuntime`] seam, its bollard
@@ -22,7 +25,9 @@
 //!   - `Supervisor`: desired vs observed, one `PodWorker` per pod, orphans,
 //!     engine events and the relist tick;
 //!   - `PodWorker`: one sync at a time for its pod;
-//!   - `ImagePuller`: one pull per image, per pull policy;
+//!   - `ImagePuller`: the pull queue (serialized or parallel with a cap), a
+//!     QPS limit that makes pulls wait, one pull per image, per-(pod, image)
+//!     back-off;
 //!   - `Readiness` and `ContainerRefs`: the registries;
 //!   - `ManifestSource`: the directory scan.
 //! - [`api`]: the HTTP API (`/healthz`, `/pods`).
@@ -31,7 +36,9 @@
 pub mod actors;
 pub mod api;
 pub mod backoff;
+pub mod clock;
 pub mod containers;
+pub mod credentials;
 pub mod daemon;
 pub mod manifest;
 pub mod naming;

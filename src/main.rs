@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use podvisor::credentials::CredentialStore;
 use podvisor::settings::{self, LogFormat, RunArgs};
 
 #[derive(Parser)]
@@ -47,9 +48,19 @@ fn main() -> ExitCode {
                     return ExitCode::from(settings::EXIT_CODE as u8);
                 }
             };
+            let credentials = match &settings.image_credential_file {
+                Some(path) => match CredentialStore::load(path) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("podvisor: invalid --image-credential-file: {e}");
+                        return ExitCode::from(settings::EXIT_CODE as u8);
+                    }
+                },
+                None => CredentialStore::default(),
+            };
             init_tracing(settings.log_format);
             let system = actix::System::new();
-            match system.block_on(podvisor::daemon::run(settings)) {
+            match system.block_on(podvisor::daemon::run(settings, credentials)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("podvisor: {e}");

@@ -1,97 +1,257 @@
 //! The ImagePuller: makes sure an image is present before a container is
-//! created from it, following the pull policy.
+//! created from it, as the kubelet's image manager meant to.
 //!
-//! Concurrent requests for one image share one pull and all get its answer.
-//! (The queue, rate limit and back-off arrive with the puller issue.)
+//! - **Policy.** `Never` and `IfNotPresent` look for the image first (no
+//!   queue, no rate limit: a present image costs one inspect); `Always`, and
+//!   a missing image, pull.
+//! - **One pull per image.** Requests for an image already queued or being
+//!   pulled wait for that pull and all get its answer.
+//! - **Order, concurrency, rate.** Pulls are admitted one at a time, in
+//!   arrival order, by a single admission task: it takes a concurrency slot
+//!   (one with `--serialize-image-pulls`, `--max-parallel-image-pulls`
+//!   otherwise) and then a permit from the `--registry-qps`/`--registry-burst`
+//!   bucket (governor's GCRA). An empty bucket makes the pull *wait* for its
+//!   permit; no pull ever fails because of the limit.
+//! - **Back-off.** A failed pull answers `ErrImagePull` and starts a back-off
+//!   for that (pod, image): 10 s doubling to 300 s. A request inside the
+//!   back-off answers `ImagePullBackOff` without pulling.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::{
-    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseFuture, WrapFuture,
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseFuture,
+    WrapFuture,
 };
-use tokio::sync::oneshot;
+use chrono::{DateTime, Utc};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use crate::backoff::Backoff;
+use crate::clock::Clock;
+use crate::credentials::CredentialStore;
 use crate::runtime::{ContainerRuntime, RuntimeError};
 
+/// How the puller queues and limits pulls (from the settings).
+#[derive(Debug, Clone)]
+pub struct PullerConfig {
+    /// Pulls per second; 0 = unlimited.
+    pub qps: f64,
+    pub burst: u32,
+    /// At most this many pulls at once (`Some(1)` = serialized); `None` =
+    /// unlimited.
+    pub max_parallel: Option<usize>,
+    pub progress_deadline: Duration,
+    pub credentials: CredentialStore,
+}
+
+impl PullerConfig {
+    /// The kubelet's defaults: serialized, 5 QPS, burst 10, 1 m deadline.
+    pub fn kubelet_defaults() -> Self {
+        Self {
+            qps: 5.0,
+            burst: 10,
+            max_parallel: Some(1),
+            progress_deadline: Duration::from_secs(60),
+            credentials: CredentialStore::default(),
+        }
+    }
+}
+
 /// Asks for `image` to be present, per `policy` (`Always`, `IfNotPresent`,
-/// `Never`).
+/// `Never`), for the pod `pod_uid`.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<PullOutcome, PullError>")]
 pub struct EnsureImage {
     pub image: String,
     pub policy: String,
-    /// The asking pod's UID (per-pod back-off keys on it).
+    /// The asking pod's UID: back-off is per (pod, image).
     pub pod_uid: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PullOutcome {
     AlreadyPresent,
-    Pulled,
+    Pulled { took: Duration },
 }
 
 /// Why an image is not there; `reason` is what the container status shows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}: {message}")]
 pub struct PullError {
-    /// `ErrImagePull` or `ErrImageNeverPull`.
+    /// `ErrImagePull`, `ImagePullBackOff` or `ErrImageNeverPull`.
     pub reason: &'static str,
     pub message: String,
+    /// When asking again can give another answer.
+    pub retry_after: Duration,
 }
 
 type Answer = Result<PullOutcome, PullError>;
 
+struct Waiter {
+    pod_uid: String,
+    tx: oneshot::Sender<Answer>,
+}
+
+/// A pull admitted to the queue.
+struct PullJob {
+    image: String,
+}
+
+/// A pull's result, from the admission task back to the actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct PullDone {
+    image: String,
+    result: Result<Duration, RuntimeError>,
+}
+
 pub struct ImagePuller {
     runtime: Arc<dyn ContainerRuntime>,
-    /// Image → callers waiting for the pull under way.
-    in_flight: HashMap<String, Vec<oneshot::Sender<Answer>>>,
+    config: PullerConfig,
+    clock: Arc<dyn Clock>,
+    /// Image → the callers waiting for its pull (queued or under way).
+    waiting: HashMap<String, Vec<Waiter>>,
+    queue: Option<mpsc::UnboundedSender<PullJob>>,
+    /// Arrival tickets: presence checks finish in any order, but pulls are
+    /// queued in the order their requests arrived. A finished check parks
+    /// its request here until every earlier one is settled.
+    next_ticket: u64,
+    next_release: u64,
+    settled: BTreeMap<u64, Option<(String, Waiter)>>,
+    /// Back-off per `pod/image`, with the last failure's time and message.
+    backoff: Backoff,
+    failures: HashMap<String, (DateTime<Utc>, String)>,
+}
+
+fn backoff_key(pod_uid: &str, image: &str) -> String {
+    format!("{pod_uid}/{image}")
 }
 
 impl ImagePuller {
-    pub fn new(runtime: Arc<dyn ContainerRuntime>) -> Self {
+    pub fn new(
+        runtime: Arc<dyn ContainerRuntime>,
+        config: PullerConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             runtime,
-            in_flight: HashMap::new(),
+            config,
+            clock,
+            waiting: HashMap::new(),
+            queue: None,
+            next_ticket: 0,
+            next_release: 0,
+            settled: BTreeMap::new(),
+            backoff: Backoff::default(),
+            failures: HashMap::new(),
         }
+    }
+
+    /// The rate limiter for `qps`/`burst`; `None` when unlimited.
+    fn limiter(&self) -> Option<DefaultDirectRateLimiter> {
+        let qps = self.config.qps;
+        if !(qps > 0.0 && qps.is_finite()) {
+            return None;
+        }
+        let burst = NonZeroU32::new(self.config.burst.max(1))?;
+        let quota = Quota::with_period(Duration::from_secs_f64(1.0 / qps))?.allow_burst(burst);
+        Some(RateLimiter::direct(quota))
+    }
+
+    /// The time left in the back-off of `pod/image`, and the last failure.
+    fn in_backoff(&self, key: &str) -> Option<(Duration, String)> {
+        let (failed_at, message) = self.failures.get(key)?;
+        let left = self.backoff.remaining(key, *failed_at, self.clock.now())?;
+        Some((left, message.clone()))
+    }
+
+    /// Settles ticket `ticket` (with a pull to queue, or `None` when it was
+    /// answered without one) and queues every request now due, in order.
+    fn settle(&mut self, ticket: u64, pull: Option<(String, Waiter)>) {
+        self.settled.insert(ticket, pull);
+        while let Some(due) = self.settled.remove(&self.next_release) {
+            self.next_release += 1;
+            if let Some((image, waiter)) = due {
+                self.enqueue(image, waiter);
+            }
+        }
+    }
+
+    fn enqueue(&mut self, image: String, waiter: Waiter) {
+        if let Some(waiters) = self.waiting.get_mut(&image) {
+            waiters.push(waiter);
+            return;
+        }
+        self.waiting.insert(image.clone(), vec![waiter]);
+        tracing::info!(%image, "Pulling image");
+        if let Some(queue) = &self.queue {
+            let _ = queue.send(PullJob { image });
+        }
+    }
+}
+
+/// Admits pulls one by one in arrival order: a concurrency slot, then a rate
+/// permit, then the pull runs on its own task.
+async fn admit(
+    mut jobs: mpsc::UnboundedReceiver<PullJob>,
+    runtime: Arc<dyn ContainerRuntime>,
+    credentials: CredentialStore,
+    deadline: Duration,
+    slots: Option<Arc<Semaphore>>,
+    limiter: Option<DefaultDirectRateLimiter>,
+    puller: Addr<ImagePuller>,
+) {
+    while let Some(job) = jobs.recv().await {
+        let slot = match &slots {
+            Some(s) => match s.clone().acquire_owned().await {
+                Ok(permit) => Some(permit),
+                Err(_) => return,
+            },
+            None => None,
+        };
+        if let Some(l) = &limiter {
+            l.until_ready().await;
+        }
+        let runtime = runtime.clone();
+        let creds = credentials.for_image(&job.image);
+        let puller = puller.clone();
+        actix::spawn(async move {
+            let started = Instant::now();
+            let result = runtime
+                .pull_image(&job.image, creds.as_ref(), deadline)
+                .await
+                .map(|()| started.elapsed());
+            drop(slot);
+            puller.do_send(PullDone {
+                image: job.image,
+                result,
+            });
+        });
     }
 }
 
 impl Actor for ImagePuller {
     type Context = Context<Self>;
-}
 
-async fn ensure(runtime: Arc<dyn ContainerRuntime>, req: EnsureImage) -> Answer {
-    let engine = |e: RuntimeError| PullError {
-        reason: "ErrImagePull",
-        message: e.to_string(),
-    };
-    let present = runtime
-        .image_id(&req.image)
-        .await
-        .map_err(engine)?
-        .is_some();
-    match req.policy.as_str() {
-        "Never" if present => Ok(PullOutcome::AlreadyPresent),
-        "Never" => Err(PullError {
-            reason: "ErrImageNeverPull",
-            message: format!(
-                "Container image \"{}\" is not present with pull policy of Never",
-                req.image
-            ),
-        }),
-        "IfNotPresent" if present => Ok(PullOutcome::AlreadyPresent),
-        _ => {
-            tracing::info!(image = %req.image, "pulling image");
-            runtime
-                .pull_image(&req.image, None)
-                .await
-                .map_err(|e| PullError {
-                    reason: "ErrImagePull",
-                    message: format!("failed to pull image \"{}\": {e}", req.image),
-                })?;
-            Ok(PullOutcome::Pulled)
-        }
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.queue = Some(tx);
+        let slots = self
+            .config
+            .max_parallel
+            .map(|n| Arc::new(Semaphore::new(n.max(1))));
+        actix::spawn(admit(
+            rx,
+            self.runtime.clone(),
+            self.config.credentials.clone(),
+            self.config.progress_deadline,
+            slots,
+            self.limiter(),
+            ctx.address(),
+        ));
     }
 }
 
@@ -100,28 +260,99 @@ impl Handler<EnsureImage> for ImagePuller {
 
     fn handle(&mut self, msg: EnsureImage, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        let runtime = self.runtime.clone();
         let image = msg.image.clone();
-        if let Some(waiters) = self.in_flight.get_mut(&image) {
-            waiters.push(tx);
-        } else {
-            self.in_flight.insert(image.clone(), vec![tx]);
-            let work =
-                ensure(self.runtime.clone(), msg)
-                    .into_actor(self)
-                    .map(move |answer, act, _| {
-                        for waiter in act.in_flight.remove(&image).unwrap_or_default() {
-                            let _ = waiter.send(answer.clone());
-                        }
-                    });
-            ctx.spawn(work);
-        }
+        let look = msg.policy != "Always";
+        let presence = async move {
+            match look {
+                true => runtime.image_id(&image).await.map(|id| id.is_some()),
+                false => Ok(false),
+            }
+        };
+        ctx.spawn(presence.into_actor(self).map(move |present, act, _| {
+            let image = msg.image;
+            let verdict = match (msg.policy.as_str(), present) {
+                (_, Err(e)) => Err(PullError {
+                    reason: "ErrImagePull",
+                    message: format!("cannot inspect image \"{image}\": {e}"),
+                    retry_after: Duration::from_secs(2),
+                }),
+                ("Never", Ok(false)) => Err(PullError {
+                    reason: "ErrImageNeverPull",
+                    message: format!(
+                        "Container image \"{image}\" is not present with pull policy of Never"
+                    ),
+                    retry_after: crate::backoff::INITIAL,
+                }),
+                (_, Ok(true)) => {
+                    tracing::debug!(%image, pod = %msg.pod_uid, "Container image already present on machine");
+                    Ok(PullOutcome::AlreadyPresent)
+                }
+                (_, Ok(false)) => {
+                    let key = backoff_key(&msg.pod_uid, &image);
+                    let Some((left, last)) = act.in_backoff(&key) else {
+                        let waiter = Waiter {
+                            pod_uid: msg.pod_uid,
+                            tx,
+                        };
+                        act.settle(ticket, Some((image, waiter)));
+                        return;
+                    };
+                    tracing::info!(%image, pod = %msg.pod_uid, "Back-off pulling image");
+                    Err(PullError {
+                        reason: "ImagePullBackOff",
+                        message: format!("Back-off pulling image \"{image}\": {last}"),
+                        retry_after: left,
+                    })
+                }
+            };
+            act.settle(ticket, None);
+            let _ = tx.send(verdict);
+        }));
         Box::pin(async move {
             rx.await.unwrap_or_else(|_| {
                 Err(PullError {
                     reason: "ErrImagePull",
                     message: "the image puller stopped".into(),
+                    retry_after: Duration::from_secs(2),
                 })
             })
         })
+    }
+}
+
+impl Handler<PullDone> for ImagePuller {
+    type Result = ();
+
+    fn handle(&mut self, msg: PullDone, _: &mut Context<Self>) {
+        let image = msg.image;
+        match &msg.result {
+            Ok(took) => tracing::info!(%image, took = ?took, "Successfully pulled image"),
+            Err(e) => tracing::warn!(%image, error = %e, "Failed to pull image"),
+        }
+        let now = self.clock.now();
+        for w in self.waiting.remove(&image).unwrap_or_default() {
+            let key = backoff_key(&w.pod_uid, &image);
+            let answer = match &msg.result {
+                Ok(took) => {
+                    self.backoff.forget(&key);
+                    self.failures.remove(&key);
+                    Ok(PullOutcome::Pulled { took: *took })
+                }
+                Err(e) => {
+                    let message = format!("failed to pull image \"{image}\": {e}");
+                    self.backoff.record_restart(&key);
+                    self.failures.insert(key.clone(), (now, message.clone()));
+                    Err(PullError {
+                        reason: "ErrImagePull",
+                        message,
+                        retry_after: self.backoff.delay(&key).unwrap_or_default(),
+                    })
+                }
+            };
+            let _ = w.tx.send(answer);
+        }
     }
 }

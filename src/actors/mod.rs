@@ -70,4 +70,6 @@ pub struct Deps {
     pub puller: Addr<image_puller::ImagePuller>,
     pub readiness: Addr<registries::Readiness>,
     pub refs: Addr<registries::ContainerRefs>,
+    /// Wall time for back-off decisions (a `ManualClock` in tests).
+    pub clock: Arc<dyn crate::clock::Clock>,
 }

@@ -32,9 +32,6 @@ use crate::status::{self, Waiting};
 const MAX_ROUNDS: usize = 4;
 /// When to try again after an engine call failed.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
-/// When to try again after a container could not be created (its image is
-/// missing, say): the first step of the kubelet's back-off.
-const PULL_RETRY_AFTER: Duration = crate::backoff::INITIAL;
 
 /// The newest spec for the pod, or `None` when the pod must go.
 #[derive(Message, Debug, Clone)]
@@ -218,7 +215,7 @@ impl SyncJob {
                             pod: &pod,
                             infra_image: &self.deps.node.infra_image,
                             backoff: &self.memory.backoff,
-                            now: chrono::Utc::now(),
+                            now: self.deps.clock.now(),
                         },
                         &observed,
                     );
@@ -247,8 +244,8 @@ impl SyncJob {
                 return (self.memory, outcome);
             }
             match self.execute(&actions, &observed).await {
-                Ok(0) => {}
-                Ok(_) => held_back = Some(PULL_RETRY_AFTER),
+                Ok(None) => {}
+                Ok(Some(after)) => held_back = Some(after),
                 Err(e) => {
                     tracing::warn!(pod = %self.uid, error = %e, "sync failed");
                     held_back = Some(RETRY_AFTER);
@@ -306,12 +303,13 @@ impl SyncJob {
         }
     }
 
-    /// Carries out `a`; returns how many containers could not be started.
+    /// Carries out `a`; when some container could not be started, returns
+    /// when to try again.
     async fn execute(
         &mut self,
         a: &PodActions,
         observed: &[Observed],
-    ) -> Result<usize, RuntimeError> {
+    ) -> Result<Option<Duration>, RuntimeError> {
         let rt = self.deps.runtime.clone();
         let pod_grace = self.pod.as_deref().map(containers::grace_period_secs);
         let grace = |o: Option<&Observed>| {
@@ -341,7 +339,7 @@ impl SyncJob {
             self.forget(id);
         }
         let Some(pod) = self.pod.clone() else {
-            return Ok(0);
+            return Ok(None);
         };
         let node = self.deps.node.clone();
         let ident = PodIdentity {
@@ -352,9 +350,9 @@ impl SyncJob {
         let mut sandbox_id = a.sandbox_id.clone();
         if let Some(cs) = &a.create_sandbox {
             self.memory.inspected.clear();
-            if let Err(w) = self.ensure_image(&node.infra_image, "IfNotPresent").await {
+            if let Err((w, after)) = self.ensure_image(&node.infra_image, "IfNotPresent").await {
                 self.wait_all(&pod, "ContainerCreating", &w.message);
-                return Ok(1);
+                return Ok(Some(after));
             }
             let spec = containers::sandbox_spec(&ident, &node.infra_image, cs.attempt, &cs.hash);
             match self.create_and_start(&spec).await {
@@ -369,9 +367,10 @@ impl SyncJob {
             rt.start_container(id).await?;
         }
         let Some(sandbox_id) = sandbox_id else {
-            return Ok(0);
+            return Ok(None);
         };
-        let mut failed = 0;
+        let mut retry: Option<Duration> = None;
+        let mut again = |after: Duration| retry = Some(retry.map_or(after, |r| r.min(after)));
         let spec_containers = pod
             .spec
             .as_ref()
@@ -400,10 +399,10 @@ impl SyncJob {
                 .image_pull_policy
                 .clone()
                 .unwrap_or_else(|| "IfNotPresent".into());
-            if let Err(w) = self.ensure_image(&image, &policy).await {
+            if let Err((w, after)) = self.ensure_image(&image, &policy).await {
                 tracing::warn!(pod = %self.uid, container = %c.name, reason = %w.reason, "{}", w.message);
                 self.memory.waiting.insert(c.name.clone(), w);
-                failed += 1;
+                again(after);
                 continue;
             }
             let spec = containers::app_spec(&ident, c, s.attempt, s.restart_count, &sandbox_id);
@@ -423,7 +422,7 @@ impl SyncJob {
                 }
                 Err(e) => {
                     tracing::warn!(pod = %self.uid, container = %c.name, error = %e, "cannot start container");
-                    failed += 1;
+                    again(RETRY_AFTER);
                     self.memory.waiting.insert(
                         c.name.clone(),
                         Waiting {
@@ -434,7 +433,7 @@ impl SyncJob {
                 }
             }
         }
-        Ok(failed)
+        Ok(retry)
     }
 
     /// Creates and starts a container; a name already taken means an earlier
@@ -457,7 +456,9 @@ impl SyncJob {
         Ok(id)
     }
 
-    async fn ensure_image(&self, image: &str, policy: &str) -> Result<(), Waiting> {
+    /// Asks the puller for `image`; on failure, the waiting state to show and
+    /// when to ask again.
+    async fn ensure_image(&self, image: &str, policy: &str) -> Result<(), (Waiting, Duration)> {
         let request = EnsureImage {
             image: image.to_string(),
             policy: policy.to_string(),
@@ -465,14 +466,20 @@ impl SyncJob {
         };
         match self.deps.puller.send(request).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(Waiting {
-                reason: e.reason.to_string(),
-                message: e.message,
-            }),
-            Err(e) => Err(Waiting {
-                reason: "ErrImagePull".into(),
-                message: format!("image puller unavailable: {e}"),
-            }),
+            Ok(Err(e)) => Err((
+                Waiting {
+                    reason: e.reason.to_string(),
+                    message: e.message,
+                },
+                e.retry_after,
+            )),
+            Err(e) => Err((
+                Waiting {
+                    reason: "ErrImagePull".into(),
+                    message: format!("image puller unavailable: {e}"),
+                },
+                RETRY_AFTER,
+            )),
         }
     }
 

@@ -374,7 +374,12 @@ impl ContainerRuntime for DockerRuntime {
         .await
     }
 
-    async fn pull_image(&self, image: &str, credentials: Option<&Credentials>) -> Result<()> {
+    async fn pull_image(
+        &self,
+        image: &str,
+        credentials: Option<&Credentials>,
+        progress_deadline: Duration,
+    ) -> Result<()> {
         let (repo, tag) = split_image_ref(image);
         let opts = CreateImageOptions {
             from_image: Some(repo.to_string()),
@@ -387,14 +392,28 @@ impl ContainerRuntime for DockerRuntime {
             serveraddress: Some(c.server.clone()),
             ..Default::default()
         });
-        self.call("pull", PULL_TIMEOUT, |d| async move {
-            let mut progress = d.create_image(Some(opts), None, creds);
-            while let Some(item) = progress.next().await {
-                item?;
-            }
-            Ok(())
-        })
-        .await
+        // `Ok(false)`: the pull went quiet for longer than the deadline.
+        let finished = self
+            .call("pull", PULL_TIMEOUT, |d| async move {
+                let mut progress = d.create_image(Some(opts), None, creds);
+                loop {
+                    match tokio::time::timeout(progress_deadline, progress.next()).await {
+                        Err(_) => return Ok(false),
+                        Ok(None) => return Ok(true),
+                        Ok(Some(item)) => {
+                            item?;
+                        }
+                    }
+                }
+            })
+            .await?;
+        if !finished {
+            return Err(RuntimeError::NoProgress {
+                image: image.to_string(),
+                after: progress_deadline,
+            });
+        }
+        Ok(())
     }
 
     fn events(&self, label: &str) -> BoxStream<'static, Result<RuntimeEvent>> {

@@ -78,6 +78,10 @@ struct State {
     failures: HashMap<&'static str, VecDeque<RuntimeError>>,
     delays: HashMap<&'static str, Duration>,
     unreachable: bool,
+    pulls_in_flight: usize,
+    max_pulls_in_flight: usize,
+    pull_starts: Vec<(String, std::time::Instant)>,
+    pull_credentials: Vec<Option<Credentials>>,
     next_id: u64,
     next_pid: i64,
     clock: i64,
@@ -148,6 +152,21 @@ impl FakeDocker {
     /// The calls so far that changed the engine's state.
     pub fn mutating_calls(&self) -> Vec<Call> {
         self.calls().into_iter().filter(Call::is_mutating).collect()
+    }
+
+    /// The most pulls that were ever under way at once.
+    pub fn max_pulls_in_flight(&self) -> usize {
+        self.lock().max_pulls_in_flight
+    }
+
+    /// When each pull started, in order.
+    pub fn pull_starts(&self) -> Vec<(String, std::time::Instant)> {
+        self.lock().pull_starts.clone()
+    }
+
+    /// The credentials each pull was given, in order.
+    pub fn pull_credentials(&self) -> Vec<Option<Credentials>> {
+        self.lock().pull_credentials.clone()
     }
 
     pub fn clear_calls(&self) {
@@ -380,8 +399,37 @@ impl ContainerRuntime for FakeDocker {
         Ok(self.lock().images.get(image).cloned())
     }
 
-    async fn pull_image(&self, image: &str, _credentials: Option<&Credentials>) -> Result<()> {
-        self.enter(Call::Pull(image.to_string())).await?;
+    async fn pull_image(
+        &self,
+        image: &str,
+        credentials: Option<&Credentials>,
+        progress_deadline: Duration,
+    ) -> Result<()> {
+        let started = std::time::Instant::now();
+        {
+            let mut s = self.lock();
+            s.pulls_in_flight += 1;
+            s.max_pulls_in_flight = s.max_pulls_in_flight.max(s.pulls_in_flight);
+            s.pull_starts.push((image.to_string(), started));
+            s.pull_credentials.push(credentials.cloned());
+        }
+        let stalls = self
+            .lock()
+            .delays
+            .get("pull")
+            .is_some_and(|d| *d > progress_deadline);
+        let entered = if stalls {
+            tokio::time::sleep(progress_deadline).await;
+            self.lock().calls.push(Call::Pull(image.to_string()));
+            Err(RuntimeError::NoProgress {
+                image: image.to_string(),
+                after: progress_deadline,
+            })
+        } else {
+            self.enter(Call::Pull(image.to_string())).await
+        };
+        self.lock().pulls_in_flight -= 1;
+        entered?;
         let known = self.lock().registry.contains(image);
         if !known {
             return Err(RuntimeError::Engine {

@@ -119,6 +119,8 @@ pub enum RuntimeError {
     Timeout { call: &'static str, after: Duration },
     #[error("container name {0} is already in use")]
     NameConflict(String),
+    #[error("pull of {image} made no progress for {after:?}: cancelled")]
+    NoProgress { image: String, after: Duration },
     #[error("image {0} not found")]
     ImageNotFound(String),
     #[error("Docker {call} failed: {message}")]
@@ -147,7 +149,14 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn remove_container(&self, id: &str) -> Result<()>;
     /// The image's ID when it is present locally.
     async fn image_id(&self, image: &str) -> Result<Option<String>>;
-    async fn pull_image(&self, image: &str, credentials: Option<&Credentials>) -> Result<()>;
+    /// Pulls `image`; a pull that reports no progress for `progress_deadline`
+    /// is abandoned with [`RuntimeError::NoProgress`].
+    async fn pull_image(
+        &self,
+        image: &str,
+        credentials: Option<&Credentials>,
+        progress_deadline: Duration,
+    ) -> Result<()>;
     /// The engine's container events (start, die, oom, destroy) for containers
     /// carrying `label` (`key=value`). The stream ends when the engine goes away.
     fn events(&self, label: &str) -> BoxStream<'static, Result<RuntimeEvent>>;
