@@ -51,11 +51,7 @@ unit:
 	$(CARGO) test --lib --features $(FEATURES)
 
 bench:
-	@if [ -d benches ]; then \
-	  $(CARGO) bench --features $(FEATURES); \
-	else \
-	  echo "no benchmarks yet (there is no benches/ directory)" >&2; exit 1; \
-	fi
+	$(CARGO) bench --features $(FEATURES) --bench converge
 
 toolchain:
 	@$(CARGO) --version >/dev/null 2>&1 || { echo "error: cargo not found; install a Rust toolchain (rustup)" >&2; exit 1; }

@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 use actix::Actor;
 
-use crate::actors::image_puller::{ImagePuller, PullerConfig};
-use crate::actors::registries::{ContainerRefs, Readiness};
+use crate::actors::image_puller::PullerConfig;
 use crate::actors::source::ManifestSource;
 use crate::actors::supervisor::Supervisor;
 use crate::actors::{Deps, NodeConfig, StatusStore};
@@ -40,26 +39,14 @@ pub fn start(
     runtime: Arc<dyn ContainerRuntime>,
     credentials: CredentialStore,
 ) -> StatusStore {
-    let clock = crate::clock::system();
-    let node = Arc::new(NodeConfig {
+    let node = NodeConfig {
         node_name: settings.node_name.clone(),
         infra_image: settings.pod_infra_container_image.clone(),
         sync_frequency: settings.sync_frequency,
         host_ip: settings.address.to_string(),
-    });
-    let deps = Deps {
-        node,
-        puller: ImagePuller::new(
-            runtime.clone(),
-            puller_config(settings, credentials),
-            clock.clone(),
-        )
-        .start(),
-        readiness: Readiness::default().start(),
-        refs: ContainerRefs::default().start(),
-        runtime,
-        clock,
     };
+    let puller = puller_config(settings, credentials);
+    let deps = Deps::start(runtime, node, puller, crate::clock::system());
     let store = StatusStore::default();
     let supervisor = Supervisor::new(deps, store.clone()).start();
     ManifestSource::new(

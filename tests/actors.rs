@@ -7,8 +7,7 @@ use std::time::Duration;
 use actix::{Actor, Addr};
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use podvisor::actors::image_puller::{ImagePuller, PullerConfig};
-use podvisor::actors::registries::{ContainerRefs, Readiness};
+use podvisor::actors::image_puller::PullerConfig;
 use podvisor::actors::supervisor::{Relist, SetDesired, Supervisor};
 use podvisor::actors::{Deps, DesiredPod, NodeConfig, StatusStore};
 use podvisor::clock::ManualClock;
@@ -95,20 +94,12 @@ impl Harness {
         let mut node = NodeConfig::for_tests();
         // Long enough that no test depends on the relist tick by accident.
         node.sync_frequency = Duration::from_secs(3600);
-        let clock = Arc::new(ManualClock::default());
-        let deps = Deps {
-            runtime: fake.clone(),
-            node: Arc::new(node),
-            puller: ImagePuller::new(
-                fake.clone(),
-                PullerConfig::kubelet_defaults(),
-                clock.clone(),
-            )
-            .start(),
-            readiness: Readiness::default().start(),
-            refs: ContainerRefs::default().start(),
-            clock,
-        };
+        let deps = Deps::start(
+            fake.clone(),
+            node,
+            PullerConfig::kubelet_defaults(),
+            Arc::new(ManualClock::default()),
+        );
         let store = StatusStore::default();
         let supervisor = Supervisor::new(deps, store.clone()).start();
         Self {

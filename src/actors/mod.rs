@@ -21,7 +21,7 @@ pub mod supervisor;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::Addr;
+use actix::{Addr, Recipient};
 use dashmap::DashMap;
 use k8s_openapi::api::core::v1::Pod;
 
@@ -67,9 +67,34 @@ pub type StatusStore = Arc<DashMap<String, Arc<Pod>>>;
 pub struct Deps {
     pub runtime: Arc<dyn ContainerRuntime>,
     pub node: Arc<NodeConfig>,
-    pub puller: Addr<image_puller::ImagePuller>,
+    /// The ImagePuller (a `Recipient`, so a benchmark or test can stand in
+    /// another answerer).
+    pub puller: Recipient<image_puller::EnsureImage>,
     pub readiness: Addr<registries::Readiness>,
     pub refs: Addr<registries::ContainerRefs>,
     /// Wall time for back-off decisions (a `ManualClock` in tests).
     pub clock: Arc<dyn crate::clock::Clock>,
+}
+
+impl Deps {
+    /// Starts the puller and the registries on the current System and
+    /// gathers what the Supervisor and workers need.
+    pub fn start(
+        runtime: Arc<dyn ContainerRuntime>,
+        node: NodeConfig,
+        puller: image_puller::PullerConfig,
+        clock: Arc<dyn crate::clock::Clock>,
+    ) -> Self {
+        use actix::Actor;
+        Self {
+            puller: image_puller::ImagePuller::new(runtime.clone(), puller, clock.clone())
+                .start()
+                .recipient(),
+            readiness: registries::Readiness::default().start(),
+            refs: registries::ContainerRefs::default().start(),
+            runtime,
+            node: Arc::new(node),
+            clock,
+        }
+    }
 }
