@@ -91,6 +91,32 @@ pub struct CreateSpec {
     pub ipc_mode: Option<String>,
     pub pid_mode: Option<String>,
     pub stop_signal: Option<String>,
+    /// `uid[:gid]`.
+    pub user: Option<String>,
+    /// Extra groups (supplementalGroups, fsGroup).
+    pub group_add: Vec<String>,
+    pub resources: Resources,
+    /// `host-path:container-path[:ro]` bind mounts.
+    pub binds: Vec<String>,
+    /// Container path → tmpfs options (e.g. `size=64m`).
+    pub tmpfs: BTreeMap<String, String>,
+    pub read_only_rootfs: bool,
+    pub privileged: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+}
+
+/// Resource settings of one container, in the engine's units.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resources {
+    pub cpu_shares: Option<i64>,
+    /// CFS quota and period in µs.
+    pub cpu_quota: Option<i64>,
+    pub cpu_period: Option<i64>,
+    /// Bytes.
+    pub memory: Option<i64>,
+    /// Bytes of memory plus swap (equal to `memory`: no swap).
+    pub memory_swap: Option<i64>,
 }
 
 /// An event from the engine about one container.

@@ -8,19 +8,20 @@
 //!   podvisor knows its containers, so tests running in parallel on one engine
 //!   never touch each other), manifest directory and tempdir. Dropping it
 //!   removes every container of its node(s); on a failure it keeps the
-//!   tempdir and prints the podvisor logs and the node's containers.
+//!   tempdir and prints the podvisor logs and the node's containers (set
+//!   `PODVISOR_E2E_KEEP=1` to keep the tempdirs of passing tests too).
 //! - [`Podvisor`]: the daemon, on a free port, its stderr in the tempdir.
 //!   Declare it *after* the [`TestCtx`] so that it dies first.
 //! - Docker through the `docker` CLI; `/pods` and `/healthz` through reqwest.
 
-use std::collections::BTreeMap;
 use std::collections::hash_map::RandomState;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -224,7 +225,7 @@ fn remove_all(ids: &[String]) {
     }
 }
 
-/// `what` formatted one container a line, for messages.
+/// Containers one a line, for messages.
 pub fn show(list: &[Ctr]) -> String {
     if list.is_empty() {
         return "  (no containers)".into();
@@ -264,6 +265,8 @@ pub struct TestCtx {
     logs: Mutex<Vec<PathBuf>>,
     /// Other nodes whose containers this test made (removed at the end too).
     other_nodes: Mutex<Vec<String>>,
+    /// Whether a panic message already carried [`TestCtx::report`].
+    reported: AtomicBool,
 }
 
 impl TestCtx {
@@ -285,6 +288,7 @@ impl TestCtx {
             path,
             logs: Mutex::new(Vec::new()),
             other_nodes: Mutex::new(Vec::new()),
+            reported: AtomicBool::new(false),
         }
     }
 
@@ -373,6 +377,12 @@ impl TestCtx {
         )
     }
 
+    /// [`TestCtx::report`] for a panic message (not printed again at the end).
+    pub fn failure_report(&self) -> String {
+        self.reported.store(true, Ordering::Relaxed);
+        self.report()
+    }
+
     /// Polls `probe` every [`POLL`] until it gives `Ok`; panics after
     /// `timeout` saying what was awaited, what was seen last, and the
     /// containers and podvisor log.
@@ -390,7 +400,7 @@ impl TestCtx {
             if start.elapsed() >= timeout {
                 panic!(
                     "timed out after {timeout:?} waiting for {what}\nlast seen: {last}\n{}",
-                    self.report()
+                    self.failure_report()
                 );
             }
             tokio::time::sleep(POLL).await;
@@ -435,8 +445,13 @@ impl Drop for TestCtx {
     fn drop(&mut self) {
         let failed = std::thread::panicking();
         let mut nodes = vec![self.node.clone()];
-        nodes.extend(self.other_nodes.lock().map(|n| n.clone()).unwrap_or_default());
-        if failed {
+        nodes.extend(
+            self.other_nodes
+                .lock()
+                .map(|n| n.clone())
+                .unwrap_or_default(),
+        );
+        if failed && !self.reported.load(Ordering::Relaxed) {
             eprintln!("=== test failed; {}", self.report());
         }
         for node in nodes {
@@ -447,7 +462,7 @@ impl Drop for TestCtx {
             remove_all(&ids);
         }
         if let Some(dir) = self.dir.take() {
-            if failed {
+            if failed || std::env::var_os("PODVISOR_E2E_KEEP").is_some() {
                 eprintln!("=== kept the test's files in {}", dir.keep().display());
             }
         }
@@ -538,7 +553,10 @@ impl Podvisor {
         let start = Instant::now();
         loop {
             if let Some(exit) = self.exited() {
-                panic!("podvisor exited ({exit}) while waiting for {what}\n{}", ctx.report());
+                panic!(
+                    "podvisor exited ({exit}) while waiting for {what}\n{}",
+                    ctx.failure_report()
+                );
             }
             let last = match self.get("/healthz").await {
                 Ok((code, _)) if status.is_none_or(|s| s == code) => return,
@@ -546,7 +564,10 @@ impl Podvisor {
                 Err(e) => e,
             };
             if start.elapsed() > Duration::from_secs(30) {
-                panic!("timed out waiting for {what}; last: {last}\n{}", ctx.report());
+                panic!(
+                    "timed out waiting for {what}; last: {last}\n{}",
+                    ctx.failure_report()
+                );
             }
             tokio::time::sleep(POLL).await;
         }
@@ -663,7 +684,10 @@ pub fn run_expecting_exit(ctx: &TestCtx, extra: &[&str]) -> (Option<i32>, String
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    (status.code(), std::fs::read_to_string(&log).unwrap_or_default())
+    (
+        status.code(),
+        std::fs::read_to_string(&log).unwrap_or_default(),
+    )
 }
 
 // --- /pods ------------------------------------------------------------------
