@@ -14,6 +14,7 @@ use crate::actors::supervisor::Supervisor;
 use crate::actors::{Deps, NodeConfig, StatusStore};
 use crate::api::{self, ApiState};
 use crate::credentials::CredentialStore;
+use crate::plan::GcPolicy;
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::ContainerRuntime;
 use crate::settings::Settings;
@@ -44,6 +45,10 @@ pub fn start(
         infra_image: settings.pod_infra_container_image.clone(),
         sync_frequency: settings.sync_frequency,
         host_ip: settings.address.to_string(),
+        gc: GcPolicy {
+            min_age: settings.minimum_container_ttl_duration,
+            max_per_container: usize::try_from(settings.maximum_dead_containers_per_container).ok(),
+        },
     };
     let puller = puller_config(settings, credentials);
     let deps = Deps::start(runtime, node, puller, crate::clock::system());

@@ -51,6 +51,28 @@ pub struct Desired<'a> {
     /// Restart back-off per container name.
     pub backoff: &'a Backoff,
     pub now: DateTime<Utc>,
+    /// Running containers the prober asked to kill (liveness failed).
+    pub kill_requests: &'a [String],
+    pub gc: GcPolicy,
+}
+
+/// Which dead containers of a pod may be removed (the kubelet's
+/// `--minimum-container-ttl-duration` and
+/// `--maximum-dead-containers-per-container`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GcPolicy {
+    pub min_age: std::time::Duration,
+    /// Records kept per container name (at least 1); `None` = all.
+    pub max_per_container: Option<usize>,
+}
+
+impl Default for GcPolicy {
+    fn default() -> Self {
+        Self {
+            min_age: std::time::Duration::from_secs(60),
+            max_per_container: Some(2),
+        }
+    }
 }
 
 impl Desired<'_> {
@@ -59,6 +81,14 @@ impl Desired<'_> {
             .spec
             .as_ref()
             .map(|s| s.containers.as_slice())
+            .unwrap_or_default()
+    }
+
+    fn init_containers(&self) -> &[Container] {
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.init_containers.as_deref())
             .unwrap_or_default()
     }
 
@@ -80,6 +110,8 @@ pub enum KillReason {
     PodRecreated,
     /// It no longer appears in the pod spec, or is a duplicate.
     Unwanted,
+    /// Its liveness probe failed.
+    Unhealthy,
     /// Its pod was removed.
     PodRemoved,
 }
@@ -106,8 +138,9 @@ pub enum StartReason {
 /// A container to create and start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Start {
-    /// Index in `spec.containers`.
+    /// Index in `spec.containers`, or in `spec.initContainers` when `init`.
     pub index: usize,
+    pub init: bool,
     pub name: String,
     pub attempt: u32,
     pub restart_count: u32,
@@ -198,155 +231,281 @@ fn kill(o: &Observed, reason: KillReason) -> Kill {
 pub fn plan(desired: &Desired<'_>, observed: &[Observed]) -> PodActions {
     let mut actions = PodActions::default();
     let sandbox_hash = naming::sandbox_hash(desired.pod, desired.infra_image);
-    let policy = desired.restart_policy();
     let sandboxes = newest_by_name(observed, Kind::Sandbox);
     let sandbox_records = sandboxes
         .get(naming::INFRA_NAME)
         .cloned()
         .unwrap_or_default();
-    let apps = newest_by_name(observed, Kind::Container);
+    let records = newest_by_name(observed, Kind::Container);
+    let known = |name: &str| {
+        desired.containers().iter().any(|c| c.name == name)
+            || desired.init_containers().iter().any(|c| c.name == name)
+    };
 
-    // Older sandboxes: killed if somehow running, removed once dead.
-    for old in sandbox_records.iter().skip(1) {
-        if old.running() {
+    // Housekeeping: a running duplicate (an older record still running) is
+    // killed, and a container no longer in the spec is killed and removed.
+    // Dead older records are left to the garbage collector.
+    for old in sandbox_records.iter().skip(1).filter(|o| o.running()) {
+        actions.kill.push(kill(old, KillReason::Unwanted));
+    }
+    for (name, recs) in &records {
+        for old in recs.iter().skip(1).filter(|o| o.running()) {
             actions.kill.push(kill(old, KillReason::Unwanted));
         }
-        actions.remove.push(old.id.clone());
-    }
-    // Older records of each app container: removed (the newest keeps the
-    // restart count and the last exit); a running duplicate is killed.
-    for records in apps.values() {
-        for old in records.iter().skip(1) {
-            if old.running() {
-                actions.kill.push(kill(old, KillReason::Unwanted));
+        if !known(name) {
+            if recs[0].running() {
+                actions.kill.push(kill(recs[0], KillReason::Unwanted));
             }
-            actions.remove.push(old.id.clone());
+            actions.remove.push(recs[0].id.clone());
         }
     }
-    // Containers no longer in the spec.
-    for (name, records) in &apps {
-        if !desired.containers().iter().any(|c| c.name == *name) {
-            if records[0].running() {
-                actions.kill.push(kill(records[0], KillReason::Unwanted));
-            }
-            actions.remove.push(records[0].id.clone());
-        }
-    }
+    actions.remove.extend(collect_garbage(desired, observed));
 
     let current = sandbox_records.first().copied();
-    let sandbox_ok = current.is_some_and(|s| s.running() && s.labels.hash == sandbox_hash);
+    let in_current = |o: &Observed| {
+        current.is_some_and(|s| o.labels.sandbox_id.as_deref() == Some(s.id.as_str()))
+    };
+    // An init container whose spec changed after it ran: the pod must be
+    // initialised again, in a new sandbox.
+    let init_changed = desired.init_containers().iter().any(|c| {
+        records
+            .get(c.name.as_str())
+            .is_some_and(|r| in_current(r[0]) && r[0].labels.hash != naming::container_hash(c))
+    });
+    let sandbox_ok =
+        !init_changed && current.is_some_and(|s| s.running() && s.labels.hash == sandbox_hash);
 
     if !sandbox_ok {
-        // A Never pod whose containers already ran is finished: its infra
-        // container is not brought back (the kubelet does the same).
-        let ran_before = current.is_some() && !apps.is_empty();
-        if policy == "Never" && ran_before {
-            for records in apps.values() {
-                if records[0].running() {
-                    actions
-                        .kill
-                        .push(kill(records[0], KillReason::PodRecreated));
-                }
-            }
-            return actions;
-        }
-        if let Some(s) = current {
-            if s.running() {
-                actions.kill.push(kill(s, KillReason::PodRecreated));
-            }
-        }
-        for records in apps.values() {
-            if records[0].running() {
-                actions
-                    .kill
-                    .push(kill(records[0], KillReason::PodRecreated));
-            }
-        }
-        actions.create_sandbox = Some(CreateSandbox {
-            attempt: current.map_or(0, |s| s.attempt + 1),
-            hash: sandbox_hash,
-        });
-        for (index, c) in desired.containers().iter().enumerate() {
-            let last = apps.get(c.name.as_str()).map(|r| r[0]);
-            // OnFailure: a container that already succeeded stays done.
-            if last.is_some_and(|l| !l.running() && !should_restart(policy, l.exit_code)) {
-                continue;
-            }
-            actions.start.push(Start {
-                index,
-                name: c.name.clone(),
-                attempt: last.map_or(0, |l| l.attempt + 1),
-                restart_count: last.map_or(0, |l| l.labels.restart_count + 1),
-                reason: if last.is_some() {
-                    StartReason::Restart
-                } else {
-                    StartReason::FirstStart
-                },
-            });
-        }
+        plan_new_sandbox(desired, current, &records, sandbox_hash, &mut actions);
         return actions;
     }
-
     let sandbox = current.expect("sandbox_ok implies a sandbox");
     actions.sandbox_id = Some(sandbox.id.clone());
+
+    // Init containers: one at a time, in order, each to success.
+    for (index, c) in desired.init_containers().iter().enumerate() {
+        let last = records
+            .get(c.name.as_str())
+            .map(|r| r[0])
+            .filter(|o| in_current(o));
+        let target = Target {
+            index,
+            init: true,
+            name: &c.name,
+        };
+        match last {
+            None => {
+                let before = records.get(c.name.as_str()).map(|r| r[0]);
+                actions.start.push(target.first_or_again(before));
+                return actions;
+            }
+            Some(o) if o.state == ContainerState::Created => {
+                actions.start_existing.push(o.id.clone());
+                return actions;
+            }
+            Some(o) if o.state != ContainerState::Exited => return actions, // running
+            Some(o) if o.exit_code == Some(0) => continue,
+            Some(o) => {
+                if desired.restart_policy() != "Never" {
+                    restart_or_back_off(desired, o, target, &mut actions);
+                }
+                return actions;
+            }
+        }
+    }
+
+    let policy = desired.restart_policy();
     for (index, c) in desired.containers().iter().enumerate() {
         let hash = naming::container_hash(c);
-        let Some(last) = apps.get(c.name.as_str()).map(|r| r[0]) else {
-            actions.start.push(Start {
-                index,
-                name: c.name.clone(),
-                attempt: 0,
-                restart_count: 0,
-                reason: StartReason::FirstStart,
-            });
+        let target = Target {
+            index,
+            init: false,
+            name: &c.name,
+        };
+        let Some(last) = records.get(c.name.as_str()).map(|r| r[0]) else {
+            actions.start.push(target.first_or_again(None));
             continue;
         };
-        let in_sandbox = last.labels.sandbox_id.as_deref() == Some(sandbox.id.as_str());
-        let next = |reason| Start {
-            index,
-            name: c.name.clone(),
-            attempt: last.attempt + 1,
-            restart_count: last.labels.restart_count + 1,
-            reason,
-        };
+        let fresh = last.labels.hash == hash && in_current(last);
+        let asked_to_kill = desired.kill_requests.contains(&last.id);
         match last.state {
-            ContainerState::Running | ContainerState::Unknown
-                if last.labels.hash != hash || !in_sandbox =>
-            {
+            ContainerState::Running | ContainerState::Unknown if !fresh => {
                 actions.kill.push(kill(last, KillReason::SpecChanged));
-                actions.start.push(next(StartReason::SpecChanged));
+                actions
+                    .start
+                    .push(target.next(last, StartReason::SpecChanged));
+            }
+            ContainerState::Running | ContainerState::Unknown if asked_to_kill => {
+                // Liveness failed: killed, then restarted by the policy once
+                // it has exited (the next sync sees it dead).
+                actions.kill.push(kill(last, KillReason::Unhealthy));
             }
             ContainerState::Running | ContainerState::Unknown => {}
-            ContainerState::Created if last.labels.hash == hash && in_sandbox => {
+            ContainerState::Created if fresh => {
                 actions.start_existing.push(last.id.clone());
             }
             ContainerState::Created => {
                 actions.remove.push(last.id.clone());
-                actions.start.push(next(StartReason::SpecChanged));
+                actions
+                    .start
+                    .push(target.next(last, StartReason::SpecChanged));
             }
             ContainerState::Exited if last.labels.hash != hash => {
                 // A changed spec replaces a dead container whatever the
                 // policy says (the user asked for a new one).
-                actions.start.push(next(StartReason::SpecChanged));
+                actions
+                    .start
+                    .push(target.next(last, StartReason::SpecChanged));
             }
             ContainerState::Exited if should_restart(policy, last.exit_code) => {
-                let remaining = last
-                    .finished_at
-                    .filter(|_| last.ran_for().is_none_or(|d| d < backoff::RESET_AFTER))
-                    .and_then(|f| desired.backoff.remaining(&c.name, f, desired.now));
-                match remaining {
-                    Some(remaining) => actions.backing_off.push(BackingOff {
-                        name: c.name.clone(),
-                        remaining,
-                        delay: desired.backoff.delay(&c.name).unwrap_or_default(),
-                    }),
-                    None => actions.start.push(next(StartReason::Restart)),
-                }
+                restart_or_back_off(desired, last, target, &mut actions);
             }
             ContainerState::Exited => {}
         }
     }
     actions
+}
+
+/// Which container of the spec a start is for.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    index: usize,
+    init: bool,
+    name: &'a str,
+}
+
+impl Target<'_> {
+    /// The next attempt after `last`.
+    fn next(&self, last: &Observed, reason: StartReason) -> Start {
+        Start {
+            index: self.index,
+            init: self.init,
+            name: self.name.to_string(),
+            attempt: last.attempt + 1,
+            restart_count: last.labels.restart_count + 1,
+            reason,
+        }
+    }
+
+    /// A first start, or the next attempt after an earlier record.
+    fn first_or_again(&self, before: Option<&Observed>) -> Start {
+        match before {
+            Some(b) => self.next(b, StartReason::Restart),
+            None => Start {
+                index: self.index,
+                init: self.init,
+                name: self.name.to_string(),
+                attempt: 0,
+                restart_count: 0,
+                reason: StartReason::FirstStart,
+            },
+        }
+    }
+}
+
+/// Restarts a dead container unless its CrashLoopBackOff is still running.
+fn restart_or_back_off(
+    desired: &Desired<'_>,
+    last: &Observed,
+    target: Target<'_>,
+    actions: &mut PodActions,
+) {
+    let remaining = last
+        .finished_at
+        .filter(|_| last.ran_for().is_none_or(|d| d < backoff::RESET_AFTER))
+        .and_then(|f| desired.backoff.remaining(target.name, f, desired.now));
+    match remaining {
+        Some(remaining) => actions.backing_off.push(BackingOff {
+            name: target.name.to_string(),
+            remaining,
+            delay: desired.backoff.delay(target.name).unwrap_or_default(),
+        }),
+        None => actions.start.push(target.next(last, StartReason::Restart)),
+    }
+}
+
+/// The infra container is missing, dead or changed: the pod starts over in a
+/// new one (init containers run again).
+fn plan_new_sandbox(
+    desired: &Desired<'_>,
+    current: Option<&Observed>,
+    records: &BTreeMap<&str, Vec<&Observed>>,
+    sandbox_hash: String,
+    actions: &mut PodActions,
+) {
+    let policy = desired.restart_policy();
+    let running = || {
+        records
+            .values()
+            .map(|r| r[0])
+            .filter(|o| o.running() || o.state == ContainerState::Unknown)
+    };
+    // A Never pod whose containers already ran is finished: its infra
+    // container is not brought back (the kubelet does the same).
+    if policy == "Never" && current.is_some() && !records.is_empty() {
+        for o in running() {
+            actions.kill.push(kill(o, KillReason::PodRecreated));
+        }
+        return;
+    }
+    if let Some(s) = current.filter(|s| s.running()) {
+        actions.kill.push(kill(s, KillReason::PodRecreated));
+    }
+    for o in running() {
+        actions.kill.push(kill(o, KillReason::PodRecreated));
+    }
+    actions.create_sandbox = Some(CreateSandbox {
+        attempt: current.map_or(0, |s| s.attempt + 1),
+        hash: sandbox_hash,
+    });
+    if let Some(first) = desired.init_containers().first() {
+        let before = records.get(first.name.as_str()).map(|r| r[0]);
+        let target = Target {
+            index: 0,
+            init: true,
+            name: &first.name,
+        };
+        actions.start.push(target.first_or_again(before));
+        return;
+    }
+    for (index, c) in desired.containers().iter().enumerate() {
+        let last = records.get(c.name.as_str()).map(|r| r[0]);
+        // OnFailure: a container that already succeeded stays done.
+        if last.is_some_and(|l| !l.running() && !should_restart(policy, l.exit_code)) {
+            continue;
+        }
+        let target = Target {
+            index,
+            init: false,
+            name: &c.name,
+        };
+        actions.start.push(target.first_or_again(last));
+    }
+}
+
+/// Dead containers of this pod that may go: beyond the newest
+/// `max_per_container` records of a name, and dead for at least `min_age`.
+/// The newest record of every name is never collected: it carries the
+/// restart count and the last exit (and, for an init container, that it
+/// succeeded).
+fn collect_garbage(desired: &Desired<'_>, observed: &[Observed]) -> Vec<String> {
+    let gc = &desired.gc;
+    let mut out = Vec::new();
+    for kind in [Kind::Sandbox, Kind::Container] {
+        for recs in newest_by_name(observed, kind).values() {
+            let keep = gc.max_per_container.map_or(usize::MAX, |m| m.max(1));
+            for old in recs.iter().skip(keep) {
+                let dead_long_enough = old.state == ContainerState::Exited
+                    && old.finished_at.is_none_or(|f| {
+                        (desired.now - f).to_std().unwrap_or_default() >= gc.min_age
+                    });
+                if dead_long_enough {
+                    out.push(old.id.clone());
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Plans the end of a pod that is no longer wanted: every running container
@@ -394,6 +553,8 @@ mod tests {
         clock: i64,
         backoff: Backoff,
         now: DateTime<Utc>,
+        kill_requests: Vec<String>,
+        gc: GcPolicy,
     }
 
     fn at(secs: i64) -> DateTime<Utc> {
@@ -408,6 +569,8 @@ mod tests {
                 clock: 0,
                 backoff: Backoff::default(),
                 now: at(1000),
+                kill_requests: vec![],
+                gc: GcPolicy::default(),
             }
         }
 
@@ -417,6 +580,8 @@ mod tests {
                 infra_image: INFRA,
                 backoff: &self.backoff,
                 now: self.now,
+                kill_requests: &self.kill_requests,
+                gc: self.gc,
             }
         }
 
@@ -430,13 +595,11 @@ mod tests {
         }
 
         fn app(&mut self, name: &str, state: ContainerState, exit: Option<i64>) -> String {
-            let spec = self
-                .pod
-                .spec
-                .as_ref()
-                .unwrap()
+            let spec = self.pod.spec.as_ref().unwrap();
+            let spec = spec
                 .containers
                 .iter()
+                .chain(spec.init_containers.iter().flatten())
                 .find(|c| c.name == name)
                 .cloned()
                 .unwrap_or_default();
@@ -617,8 +780,8 @@ mod tests {
         let a = w.plan();
         assert_eq!(started(&a), vec![("a", 3, StartReason::Restart)]);
         assert_eq!(a.start[0].attempt, 3);
-        // The two older records are superseded; the newest stays.
-        assert_eq!(a.remove, vec!["a-3".to_string(), "a-2".to_string()]);
+        // Two records are kept per container; the oldest dead one goes.
+        assert_eq!(a.remove, vec!["a-2".to_string()]);
     }
 
     #[test]
@@ -728,6 +891,143 @@ mod tests {
         let a = w.plan();
         assert_eq!(a.kill.len(), 1);
         assert_eq!(started(&a), vec![("a", 1, StartReason::SpecChanged)]);
+    }
+
+    fn with_init(mut w: World, names: &[&str]) -> World {
+        w.pod.spec.as_mut().unwrap().init_containers = Some(
+            names
+                .iter()
+                .map(|n| Container {
+                    name: n.to_string(),
+                    image: Some("busybox:1".into()),
+                    ..Default::default()
+                })
+                .collect(),
+        );
+        w
+    }
+
+    fn started_full(a: &PodActions) -> Vec<(&str, bool)> {
+        a.start.iter().map(|s| (s.name.as_str(), s.init)).collect()
+    }
+
+    #[test]
+    fn a_new_sandbox_starts_the_first_init_container_only() {
+        let w = with_init(World::new("Always", &["app"]), &["i1", "i2"]);
+        let a = w.plan();
+        assert!(a.create_sandbox.is_some());
+        assert_eq!(started_full(&a), vec![("i1", true)]);
+    }
+
+    #[test]
+    fn init_containers_run_one_at_a_time_in_order() {
+        let mut w = with_init(World::new("Always", &["app"]), &["i1", "i2"]);
+        w.sandbox(ContainerState::Running);
+        assert_eq!(started_full(&w.plan()), vec![("i1", true)]);
+        let i1 = w.app("i1", ContainerState::Running, None);
+        assert!(w.plan().is_empty(), "waits for the running init container");
+        w.observed.retain(|o| o.id != i1);
+        w.app("i1", ContainerState::Exited, Some(0));
+        assert_eq!(started_full(&w.plan()), vec![("i2", true)]);
+        w.app("i2", ContainerState::Exited, Some(0));
+        assert_eq!(started_full(&w.plan()), vec![("app", false)]);
+    }
+
+    #[test]
+    fn done_init_containers_do_not_run_again() {
+        let mut w = with_init(World::new("Always", &["app"]), &["i1"]);
+        w.sandbox(ContainerState::Running);
+        w.app("i1", ContainerState::Exited, Some(0));
+        w.app("app", ContainerState::Running, None);
+        assert!(w.plan().is_empty());
+    }
+
+    #[test]
+    fn a_failed_init_container_is_retried_by_policy() {
+        let mut w = with_init(World::new("OnFailure", &["app"]), &["i1"]);
+        w.sandbox(ContainerState::Running);
+        w.app("i1", ContainerState::Exited, Some(1));
+        assert_eq!(started(&w.plan()), vec![("i1", 1, StartReason::Restart)]);
+        // Never: no retry, no app container.
+        let mut w = with_init(World::new("Never", &["app"]), &["i1"]);
+        w.sandbox(ContainerState::Running);
+        w.app("i1", ContainerState::Exited, Some(1));
+        assert!(w.plan().is_empty());
+    }
+
+    #[test]
+    fn a_recreated_sandbox_runs_init_containers_again() {
+        let mut w = with_init(World::new("Always", &["app"]), &["i1"]);
+        w.sandbox(ContainerState::Exited);
+        w.app("i1", ContainerState::Exited, Some(0));
+        w.app("app", ContainerState::Running, None);
+        let a = w.plan();
+        assert!(a.create_sandbox.is_some());
+        assert_eq!(started(&a), vec![("i1", 1, StartReason::Restart)]);
+        // Init records of the old sandbox do not count in the new one.
+        let mut w2 = with_init(World::new("Always", &["app"]), &["i1"]);
+        w2.sandbox(ContainerState::Exited);
+        w2.app("i1", ContainerState::Exited, Some(0));
+        w2.sandbox(ContainerState::Running);
+        w2.observed[0].attempt = 0;
+        w2.observed[2].attempt = 1;
+        assert_eq!(started_full(&w2.plan()), vec![("i1", true)]);
+    }
+
+    #[test]
+    fn a_changed_init_container_recreates_the_pod() {
+        let mut w = with_init(World::new("Always", &["app"]), &["i1"]);
+        w.sandbox(ContainerState::Running);
+        w.app("i1", ContainerState::Exited, Some(0));
+        w.app("app", ContainerState::Running, None);
+        w.pod
+            .spec
+            .as_mut()
+            .unwrap()
+            .init_containers
+            .as_mut()
+            .unwrap()[0]
+            .args = Some(vec!["new".into()]);
+        let a = w.plan();
+        assert!(a.create_sandbox.is_some());
+        assert_eq!(a.kill.len(), 2, "infra and app killed: {:?}", a.kill);
+    }
+
+    #[test]
+    fn liveness_kill_requests_kill_a_running_container() {
+        let mut w = World::new("Always", &["a"]);
+        w.sandbox(ContainerState::Running);
+        let id = w.app("a", ContainerState::Running, None);
+        w.kill_requests = vec![id.clone()];
+        let a = w.plan();
+        assert_eq!(a.kill.len(), 1);
+        assert_eq!(a.kill[0].id, id);
+        assert_eq!(a.kill[0].reason, KillReason::Unhealthy);
+        assert!(a.start.is_empty(), "restarted once dead, by policy");
+    }
+
+    #[test]
+    fn gc_keeps_the_newest_records_and_young_dead_ones() {
+        let mut w = World::new("Always", &["a"]);
+        w.sandbox(ContainerState::Running);
+        for _ in 0..4 {
+            w.app("a", ContainerState::Exited, Some(1));
+        }
+        w.app("a", ContainerState::Running, None);
+        // 5 records, 2 kept: the 3 oldest go (all dead long ago).
+        assert_eq!(w.plan().remove, vec!["a-4", "a-3", "a-2"]);
+        // Within the minimum age nothing goes.
+        w.gc.min_age = std::time::Duration::from_secs(10_000);
+        assert!(w.plan().remove.is_empty());
+        // No per-container limit: nothing goes.
+        w.gc = GcPolicy {
+            min_age: std::time::Duration::ZERO,
+            max_per_container: None,
+        };
+        assert!(w.plan().remove.is_empty());
+        // A limit of 0 still keeps the newest record (the restart count).
+        w.gc.max_per_container = Some(0);
+        assert_eq!(w.plan().remove.len(), 4);
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct NodeConfig {
     pub sync_frequency: Duration,
     /// The node's IP as reported in `status.hostIP`.
     pub host_ip: String,
+    /// Which dead containers a pod's worker may remove.
+    pub gc: crate::plan::GcPolicy,
 }
 
 impl NodeConfig {
@@ -45,6 +47,7 @@ impl NodeConfig {
             infra_image: "pause:test".into(),
             sync_frequency: Duration::from_secs(10),
             host_ip: "127.0.0.1".into(),
+            gc: crate::plan::GcPolicy::default(),
         }
     }
 }

@@ -65,6 +65,10 @@ struct Memory {
     /// Inspect results by container ID, reused while the container's state
     /// is unchanged (a dead container never changes).
     inspected: HashMap<String, ContainerDetails>,
+    /// Containers the prober asked to kill; cleared once they are dead.
+    kill_requests: Vec<String>,
+    /// Container ID → termination message, read once after it exited.
+    messages: HashMap<String, String>,
 }
 
 pub struct PodWorker {
@@ -216,6 +220,8 @@ impl SyncJob {
                             infra_image: &self.deps.node.infra_image,
                             backoff: &self.memory.backoff,
                             now: self.deps.clock.now(),
+                            kill_requests: &self.memory.kill_requests,
+                            gc: self.deps.node.gc,
                         },
                         &observed,
                     );
@@ -232,14 +238,14 @@ impl SyncJob {
                 let undone = (!actions.is_empty()).then(|| held_back.unwrap_or(RETRY_AFTER));
                 outcome.wake_after = [backoff_ends, undone].into_iter().flatten().min();
                 if let Some(pod) = &self.pod {
-                    let readiness = |_: &str| None;
-                    outcome.status = Some(status::pod_status(
-                        pod,
-                        &details,
-                        &self.memory.waiting,
-                        &readiness,
-                        &self.deps.node.host_ip,
-                    ));
+                    let facts = status::Facts {
+                        waiting: &self.memory.waiting,
+                        ready: &|_| None,
+                        messages: &self.memory.messages,
+                        host_ip: &self.deps.node.host_ip,
+                        refused: None,
+                    };
+                    outcome.status = Some(status::pod_status(pod, &details, &facts));
                 }
                 return (self.memory, outcome);
             }
@@ -371,13 +377,15 @@ impl SyncJob {
         };
         let mut retry: Option<Duration> = None;
         let mut again = |after: Duration| retry = Some(retry.map_or(after, |r| r.min(after)));
-        let spec_containers = pod
-            .spec
-            .as_ref()
-            .map(|s| s.containers.clone())
-            .unwrap_or_default();
+        let spec = pod.spec.clone().unwrap_or_default();
+        let init_containers = spec.init_containers.unwrap_or_default();
         for s in &a.start {
-            let Some(c) = spec_containers.get(s.index) else {
+            let list = if s.init {
+                &init_containers
+            } else {
+                &spec.containers
+            };
+            let Some(c) = list.get(s.index) else {
                 continue;
             };
             if s.reason == StartReason::Restart {
@@ -416,7 +424,11 @@ impl SyncJob {
                             namespace: ident.namespace().to_string(),
                             pod: ident.name().to_string(),
                             uid: self.uid.clone(),
-                            field_path: format!("spec.containers{{{}}}", c.name),
+                            field_path: if s.init {
+                                format!("spec.initContainers{{{}}}", c.name)
+                            } else {
+                                format!("spec.containers{{{}}}", c.name)
+                            },
                         },
                     });
                 }
