@@ -49,6 +49,7 @@ pub fn start(
             min_age: settings.minimum_container_ttl_duration,
             max_per_container: usize::try_from(settings.maximum_dead_containers_per_container).ok(),
         },
+        exec_handler: settings.docker_exec_handler,
     };
     let puller = puller_config(settings, credentials);
     let deps = Deps::start(runtime, node, puller, crate::clock::system());

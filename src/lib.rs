@@ -19,6 +19,8 @@
 //! - [`credentials`]: registry credentials from a Docker `config.json`.
 //! - [`containers`]: a pod spec turned into the engine's create requests.
 //! - [`status`]: Kubernetes pod status from what the engine shows.
+//! - [`handlers`]: hook and probe actions (`exec` native or nsenter,
+//!   `httpGet`, `tcpSocket`).
 //! - [`runtime`]: the [`runtime::ContainerRuntime`] seam, its bollard
 //!   implementation and (feature `test-util`) `FakeDocker`.
 //! - [`actors`]: the actors and their messages:
@@ -40,6 +42,7 @@ pub mod clock;
 pub mod containers;
 pub mod credentials;
 pub mod daemon;
+pub mod handlers;
 pub mod manifest;
 pub mod naming;
 pub mod plan;

@@ -385,6 +385,8 @@ mod tests {
             finished_at: exit.map(|_| "2026-01-01T00:01:00Z".to_string()),
             pid: None,
             ip_address: "172.17.0.9".into(),
+            hostname: String::new(),
+            env: vec![],
         }
     }
 

@@ -85,12 +85,17 @@ impl PodBuilder {
 
 struct Harness {
     fake: Arc<FakeDocker>,
+    clock: ManualClock,
     supervisor: Addr<Supervisor>,
     store: StatusStore,
 }
 
 impl Harness {
     fn start_with(fake: Arc<FakeDocker>) -> Self {
+        Self::start_with_clock(fake, ManualClock::default())
+    }
+
+    fn start_with_clock(fake: Arc<FakeDocker>, clock: ManualClock) -> Self {
         let mut node = NodeConfig::for_tests();
         // Long enough that no test depends on the relist tick by accident.
         node.sync_frequency = Duration::from_secs(3600);
@@ -98,22 +103,25 @@ impl Harness {
             fake.clone(),
             node,
             PullerConfig::kubelet_defaults(),
-            Arc::new(ManualClock::default()),
+            Arc::new(clock.clone()),
         );
         let store = StatusStore::default();
         let supervisor = Supervisor::new(deps, store.clone()).start();
         Self {
             fake,
+            clock,
             supervisor,
             store,
         }
     }
 
+    /// A fake engine and the actors sharing one manual clock.
     fn start() -> Self {
-        let fake = Arc::new(FakeDocker::new());
+        let clock = ManualClock::default();
+        let fake = Arc::new(FakeDocker::with_clock(Arc::new(clock.clone())));
         fake.add_image(BUSYBOX);
         fake.add_image("pause:test");
-        Self::start_with(fake)
+        Self::start_with_clock(fake, clock)
     }
 
     fn desire(&self, pods: Vec<DesiredPod>) {
@@ -513,4 +521,239 @@ async fn a_created_but_unstarted_container_is_started_not_duplicated() {
     })
     .await;
     assert!(creates(&h.fake.calls()).is_empty(), "{:?}", h.fake.calls());
+}
+
+fn waiting_reason(h: &Harness, uid: &str, container: &str) -> Option<(String, String)> {
+    let pod = h.store.get(uid)?;
+    let statuses = pod.status.as_ref()?.container_statuses.clone()?;
+    let w = statuses
+        .into_iter()
+        .find(|s| s.name == container)?
+        .state?
+        .waiting?;
+    Some((w.reason?, w.message.unwrap_or_default()))
+}
+
+fn creates_of(h: &Harness, container: &str) -> usize {
+    creates(&h.fake.calls())
+        .iter()
+        .filter(|n| ContainerName::parse(n).is_some_and(|n| n.container == container))
+        .count()
+}
+
+#[actix::test]
+async fn crash_loop_backoff_waits_10_then_20_seconds_on_the_clock() {
+    let h = Harness::start();
+    let p = pod("loop").container("a").build();
+    h.desire(vec![p.clone()]);
+    h.converged(&p.uid, 2).await;
+    let die = |h: &Harness| {
+        let id = h.running_of("a")[0].details.summary.id.clone();
+        h.fake.exit_container(&id, 1);
+    };
+
+    // The first death restarts at once.
+    die(&h);
+    h.until("first restart", |h| {
+        creates_of(h, "a") == 2 && h.running_of("a").len() == 1
+    })
+    .await;
+
+    for delay in [10u64, 20] {
+        die(&h);
+        h.until("CrashLoopBackOff reported", |h| {
+            waiting_reason(h, &p.uid, "a").is_some_and(|(r, m)| {
+                r == "CrashLoopBackOff" && m.contains(&format!("back-off {delay}s"))
+            })
+        })
+        .await;
+        let before = creates_of(&h, "a");
+        // Just short of the back-off: still waiting.
+        h.clock.advance(Duration::from_secs(delay - 1));
+        h.supervisor.do_send(Relist);
+        h.settle().await;
+        assert_eq!(
+            creates_of(&h, "a"),
+            before,
+            "restarted early at {}s of {delay}s",
+            delay - 1
+        );
+        // At the end of the back-off: restarted, with the count carried.
+        h.clock.advance(Duration::from_secs(1));
+        h.supervisor.do_send(Relist);
+        h.until("restart after the back-off", |h| {
+            creates_of(h, "a") == before + 1 && h.running_of("a").len() == 1
+        })
+        .await;
+    }
+    let restarts = h.running_of("a")[0].spec.labels[naming::LABEL_RESTART_COUNT].clone();
+    assert_eq!(restarts, "3");
+    let status = h.store.get(&p.uid).and_then(|p| p.status.clone()).unwrap();
+    let last = status.container_statuses.unwrap()[0].clone();
+    assert_eq!(last.restart_count, 3);
+}
+
+#[actix::test]
+async fn init_containers_run_in_order_before_the_apps() {
+    let h = Harness::start();
+    let mut p = pod("init").container("app").build();
+    {
+        let spec = Arc::make_mut(&mut p.pod).spec.as_mut().unwrap();
+        spec.init_containers = Some(
+            ["first", "second"]
+                .iter()
+                .map(|n| Container {
+                    name: n.to_string(),
+                    image: Some(BUSYBOX.into()),
+                    image_pull_policy: Some("IfNotPresent".into()),
+                    ..Default::default()
+                })
+                .collect(),
+        );
+    }
+    h.desire(vec![p.clone()]);
+    h.until("first init runs", |h| h.running_of("first").len() == 1)
+        .await;
+    h.settle().await;
+    assert!(h.running_of("second").is_empty() && h.running_of("app").is_empty());
+    assert_eq!(h.phase(&p.uid).as_deref(), Some("Pending"));
+
+    let first = h.running_of("first")[0].details.summary.id.clone();
+    h.fake.exit_container(&first, 0);
+    h.until("second init runs", |h| h.running_of("second").len() == 1)
+        .await;
+    assert!(h.running_of("app").is_empty());
+    let second = h.running_of("second")[0].details.summary.id.clone();
+    h.fake.exit_container(&second, 0);
+    h.converged(&p.uid, 2).await;
+    let order: Vec<String> = creates(&h.fake.calls())
+        .iter()
+        .filter_map(|n| ContainerName::parse(n).map(|n| n.container))
+        .collect();
+    assert_eq!(order, vec!["POD", "first", "second", "app"]);
+
+    // Done init containers do not run again on later syncs.
+    h.supervisor.do_send(Relist);
+    h.settle().await;
+    assert_eq!(creates(&h.fake.calls()).len(), 4);
+}
+
+#[actix::test]
+async fn a_failing_init_container_of_a_never_pod_fails_it_and_no_app_starts() {
+    let h = Harness::start();
+    let mut p = pod("initfail").container("app").restart("Never").build();
+    Arc::make_mut(&mut p.pod)
+        .spec
+        .as_mut()
+        .unwrap()
+        .init_containers = Some(vec![Container {
+        name: "setup".into(),
+        image: Some(BUSYBOX.into()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        ..Default::default()
+    }]);
+    h.desire(vec![p.clone()]);
+    h.until("init runs", |h| h.running_of("setup").len() == 1)
+        .await;
+    let id = h.running_of("setup")[0].details.summary.id.clone();
+    h.fake.exit_container(&id, 2);
+    h.until("pod Failed", |h| {
+        h.phase(&p.uid).as_deref() == Some("Failed")
+    })
+    .await;
+    h.settle().await;
+    assert_eq!(creates_of(&h, "app"), 0);
+    assert_eq!(creates_of(&h, "setup"), 1);
+}
+
+#[actix::test]
+async fn pre_stop_runs_before_the_stop_within_the_grace_period() {
+    let h = Harness::start();
+    let mut p = pod("hooks").container("a").container("b").build();
+    {
+        let spec = Arc::make_mut(&mut p.pod).spec.as_mut().unwrap();
+        spec.termination_grace_period_seconds = Some(7);
+        spec.containers[0].lifecycle = Some(k8s_openapi::api::core::v1::Lifecycle {
+            pre_stop: Some(k8s_openapi::api::core::v1::LifecycleHandler {
+                exec: Some(k8s_openapi::api::core::v1::ExecAction {
+                    command: Some(vec!["drain".into()]),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    h.desire(vec![p.clone()]);
+    h.converged(&p.uid, 3).await;
+    let a = h.running_of("a")[0].details.summary.id.clone();
+    let b = h.running_of("b")[0].details.summary.id.clone();
+    let sandbox = h.running_of("POD")[0].details.summary.id.clone();
+    h.fake.clear_calls();
+    h.desire(vec![]);
+    h.until("pod gone", |h| h.fake.containers().is_empty())
+        .await;
+
+    let calls = h.fake.calls();
+    let pos = |c: &Call| calls.iter().position(|x| x == c).expect("call made");
+    let hook = pos(&Call::Exec(a.clone(), vec!["drain".into()]));
+    assert!(
+        hook < pos(&Call::Stop(a.clone())),
+        "preStop before stop: {calls:?}"
+    );
+    assert!(pos(&Call::Stop(b.clone())) < pos(&Call::Stop(sandbox.clone())));
+    assert!(pos(&Call::Stop(a.clone())) < pos(&Call::Stop(sandbox.clone())));
+    let stops = h.fake.stops();
+    let grace = |id: &str| {
+        stops
+            .iter()
+            .find(|(s, _)| s == id)
+            .map(|(_, g)| *g)
+            .unwrap()
+    };
+    assert_eq!(grace(&b), Duration::from_secs(7));
+    // The hook took (next to) nothing: the grace is what is left of 7 s.
+    assert!(grace(&a) <= Duration::from_secs(7) && grace(&a) >= Duration::from_secs(6));
+}
+
+#[actix::test]
+async fn a_failing_post_start_hook_kills_the_container_and_it_restarts() {
+    let h = Harness::start();
+    let mut p = pod("post").container("a").build();
+    Arc::make_mut(&mut p.pod).spec.as_mut().unwrap().containers[0].lifecycle =
+        Some(k8s_openapi::api::core::v1::Lifecycle {
+            post_start: Some(k8s_openapi::api::core::v1::LifecycleHandler {
+                exec: Some(k8s_openapi::api::core::v1::ExecAction {
+                    command: Some(vec!["setup".into()]),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    h.fake.answer_exec(
+        "setup",
+        podvisor::runtime::ExecOutput {
+            exit_code: 1,
+            stdout: b"no config".to_vec(),
+            stderr: vec![],
+        },
+    );
+    h.desire(vec![p.clone()]);
+    h.until(
+        "the container was killed after its hook and started again",
+        |h| creates_of(h, "a") >= 2,
+    )
+    .await;
+    let first_stop = h
+        .fake
+        .calls()
+        .iter()
+        .position(|c| matches!(c, Call::Stop(_)))
+        .expect("a stop after the failed hook");
+    let first_exec = h
+        .fake
+        .calls()
+        .iter()
+        .position(|c| matches!(c, Call::Exec(..)))
+        .unwrap();
+    assert!(first_exec < first_stop);
 }

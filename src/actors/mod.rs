@@ -38,6 +38,8 @@ pub struct NodeConfig {
     pub host_ip: String,
     /// Which dead containers a pod's worker may remove.
     pub gc: crate::plan::GcPolicy,
+    /// How hooks and probes run commands in containers.
+    pub exec_handler: crate::settings::ExecHandler,
 }
 
 impl NodeConfig {
@@ -48,6 +50,7 @@ impl NodeConfig {
             sync_frequency: Duration::from_secs(10),
             host_ip: "127.0.0.1".into(),
             gc: crate::plan::GcPolicy::default(),
+            exec_handler: crate::settings::ExecHandler::Native,
         }
     }
 }

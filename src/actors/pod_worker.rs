@@ -14,13 +14,14 @@ use actix::{
     SpawnHandle, WrapFuture,
 };
 use futures::future::join_all;
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
 
 use super::image_puller::EnsureImage;
 use super::registries::{ContainerRef, Forget, SetRef};
 use super::Deps;
 use crate::backoff::Backoff;
 use crate::containers::{self, PodIdentity};
+use crate::handlers;
 use crate::naming::{self, ContainerName, Kind, PodLabels};
 use crate::plan::{self, Desired, Observed, PodActions, StartReason};
 use crate::runtime::{ContainerDetails, ContainerState, RuntimeError};
@@ -32,6 +33,8 @@ use crate::status::{self, Waiting};
 const MAX_ROUNDS: usize = 4;
 /// When to try again after an engine call failed.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
+/// What a preStop hook leaves of the grace period, at the least.
+const MIN_GRACE_AFTER_HOOK: Duration = Duration::from_secs(2);
 
 /// The newest spec for the pod, or `None` when the pod must go.
 #[derive(Message, Debug, Clone)]
@@ -75,6 +78,8 @@ pub struct PodWorker {
     uid: String,
     deps: Deps,
     desired: Option<Arc<Pod>>,
+    /// The newest spec ever desired, kept while terminating.
+    last_pod: Option<Arc<Pod>>,
     supervisor: Recipient<WorkerReport>,
     busy: bool,
     again: bool,
@@ -92,6 +97,7 @@ impl PodWorker {
         Self {
             uid,
             deps,
+            last_pod: desired.clone(),
             desired,
             supervisor,
             busy: false,
@@ -115,6 +121,7 @@ impl PodWorker {
             deps: self.deps.clone(),
             uid: self.uid.clone(),
             pod: self.desired.clone(),
+            last_pod: self.last_pod.clone(),
             memory,
         };
         ctx.spawn(
@@ -166,6 +173,9 @@ impl Actor for PodWorker {
 impl Handler<Update> for PodWorker {
     type Result = ();
     fn handle(&mut self, msg: Update, ctx: &mut Context<Self>) {
+        if let Some(p) = &msg.0 {
+            self.last_pod = Some(p.clone());
+        }
         self.desired = msg.0;
         self.sync(ctx);
     }
@@ -193,6 +203,8 @@ struct SyncJob {
     deps: Deps,
     uid: String,
     pod: Option<Arc<Pod>>,
+    /// The last spec while terminating (for preStop hooks).
+    last_pod: Option<Arc<Pod>>,
     memory: Memory,
 }
 
@@ -317,22 +329,14 @@ impl SyncJob {
         observed: &[Observed],
     ) -> Result<Option<Duration>, RuntimeError> {
         let rt = self.deps.runtime.clone();
-        let pod_grace = self.pod.as_deref().map(containers::grace_period_secs);
-        let grace = |o: Option<&Observed>| {
-            let secs = pod_grace
-                .or_else(|| o.and_then(|o| o.labels.grace_period_secs))
-                .unwrap_or(30);
-            Duration::from_secs(secs.max(0) as u64)
-        };
-        // Apps die in parallel, the infra container last.
+        // Apps die in parallel (each after its preStop hook), the infra
+        // container last.
         for kind in [Kind::Container, Kind::Sandbox] {
-            let kills = a.kill.iter().filter(|k| k.kind == kind).map(|k| {
-                let o = observed.iter().find(|o| o.id == k.id);
-                tracing::info!(pod = %self.uid, container = %k.container_name, reason = ?k.reason, "killing container");
-                let rt = rt.clone();
-                let g = grace(o);
-                async move { rt.stop_container(&k.id, g).await }
-            });
+            let kills = a
+                .kill
+                .iter()
+                .filter(|k| k.kind == kind)
+                .map(|k| self.kill_one(k, observed.iter().find(|o| o.id == k.id)));
             for r in join_all(kills).await {
                 r?;
             }
@@ -416,8 +420,11 @@ impl SyncJob {
             let spec = containers::app_spec(&ident, c, s.attempt, s.restart_count, &sandbox_id);
             match self.create_and_start(&spec).await {
                 Ok(id) => {
-                    tracing::info!(pod = %self.uid, container = %c.name, id = %short(&id), "started container");
+                    tracing::info!(pod = %self.uid, container = %c.name, id = %short(&id), "Started container");
                     self.memory.waiting.remove(&c.name);
+                    if self.post_start(c, &id, &sandbox_id).await.is_err() {
+                        continue;
+                    }
                     self.deps.refs.do_send(SetRef {
                         container_id: id,
                         reference: ContainerRef {
@@ -446,6 +453,109 @@ impl SyncJob {
             }
         }
         Ok(retry)
+    }
+
+    /// The pod spec to act on: the desired one, or while terminating the
+    /// last one this worker knew (so preStop hooks still run).
+    fn spec_pod(&self) -> Option<&Pod> {
+        self.pod.as_deref().or(self.last_pod.as_deref())
+    }
+
+    /// The spec of the container named `name` (app or init).
+    fn container_spec(&self, name: &str) -> Option<&Container> {
+        let spec = self.spec_pod()?.spec.as_ref()?;
+        spec.containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .find(|c| c.name == name)
+    }
+
+    /// Where hooks and probes reach the pod: its IP, or 127.0.0.1 for
+    /// `hostNetwork` pods.
+    async fn pod_ip(&self, sandbox_id: Option<&str>) -> String {
+        let host_network = self
+            .spec_pod()
+            .and_then(|p| p.spec.as_ref())
+            .and_then(|s| s.host_network)
+            .unwrap_or(false);
+        if host_network {
+            return "127.0.0.1".into();
+        }
+        let Some(id) = sandbox_id else {
+            return String::new();
+        };
+        match self.deps.runtime.inspect_container(id).await {
+            Ok(Some(d)) => d.ip_address,
+            _ => String::new(),
+        }
+    }
+
+    /// Stops one container: its preStop hook first (app containers), then
+    /// SIGTERM and SIGKILL at the end of the grace period, less what the
+    /// hook took (at least 2 s left).
+    async fn kill_one(&self, k: &plan::Kill, o: Option<&Observed>) -> Result<(), RuntimeError> {
+        let secs = self
+            .spec_pod()
+            .map(containers::grace_period_secs)
+            .or_else(|| o.and_then(|o| o.labels.grace_period_secs))
+            .unwrap_or(30);
+        let grace = Duration::from_secs(secs.max(0) as u64);
+        tracing::info!(pod = %self.uid, container = %k.container_name, reason = ?k.reason, grace = ?grace, "Killing container");
+        let mut left = grace;
+        let pre_stop = self
+            .container_spec(&k.container_name)
+            .filter(|_| k.kind == Kind::Container)
+            .and_then(|c| Some((c, c.lifecycle.as_ref()?.pre_stop.as_ref()?)));
+        if let Some((c, hook)) = pre_stop {
+            let started = std::time::Instant::now();
+            let sandbox = o.and_then(|o| o.labels.sandbox_id.as_deref());
+            let ip = self.pod_ip(sandbox).await;
+            let target = handlers::Target {
+                container_id: &k.id,
+                pod_ip: &ip,
+                container: c,
+                exec_handler: self.deps.node.exec_handler,
+            };
+            let verdict = handlers::run_hook(&*self.deps.runtime, &target, hook, grace).await;
+            if !verdict.ok() {
+                tracing::warn!(pod = %self.uid, container = %k.container_name, "FailedPreStopHook: {}", verdict.message());
+            }
+            left = grace
+                .saturating_sub(started.elapsed())
+                .max(MIN_GRACE_AFTER_HOOK);
+        }
+        self.deps.runtime.stop_container(&k.id, left).await
+    }
+
+    /// Runs a started container's postStart hook; on failure the container
+    /// is killed and the restart policy decides what follows.
+    async fn post_start(&self, c: &Container, id: &str, sandbox_id: &str) -> Result<(), String> {
+        let Some(hook) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) else {
+            return Ok(());
+        };
+        let ip = self.pod_ip(Some(sandbox_id)).await;
+        let target = handlers::Target {
+            container_id: id,
+            pod_ip: &ip,
+            container: c,
+            exec_handler: self.deps.node.exec_handler,
+        };
+        let grace =
+            Duration::from_secs(self.spec_pod().map_or(30, containers::grace_period_secs) as u64);
+        let verdict = handlers::run_hook(
+            &*self.deps.runtime,
+            &target,
+            hook,
+            grace.max(MIN_GRACE_AFTER_HOOK),
+        )
+        .await;
+        if verdict.ok() {
+            return Ok(());
+        }
+        let message = verdict.message().to_string();
+        tracing::warn!(pod = %self.uid, container = %c.name, "FailedPostStartHook: {message}");
+        let _ = self.deps.runtime.stop_container(id, grace).await;
+        Err(message)
     }
 
     /// Creates and starts a container; a name already taken means an earlier

@@ -21,7 +21,7 @@ use futures::stream::{BoxStream, StreamExt};
 
 use super::{
     split_image_ref, ContainerDetails, ContainerRuntime, ContainerState, ContainerSummary,
-    CreateSpec, Credentials, Result, RuntimeError, RuntimeEvent,
+    CreateSpec, Credentials, ExecOutput, ExecRequest, Result, RuntimeError, RuntimeEvent,
 };
 
 /// How long an ordinary engine call may take.
@@ -247,8 +247,8 @@ impl ContainerRuntime for DockerRuntime {
                     .unwrap_or_default()
                     .trim_start_matches('/')
                     .to_string(),
-                image: config.image.unwrap_or_default(),
-                labels: labels_of(config.labels),
+                image: config.image.clone().unwrap_or_default(),
+                labels: labels_of(config.labels.clone()),
                 state: state
                     .status
                     .map_or(ContainerState::Unknown, |s| state_of(s.as_ref())),
@@ -262,6 +262,8 @@ impl ContainerRuntime for DockerRuntime {
             finished_at: real_time(state.finished_at),
             pid: state.pid.filter(|p| *p > 0),
             ip_address,
+            hostname: config.hostname.unwrap_or_default(),
+            env: config.env.unwrap_or_default(),
         }))
     }
 
@@ -427,6 +429,99 @@ impl ContainerRuntime for DockerRuntime {
             });
         }
         Ok(())
+    }
+
+    async fn exec(&self, id: &str, req: &ExecRequest) -> Result<ExecOutput> {
+        use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+        use tokio::io::AsyncWriteExt;
+        let (cid, r) = (id.to_string(), req.clone());
+        let created = self
+            .call("exec", CALL_TIMEOUT, |d| async move {
+                d.create_exec(
+                    &cid,
+                    CreateExecOptions {
+                        cmd: Some(r.cmd),
+                        env: (!r.env.is_empty()).then_some(r.env),
+                        attach_stdin: Some(r.stdin.is_some()),
+                        attach_stdout: Some(true),
+                        attach_stderr: Some(true),
+                        tty: Some(r.tty),
+                        ..Default::default()
+                    },
+                )
+                .await
+            })
+            .await?;
+        let exec_id = created.id;
+        let docker = self.client().await?;
+        let run = {
+            let (docker, exec_id, req) = (docker.clone(), exec_id.clone(), req.clone());
+            async move {
+                let mut out = ExecOutput::default();
+                let opts = StartExecOptions {
+                    tty: req.tty,
+                    ..Default::default()
+                };
+                if let StartExecResults::Attached {
+                    mut output,
+                    mut input,
+                } = docker.start_exec(&exec_id, Some(opts)).await?
+                {
+                    if let Some(bytes) = &req.stdin {
+                        let _ = input.write_all(bytes).await;
+                        let _ = input.shutdown().await;
+                    }
+                    while let Some(item) = output.next().await {
+                        match item? {
+                            bollard::container::LogOutput::StdErr { message } => {
+                                out.stderr.extend_from_slice(&message)
+                            }
+                            other => out.stdout.extend_from_slice(&other.into_bytes()),
+                        }
+                    }
+                }
+                let inspect = docker.inspect_exec(&exec_id).await?;
+                out.exit_code = inspect.exit_code.unwrap_or(-1);
+                Ok::<_, BollardError>(out)
+            }
+        };
+        match tokio::time::timeout(req.timeout, run).await {
+            Ok(result) => result.map_err(|e| self.map_error("exec", e)),
+            Err(_) => {
+                // Kill the exec'd process, not the container: its host pid
+                // is in the exec's inspect.
+                if let Ok(Ok(i)) =
+                    tokio::time::timeout(CALL_TIMEOUT, docker.inspect_exec(&exec_id)).await
+                {
+                    if let Some(pid) = i.pid.filter(|p| *p > 0) {
+                        let _ = tokio::process::Command::new("kill")
+                            .args(["-KILL", &pid.to_string()])
+                            .status()
+                            .await;
+                    }
+                }
+                Err(RuntimeError::ExecTimeout(req.timeout))
+            }
+        }
+    }
+
+    async fn logs_tail(&self, id: &str, lines: usize) -> Result<String> {
+        let id = id.to_string();
+        self.call("logs", CALL_TIMEOUT, |d| async move {
+            let opts = bollard::query_parameters::LogsOptions {
+                stdout: true,
+                stderr: true,
+                tail: lines.to_string(),
+                ..Default::default()
+            };
+            let mut stream = d.logs(&id, Some(opts));
+            let mut text = String::new();
+            while let Some(item) = stream.next().await {
+                text.push_str(&String::from_utf8_lossy(&item?.into_bytes()));
+            }
+            Ok(text)
+        })
+        .await
     }
 
     fn events(&self, label: &str) -> BoxStream<'static, Result<RuntimeEvent>> {

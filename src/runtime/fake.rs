@@ -6,16 +6,19 @@
 //! so a test with paused time runs them instantly.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use futures::stream::{BoxStream, StreamExt};
 use tokio::sync::broadcast;
 
+use crate::clock::{Clock, SystemClock};
+
 use super::{
     ContainerDetails, ContainerRuntime, ContainerState, ContainerSummary, CreateSpec, Credentials,
-    Result, RuntimeError, RuntimeEvent,
+    ExecOutput, ExecRequest, Result, RuntimeError, RuntimeEvent,
 };
 
 /// One call made to the fake, with its main argument.
@@ -31,6 +34,9 @@ pub enum Call {
     Remove(String),
     ImageId(String),
     Pull(String),
+    /// Container ID and command.
+    Exec(String, Vec<String>),
+    Logs(String),
 }
 
 impl Call {
@@ -47,6 +53,8 @@ impl Call {
             Call::Remove(_) => "remove",
             Call::ImageId(_) => "image_id",
             Call::Pull(_) => "pull",
+            Call::Exec(..) => "exec",
+            Call::Logs(_) => "logs",
         }
     }
 
@@ -78,18 +86,26 @@ struct State {
     failures: HashMap<&'static str, VecDeque<RuntimeError>>,
     delays: HashMap<&'static str, Duration>,
     unreachable: bool,
+    /// Answers for exec by command (joined with spaces); default exit 0.
+    exec_answers: HashMap<String, ExecOutput>,
+    logs: HashMap<String, String>,
+    /// The grace period each stop was given.
+    stops: Vec<(String, Duration)>,
     pulls_in_flight: usize,
     max_pulls_in_flight: usize,
     pull_starts: Vec<(String, std::time::Instant)>,
     pull_credentials: Vec<Option<Credentials>>,
     next_id: u64,
     next_pid: i64,
-    clock: i64,
+    /// Orders creations (the `created` field).
+    seq: i64,
 }
 
 /// An in-memory container engine.
 pub struct FakeDocker {
     state: Mutex<State>,
+    /// Stamps start and finish times (a `ManualClock` in back-off tests).
+    clock: Arc<dyn Clock>,
     events: broadcast::Sender<RuntimeEvent>,
 }
 
@@ -101,10 +117,16 @@ impl Default for FakeDocker {
 
 impl FakeDocker {
     pub fn new() -> Self {
+        Self::with_clock(Arc::new(SystemClock))
+    }
+
+    /// A fake whose container times come from `clock`.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
         Self {
+            clock,
             state: Mutex::new(State {
                 next_pid: 1000,
-                clock: 1_700_000_000,
+                seq: 1_700_000_000,
                 ..State::default()
             }),
             events: broadcast::channel(1024).0,
@@ -154,6 +176,21 @@ impl FakeDocker {
         self.calls().into_iter().filter(Call::is_mutating).collect()
     }
 
+    /// What an exec of `cmd` (joined with spaces) answers from now on.
+    pub fn answer_exec(&self, cmd: &str, output: ExecOutput) {
+        self.lock().exec_answers.insert(cmd.to_string(), output);
+    }
+
+    /// Sets a container's log text.
+    pub fn set_logs(&self, id: &str, text: &str) {
+        self.lock().logs.insert(id.to_string(), text.to_string());
+    }
+
+    /// Every stop with the grace period it was given, in order.
+    pub fn stops(&self) -> Vec<(String, Duration)> {
+        self.lock().stops.clone()
+    }
+
     /// The most pulls that were ever under way at once.
     pub fn max_pulls_in_flight(&self) -> usize {
         self.lock().max_pulls_in_flight
@@ -194,7 +231,7 @@ impl FakeDocker {
         let mut s = self.lock();
         let id = Self::new_container(&mut s, &spec);
         if state == ContainerState::Running {
-            Self::mark_started(&mut s, &id);
+            Self::mark_started(&mut s, &id, self.clock.now());
         }
         if let Some(c) = s.containers.get_mut(&id) {
             c.details.summary.state = state;
@@ -213,8 +250,7 @@ impl FakeDocker {
     pub fn exit_container(&self, id: &str, code: i64) {
         let event = {
             let mut s = self.lock();
-            s.clock += 1;
-            let now = s.clock;
+            let now = self.clock.now();
             let Some(c) = s.containers.get_mut(id) else {
                 return;
             };
@@ -229,7 +265,7 @@ impl FakeDocker {
 
     fn new_container(s: &mut State, spec: &CreateSpec) -> String {
         s.next_id += 1;
-        s.clock += 1;
+        s.seq += 1;
         let id = format!("{:064x}", s.next_id);
         let image_id = s.images.get(&spec.image).cloned().unwrap_or_default();
         let details = ContainerDetails {
@@ -239,7 +275,7 @@ impl FakeDocker {
                 image: spec.image.clone(),
                 labels: spec.labels.clone(),
                 state: ContainerState::Created,
-                created: s.clock,
+                created: s.seq,
             },
             image_id,
             exit_code: None,
@@ -249,6 +285,8 @@ impl FakeDocker {
             finished_at: None,
             pid: None,
             ip_address: String::new(),
+            hostname: spec.hostname.clone().unwrap_or_default(),
+            env: spec.env.clone(),
         };
         s.containers.insert(
             id.clone(),
@@ -261,10 +299,9 @@ impl FakeDocker {
         id
     }
 
-    fn mark_started(s: &mut State, id: &str) -> Option<RuntimeEvent> {
-        s.clock += 1;
+    fn mark_started(s: &mut State, id: &str, now: DateTime<Utc>) -> Option<RuntimeEvent> {
         s.next_pid += 1;
-        let (now, pid) = (s.clock, s.next_pid);
+        let pid = s.next_pid;
         let ip = format!("172.17.0.{}", (s.next_id % 250) + 2);
         let c = s.containers.get_mut(id)?;
         c.starts += 1;
@@ -301,10 +338,8 @@ impl FakeDocker {
     }
 }
 
-fn rfc3339(secs: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, 0)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 fn event(c: &FakeContainer, action: &str) -> RuntimeEvent {
@@ -363,7 +398,7 @@ impl ContainerRuntime for FakeDocker {
                     message: format!("No such container: {id}"),
                 });
             }
-            Self::mark_started(&mut s, id)
+            Self::mark_started(&mut s, id, self.clock.now())
         };
         if let Some(ev) = ev {
             let _ = self.events.send(ev);
@@ -371,8 +406,9 @@ impl ContainerRuntime for FakeDocker {
         Ok(())
     }
 
-    async fn stop_container(&self, id: &str, _grace: Duration) -> Result<()> {
+    async fn stop_container(&self, id: &str, grace: Duration) -> Result<()> {
         self.enter(Call::Stop(id.to_string())).await?;
+        self.lock().stops.push((id.to_string(), grace));
         let running = self
             .lock()
             .containers
@@ -439,6 +475,34 @@ impl ContainerRuntime for FakeDocker {
         }
         self.add_image(image);
         Ok(())
+    }
+
+    async fn exec(&self, id: &str, req: &ExecRequest) -> Result<ExecOutput> {
+        self.enter(Call::Exec(id.to_string(), req.cmd.clone()))
+            .await?;
+        let s = self.lock();
+        let running = s
+            .containers
+            .get(id)
+            .is_some_and(|c| c.details.summary.state == ContainerState::Running);
+        if !running {
+            return Err(RuntimeError::Engine {
+                call: "exec",
+                message: format!("Container {id} is not running"),
+            });
+        }
+        Ok(s.exec_answers
+            .get(&req.cmd.join(" "))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn logs_tail(&self, id: &str, lines: usize) -> Result<String> {
+        self.enter(Call::Logs(id.to_string())).await?;
+        let text = self.lock().logs.get(id).cloned().unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        let tail = &all[all.len().saturating_sub(lines)..];
+        Ok(tail.iter().map(|l| format!("{l}\n")).collect())
     }
 
     fn events(&self, label: &str) -> BoxStream<'static, Result<RuntimeEvent>> {

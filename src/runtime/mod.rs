@@ -58,6 +58,10 @@ pub struct ContainerDetails {
     pub pid: Option<i64>,
     /// The container's IP on the default network (empty when it has none).
     pub ip_address: String,
+    /// The container's configured hostname and `KEY=value` environment (for
+    /// the nsenter exec handler).
+    pub hostname: String,
+    pub env: Vec<String>,
 }
 
 /// A port published by a container (hostPort mapping).
@@ -119,6 +123,36 @@ pub struct Resources {
     pub memory_swap: Option<i64>,
 }
 
+/// A command to run inside a running container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecRequest {
+    pub cmd: Vec<String>,
+    /// Extra `KEY=value` environment.
+    pub env: Vec<String>,
+    pub tty: bool,
+    /// Bytes written to the command's stdin (then closed).
+    pub stdin: Option<Vec<u8>>,
+    /// The exec'd process is killed (not the container) past this.
+    pub timeout: Duration,
+}
+
+/// What an exec'd command did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub exit_code: i64,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl ExecOutput {
+    /// stdout then stderr, as text, for probe and hook messages.
+    pub fn text(&self) -> String {
+        let mut s = String::from_utf8_lossy(&self.stdout).into_owned();
+        s.push_str(&String::from_utf8_lossy(&self.stderr));
+        s
+    }
+}
+
 /// An event from the engine about one container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeEvent {
@@ -147,6 +181,8 @@ pub enum RuntimeError {
     NameConflict(String),
     #[error("pull of {image} made no progress for {after:?}: cancelled")]
     NoProgress { image: String, after: Duration },
+    #[error("command timed out after {0:?}")]
+    ExecTimeout(Duration),
     #[error("image {0} not found")]
     ImageNotFound(String),
     #[error("Docker {call} failed: {message}")]
@@ -183,6 +219,10 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         credentials: Option<&Credentials>,
         progress_deadline: Duration,
     ) -> Result<()>;
+    /// Runs a command in a running container and waits for it.
+    async fn exec(&self, id: &str, req: &ExecRequest) -> Result<ExecOutput>;
+    /// The last `lines` lines of a container's output (stdout and stderr).
+    async fn logs_tail(&self, id: &str, lines: usize) -> Result<String>;
     /// The engine's container events (start, die, oom, destroy) for containers
     /// carrying `label` (`key=value`). The stream ends when the engine goes away.
     fn events(&self, label: &str) -> BoxStream<'static, Result<RuntimeEvent>>;
