@@ -147,6 +147,7 @@ async fn schedule_error() -> (Duration, usize) {
             image: i.clone(),
             policy: "Always".into(),
             pod_uid: "p".into(),
+            object: None,
         })
     });
     for r in futures::future::join_all(asks).await {

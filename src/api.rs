@@ -4,13 +4,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use k8s_openapi::api::core::v1::Pod;
 
+use crate::actors::events::EventStore;
 use crate::actors::StatusStore;
 use crate::runtime::ContainerRuntime;
 
@@ -20,6 +21,7 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Clone)]
 pub struct ApiState {
     pub store: StatusStore,
+    pub events: EventStore,
     pub runtime: Arc<dyn ContainerRuntime>,
 }
 
@@ -27,6 +29,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/pods", get(pods))
+        .route("/pods/{namespace}/{name}/events", get(pod_events))
         .with_state(state)
 }
 
@@ -66,6 +69,45 @@ async fn pods(State(s): State<ApiState>) -> Json<serde_json::Value> {
         "metadata": {},
         "items": items,
     }))
+}
+
+/// The UID of the desired pod `namespace/name`.
+fn uid_of(store: &StatusStore, namespace: &str, name: &str) -> Option<String> {
+    store.iter().find_map(|p| {
+        let m = &p.value().metadata;
+        (m.namespace.as_deref() == Some(namespace) && m.name.as_deref() == Some(name))
+            .then(|| p.key().clone())
+    })
+}
+
+/// A pod's recent events as a `v1` `EventList`, oldest first.
+async fn pod_events(
+    State(s): State<ApiState>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Response {
+    let Some(uid) = uid_of(&s.store, &namespace, &name) else {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("pod {namespace}/{name} is not known\n"),
+        )
+            .into_response();
+    };
+    let items: Vec<serde_json::Value> = s
+        .events
+        .get(&uid)
+        .map(|e| {
+            e.iter()
+                .map(|e| serde_json::to_value(e).unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default();
+    Json(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "EventList",
+        "metadata": {},
+        "items": items,
+    }))
+    .into_response()
 }
 
 /// Binds and serves until the process ends.

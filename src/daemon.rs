@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use actix::Actor;
 
+use crate::actors::events::EventStore;
 use crate::actors::image_puller::PullerConfig;
 use crate::actors::source::ManifestSource;
 use crate::actors::supervisor::Supervisor;
@@ -39,7 +40,7 @@ pub fn start(
     settings: &Settings,
     runtime: Arc<dyn ContainerRuntime>,
     credentials: CredentialStore,
-) -> StatusStore {
+) -> (StatusStore, EventStore) {
     let node = NodeConfig {
         node_name: settings.node_name.clone(),
         infra_image: settings.pod_infra_container_image.clone(),
@@ -53,6 +54,7 @@ pub fn start(
     };
     let puller = puller_config(settings, credentials);
     let deps = Deps::start(runtime, node, puller, crate::clock::system());
+    let events = deps.event_store.clone();
     let store = StatusStore::default();
     let supervisor = Supervisor::new(deps, store.clone()).start();
     ManifestSource::new(
@@ -62,7 +64,7 @@ pub fn start(
         supervisor.recipient(),
     )
     .start();
-    store
+    (store, events)
 }
 
 /// Runs the daemon until a termination signal.
@@ -84,9 +86,13 @@ pub async fn run(settings: Settings, credentials: CredentialStore) -> std::io::R
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-    let store = start(&settings, runtime.clone(), credentials);
+    let (store, events) = start(&settings, runtime.clone(), credentials);
     tracing::info!(%addr, node = %settings.node_name, manifests = %settings.pod_manifest_path.display(), "podvisor running");
-    let app = api::router(ApiState { store, runtime });
+    let app = api::router(ApiState {
+        store,
+        events,
+        runtime,
+    });
     let server = actix::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "HTTP API stopped");

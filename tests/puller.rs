@@ -53,6 +53,7 @@ impl Setup {
             image: image.into(),
             policy: policy.into(),
             pod_uid: pod.into(),
+            object: None,
         };
         tokio::time::timeout(WAIT, self.puller.send(req))
             .await
@@ -112,6 +113,7 @@ async fn serialized_pulls_run_in_arrival_order() {
                 image: i.to_string(),
                 policy: "Always".into(),
                 pod_uid: "pod".into(),
+                object: None,
             })
         })
         .collect();

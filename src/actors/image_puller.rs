@@ -22,13 +22,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{
-    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseFuture,
-    WrapFuture,
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, Recipient,
+    ResponseFuture, WrapFuture,
 };
 use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use super::events::{EventRef, Record};
 use crate::backoff::Backoff;
 use crate::clock::Clock;
 use crate::credentials::CredentialStore;
@@ -69,6 +70,9 @@ pub struct EnsureImage {
     pub policy: String,
     /// The asking pod's UID: back-off is per (pod, image).
     pub pod_uid: String,
+    /// The container the events (Pulling, Pulled, Failed, BackOff) are
+    /// recorded against.
+    pub object: Option<EventRef>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +96,7 @@ type Answer = Result<PullOutcome, PullError>;
 
 struct Waiter {
     pod_uid: String,
+    object: Option<EventRef>,
     tx: oneshot::Sender<Answer>,
 }
 
@@ -124,6 +129,7 @@ pub struct ImagePuller {
     /// Back-off per `pod/image`, with the last failure's time and message.
     backoff: Backoff,
     failures: HashMap<String, (DateTime<Utc>, String)>,
+    events: Option<Recipient<Record>>,
 }
 
 fn backoff_key(pod_uid: &str, image: &str) -> String {
@@ -147,6 +153,24 @@ impl ImagePuller {
             settled: BTreeMap::new(),
             backoff: Backoff::default(),
             failures: HashMap::new(),
+            events: None,
+        }
+    }
+
+    /// Records Pulling, Pulled, Failed and BackOff events there.
+    pub fn with_events(mut self, events: Recipient<Record>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    fn record(&self, object: &Option<EventRef>, warning: bool, reason: &str, message: String) {
+        if let (Some(events), Some(object)) = (&self.events, object) {
+            events.do_send(Record {
+                object: object.clone(),
+                warning,
+                reason: reason.into(),
+                message,
+            });
         }
     }
 
@@ -181,6 +205,12 @@ impl ImagePuller {
     }
 
     fn enqueue(&mut self, image: String, waiter: Waiter) {
+        self.record(
+            &waiter.object,
+            false,
+            "Pulling",
+            format!("Pulling image \"{image}\""),
+        );
         if let Some(waiters) = self.waiting.get_mut(&image) {
             waiters.push(waiter);
             return;
@@ -280,6 +310,7 @@ impl Handler<EnsureImage> for ImagePuller {
                     retry_after: Duration::from_secs(2),
                 }),
                 ("Never", Ok(false)) => Err(PullError {
+                    // Recorded by the caller, which shows the reason.
                     reason: "ErrImageNeverPull",
                     message: format!(
                         "Container image \"{image}\" is not present with pull policy of Never"
@@ -287,7 +318,12 @@ impl Handler<EnsureImage> for ImagePuller {
                     retry_after: crate::backoff::INITIAL,
                 }),
                 (_, Ok(true)) => {
-                    tracing::debug!(%image, pod = %msg.pod_uid, "Container image already present on machine");
+                    act.record(
+                        &msg.object,
+                        false,
+                        "Pulled",
+                        format!("Container image \"{image}\" already present on machine"),
+                    );
                     Ok(PullOutcome::AlreadyPresent)
                 }
                 (_, Ok(false)) => {
@@ -295,12 +331,18 @@ impl Handler<EnsureImage> for ImagePuller {
                     let Some((left, last)) = act.in_backoff(&key) else {
                         let waiter = Waiter {
                             pod_uid: msg.pod_uid,
+                            object: msg.object,
                             tx,
                         };
                         act.settle(ticket, Some((image, waiter)));
                         return;
                     };
-                    tracing::info!(%image, pod = %msg.pod_uid, "Back-off pulling image");
+                    act.record(
+                        &msg.object,
+                        false,
+                        "BackOff",
+                        format!("Back-off pulling image \"{image}\""),
+                    );
                     Err(PullError {
                         reason: "ImagePullBackOff",
                         message: format!("Back-off pulling image \"{image}\": {last}"),
@@ -339,10 +381,22 @@ impl Handler<PullDone> for ImagePuller {
                 Ok(took) => {
                     self.backoff.forget(&key);
                     self.failures.remove(&key);
+                    self.record(
+                        &w.object,
+                        false,
+                        "Pulled",
+                        format!("Successfully pulled image \"{image}\" in {took:.3?}"),
+                    );
                     Ok(PullOutcome::Pulled { took: *took })
                 }
                 Err(e) => {
                     let message = format!("failed to pull image \"{image}\": {e}");
+                    self.record(
+                        &w.object,
+                        true,
+                        "Failed",
+                        format!("Failed to pull image \"{image}\": {e}"),
+                    );
                     self.backoff.record_restart(&key);
                     self.failures.insert(key.clone(), (now, message.clone()));
                     Err(PullError {

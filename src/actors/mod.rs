@@ -11,7 +11,9 @@
 //!   → ready, and container ID → reference.
 //! - [`source::ManifestSource`]: scans the manifest directory and sends the
 //!   full desired set.
+//! - [`events::Recorder`]: the recent events of each pod.
 
+pub mod events;
 pub mod image_puller;
 pub mod pod_worker;
 pub mod registries;
@@ -80,6 +82,9 @@ pub struct Deps {
     pub refs: Addr<registries::ContainerRefs>,
     /// Wall time for back-off decisions (a `ManualClock` in tests).
     pub clock: Arc<dyn crate::clock::Clock>,
+    /// The event recorder, and the events it keeps (for readers).
+    pub events: Addr<events::Recorder>,
+    pub event_store: events::EventStore,
 }
 
 impl Deps {
@@ -92,10 +97,16 @@ impl Deps {
         clock: Arc<dyn crate::clock::Clock>,
     ) -> Self {
         use actix::Actor;
+        let recorder = events::Recorder::new(clock.clone(), node.node_name.clone());
+        let event_store = recorder.store();
+        let events = recorder.start();
         Self {
             puller: image_puller::ImagePuller::new(runtime.clone(), puller, clock.clone())
+                .with_events(events.clone().recipient())
                 .start()
                 .recipient(),
+            events,
+            event_store,
             readiness: registries::Readiness::default().start(),
             refs: registries::ContainerRefs::default().start(),
             runtime,

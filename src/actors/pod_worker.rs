@@ -16,6 +16,7 @@ use actix::{
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
 
+use super::events::{EventRef, Record};
 use super::image_puller::EnsureImage;
 use super::registries::{ContainerRef, Forget, SetRef};
 use super::Deps;
@@ -304,6 +305,23 @@ impl SyncJob {
     /// Turns the planner's back-off verdicts into waiting reasons.
     fn note_backoff(&mut self, pod: &Pod, actions: &PodActions) {
         for b in &actions.backing_off {
+            let fresh = self
+                .memory
+                .waiting
+                .get(&b.name)
+                .is_none_or(|w| w.reason != "CrashLoopBackOff");
+            if fresh {
+                self.deps.events.do_send(Record::warning(
+                    EventRef {
+                        namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+                        pod: pod.metadata.name.clone().unwrap_or_default(),
+                        uid: self.uid.clone(),
+                        field_path: Some(format!("spec.containers{{{}}}", b.name)),
+                    },
+                    "BackOff",
+                    format!("Back-off restarting failed container {}", b.name),
+                ));
+            }
             self.memory.waiting.insert(
                 b.name.clone(),
                 Waiting {
@@ -360,7 +378,10 @@ impl SyncJob {
         let mut sandbox_id = a.sandbox_id.clone();
         if let Some(cs) = &a.create_sandbox {
             self.memory.inspected.clear();
-            if let Err((w, after)) = self.ensure_image(&node.infra_image, "IfNotPresent").await {
+            if let Err((w, after)) = self
+                .ensure_image(&node.infra_image, "IfNotPresent", None)
+                .await
+            {
                 self.wait_all(&pod, "ContainerCreating", &w.message);
                 return Ok(Some(after));
             }
@@ -411,8 +432,11 @@ impl SyncJob {
                 .image_pull_policy
                 .clone()
                 .unwrap_or_else(|| "IfNotPresent".into());
-            if let Err((w, after)) = self.ensure_image(&image, &policy).await {
-                tracing::warn!(pod = %self.uid, container = %c.name, reason = %w.reason, "{}", w.message);
+            let object = Some(self.event_ref(&c.name));
+            if let Err((w, after)) = self.ensure_image(&image, &policy, object).await {
+                if w.reason == "ErrImageNeverPull" {
+                    self.record(&c.name, true, "ErrImageNeverPull", w.message.clone());
+                }
                 self.memory.waiting.insert(c.name.clone(), w);
                 again(after);
                 continue;
@@ -420,27 +444,34 @@ impl SyncJob {
             let spec = containers::app_spec(&ident, c, s.attempt, s.restart_count, &sandbox_id);
             match self.create_and_start(&spec).await {
                 Ok(id) => {
-                    tracing::info!(pod = %self.uid, container = %c.name, id = %short(&id), "Started container");
-                    self.memory.waiting.remove(&c.name);
-                    if self.post_start(c, &id, &sandbox_id).await.is_err() {
-                        continue;
-                    }
                     self.deps.refs.do_send(SetRef {
-                        container_id: id,
+                        container_id: id.clone(),
                         reference: ContainerRef {
                             namespace: ident.namespace().to_string(),
                             pod: ident.name().to_string(),
                             uid: self.uid.clone(),
-                            field_path: if s.init {
-                                format!("spec.initContainers{{{}}}", c.name)
-                            } else {
-                                format!("spec.containers{{{}}}", c.name)
-                            },
+                            field_path: self.field_path(&c.name),
                         },
                     });
+                    self.record(
+                        &c.name,
+                        false,
+                        "Created",
+                        format!("Created container {}", c.name),
+                    );
+                    self.record(
+                        &c.name,
+                        false,
+                        "Started",
+                        format!("Started container {} ({})", c.name, short(&id)),
+                    );
+                    self.memory.waiting.remove(&c.name);
+                    if self.post_start(c, &id, &sandbox_id).await.is_err() {
+                        continue;
+                    }
                 }
                 Err(e) => {
-                    tracing::warn!(pod = %self.uid, container = %c.name, error = %e, "cannot start container");
+                    self.record(&c.name, true, "Failed", format!("Error: {e}"));
                     again(RETRY_AFTER);
                     self.memory.waiting.insert(
                         c.name.clone(),
@@ -453,6 +484,42 @@ impl SyncJob {
             }
         }
         Ok(retry)
+    }
+
+    /// `spec.containers{name}` or `spec.initContainers{name}`.
+    fn field_path(&self, name: &str) -> String {
+        let init = self
+            .spec_pod()
+            .and_then(|p| p.spec.as_ref())
+            .and_then(|s| s.init_containers.as_ref())
+            .is_some_and(|i| i.iter().any(|c| c.name == name));
+        match init {
+            true => format!("spec.initContainers{{{name}}}"),
+            false => format!("spec.containers{{{name}}}"),
+        }
+    }
+
+    /// The event reference of one of the pod's containers.
+    fn event_ref(&self, container: &str) -> EventRef {
+        let meta = self.spec_pod().map(|p| &p.metadata);
+        EventRef {
+            namespace: meta
+                .and_then(|m| m.namespace.clone())
+                .unwrap_or_else(|| "default".into()),
+            pod: meta.and_then(|m| m.name.clone()).unwrap_or_default(),
+            uid: self.uid.clone(),
+            field_path: Some(self.field_path(container)),
+        }
+    }
+
+    /// Records an event against one of the pod's containers.
+    fn record(&self, container: &str, warning: bool, reason: &str, message: String) {
+        self.deps.events.do_send(Record {
+            object: self.event_ref(container),
+            warning,
+            reason: reason.into(),
+            message,
+        });
     }
 
     /// The pod spec to act on: the desired one, or while terminating the
@@ -500,7 +567,16 @@ impl SyncJob {
             .or_else(|| o.and_then(|o| o.labels.grace_period_secs))
             .unwrap_or(30);
         let grace = Duration::from_secs(secs.max(0) as u64);
-        tracing::info!(pod = %self.uid, container = %k.container_name, reason = ?k.reason, grace = ?grace, "Killing container");
+        if k.kind == Kind::Container {
+            self.record(
+                &k.container_name,
+                false,
+                "Killing",
+                format!("Stopping container {} ({:?})", k.container_name, k.reason),
+            );
+        } else {
+            tracing::info!(pod = %self.uid, reason = ?k.reason, "Stopping infra container");
+        }
         let mut left = grace;
         let pre_stop = self
             .container_spec(&k.container_name)
@@ -518,7 +594,12 @@ impl SyncJob {
             };
             let verdict = handlers::run_hook(&*self.deps.runtime, &target, hook, grace).await;
             if !verdict.ok() {
-                tracing::warn!(pod = %self.uid, container = %k.container_name, "FailedPreStopHook: {}", verdict.message());
+                self.record(
+                    &k.container_name,
+                    true,
+                    "FailedPreStopHook",
+                    format!("PreStopHook failed: {}", verdict.message()),
+                );
             }
             left = grace
                 .saturating_sub(started.elapsed())
@@ -553,7 +634,12 @@ impl SyncJob {
             return Ok(());
         }
         let message = verdict.message().to_string();
-        tracing::warn!(pod = %self.uid, container = %c.name, "FailedPostStartHook: {message}");
+        self.record(
+            &c.name,
+            true,
+            "FailedPostStartHook",
+            format!("PostStartHook failed: {message}"),
+        );
         let _ = self.deps.runtime.stop_container(id, grace).await;
         Err(message)
     }
@@ -580,11 +666,17 @@ impl SyncJob {
 
     /// Asks the puller for `image`; on failure, the waiting state to show and
     /// when to ask again.
-    async fn ensure_image(&self, image: &str, policy: &str) -> Result<(), (Waiting, Duration)> {
+    async fn ensure_image(
+        &self,
+        image: &str,
+        policy: &str,
+        object: Option<EventRef>,
+    ) -> Result<(), (Waiting, Duration)> {
         let request = EnsureImage {
             image: image.to_string(),
             policy: policy.to_string(),
             pod_uid: self.uid.clone(),
+            object,
         };
         match self.deps.puller.send(request).await {
             Ok(Ok(_)) => Ok(()),

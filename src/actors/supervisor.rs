@@ -18,6 +18,7 @@ use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 
+use super::events::ForgetPod;
 use super::pod_worker::{PodWorker, SyncNow, Update, WorkerReport};
 use super::{Deps, DesiredPod, StatusStore};
 use crate::naming;
@@ -259,6 +260,9 @@ impl Handler<WorkerReport> for Supervisor {
             WorkerReport::Stopped { uid } => {
                 self.workers.remove(&uid);
                 self.terminating.remove(&uid);
+                if !self.desired.contains_key(&uid) {
+                    self.deps.events.do_send(ForgetPod(uid.clone()));
+                }
                 if let Some(p) = self.desired.get(&uid) {
                     let pod = p.pod.clone();
                     self.start_worker(&uid, Some(pod), ctx);

@@ -1,0 +1,231 @@
+//! The event recorder: the recent events of each pod, as Kubernetes keeps
+//! them (a repeat of the same reason and message on the same object bumps
+//! `count` and `lastTimestamp` instead of adding a line), bounded per pod,
+//! and written to the log as they happen.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use actix::{Actor, Context, Handler, Message};
+use dashmap::DashMap;
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+use crate::clock::Clock;
+
+/// Events kept per pod; the oldest go first.
+pub const MAX_EVENTS_PER_POD: usize = 100;
+
+/// The object an event is about: a pod, or one container of it
+/// (`field_path` `spec.containers{name}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRef {
+    pub namespace: String,
+    pub pod: String,
+    pub uid: String,
+    pub field_path: Option<String>,
+}
+
+/// Records one event.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Record {
+    pub object: EventRef,
+    /// `Normal` or `Warning`.
+    pub warning: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+impl Record {
+    pub fn normal(object: EventRef, reason: &str, message: impl Into<String>) -> Self {
+        Self {
+            object,
+            warning: false,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn warning(object: EventRef, reason: &str, message: impl Into<String>) -> Self {
+        Self {
+            object,
+            warning: true,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Forgets a pod's events (it was removed).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct ForgetPod(pub String);
+
+/// Pod UID → its events, oldest first. Written only by the recorder.
+pub type EventStore = Arc<DashMap<String, VecDeque<Event>>>;
+
+pub struct Recorder {
+    store: EventStore,
+    clock: Arc<dyn Clock>,
+    node: String,
+    seq: u64,
+}
+
+impl Recorder {
+    pub fn new(clock: Arc<dyn Clock>, node: String) -> Self {
+        Self {
+            store: EventStore::default(),
+            clock,
+            node,
+            seq: 0,
+        }
+    }
+
+    /// The read-only view the HTTP API serves.
+    pub fn store(&self) -> EventStore {
+        self.store.clone()
+    }
+}
+
+impl Actor for Recorder {
+    type Context = Context<Self>;
+}
+
+fn now_time(clock: &dyn Clock) -> Option<Time> {
+    let t = clock
+        .now()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    crate::status::time(Some(&t))
+}
+
+impl Handler<Record> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: Record, _: &mut Context<Self>) {
+        let o = &msg.object;
+        let kind = if msg.warning { "Warning" } else { "Normal" };
+        let field = o.field_path.as_deref().unwrap_or("");
+        let pod = format!("{}/{}", o.namespace, o.pod);
+        let now = now_time(&*self.clock);
+        let mut events = self.store.entry(o.uid.clone()).or_default();
+        let same = |e: &Event| {
+            e.reason.as_deref() == Some(msg.reason.as_str())
+                && e.message.as_deref() == Some(msg.message.as_str())
+                && e.involved_object.field_path == o.field_path
+                && e.type_.as_deref() == Some(kind)
+        };
+        if let Some(e) = events.iter_mut().rev().find(|e| same(e)) {
+            // A repeat is counted, and logged only at debug level.
+            e.count = Some(e.count.unwrap_or(1) + 1);
+            e.last_timestamp = now;
+            tracing::debug!(%pod, object = field, reason = %msg.reason, count = e.count, "{}", msg.message);
+            return;
+        }
+        match msg.warning {
+            true => tracing::warn!(%pod, object = field, reason = %msg.reason, "{}", msg.message),
+            false => tracing::info!(%pod, object = field, reason = %msg.reason, "{}", msg.message),
+        }
+        self.seq += 1;
+        events.push_back(Event {
+            metadata: ObjectMeta {
+                name: Some(format!("{}.{:x}", o.pod, self.seq)),
+                namespace: Some(o.namespace.clone()),
+                ..Default::default()
+            },
+            involved_object: ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: Some(o.pod.clone()),
+                namespace: Some(o.namespace.clone()),
+                uid: Some(o.uid.clone()),
+                field_path: o.field_path.clone(),
+                ..Default::default()
+            },
+            reason: Some(msg.reason.clone()),
+            message: Some(msg.message.clone()),
+            type_: Some(kind.into()),
+            count: Some(1),
+            first_timestamp: now.clone(),
+            last_timestamp: now,
+            source: Some(EventSource {
+                component: Some("podvisor".into()),
+                host: Some(self.node.clone()),
+            }),
+            ..Default::default()
+        });
+        while events.len() > MAX_EVENTS_PER_POD {
+            events.pop_front();
+        }
+    }
+}
+
+impl Handler<ForgetPod> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: ForgetPod, _: &mut Context<Self>) {
+        self.store.remove(&msg.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn pod_ref(field: Option<&str>) -> EventRef {
+        EventRef {
+            namespace: "default".into(),
+            pod: "web".into(),
+            uid: "u1".into(),
+            field_path: field.map(str::to_string),
+        }
+    }
+
+    #[actix::test]
+    async fn repeats_count_and_distinct_events_line_up() {
+        let clock = ManualClock::default();
+        let rec = Recorder::new(Arc::new(clock.clone()), "n".into());
+        let store = rec.store();
+        let addr = rec.start();
+        let c = Some("spec.containers{app}");
+        addr.send(Record::normal(pod_ref(c), "Pulling", "Pulling image \"x\""))
+            .await
+            .unwrap();
+        clock.advance(std::time::Duration::from_secs(5));
+        addr.send(Record::warning(pod_ref(c), "BackOff", "Back-off"))
+            .await
+            .unwrap();
+        clock.advance(std::time::Duration::from_secs(5));
+        addr.send(Record::warning(pod_ref(c), "BackOff", "Back-off"))
+            .await
+            .unwrap();
+        let events = store.get("u1").unwrap().clone();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].reason.as_deref(), Some("Pulling"));
+        assert_eq!(events[1].count, Some(2));
+        assert_eq!(events[1].type_.as_deref(), Some("Warning"));
+        assert_eq!(
+            events[1].involved_object.field_path.as_deref(),
+            Some("spec.containers{app}")
+        );
+        assert!(events[1].last_timestamp > events[1].first_timestamp);
+    }
+
+    #[actix::test]
+    async fn a_pod_keeps_at_most_the_newest_events() {
+        let rec = Recorder::new(Arc::new(ManualClock::default()), "n".into());
+        let store = rec.store();
+        let addr = rec.start();
+        for i in 0..(MAX_EVENTS_PER_POD + 5) {
+            addr.send(Record::normal(pod_ref(None), "Started", format!("n{i}")))
+                .await
+                .unwrap();
+        }
+        let events = store.get("u1").unwrap().clone();
+        assert_eq!(events.len(), MAX_EVENTS_PER_POD);
+        assert_eq!(events[0].message.as_deref(), Some("n5"));
+        addr.send(ForgetPod("u1".into())).await.unwrap();
+        assert!(store.get("u1").is_none());
+    }
+}
