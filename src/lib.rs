@@ -13,6 +13,7 @@
 //! - [`naming`]: dockershim container names, `io.kubernetes.*` labels, the
 //!   container and sandbox hashes, derived pod UIDs: how state is found again.
 //! - [`plan`]: the pure planner (`SyncPod`): what to create, kill, start.
+//! - [`probe`]: probe defaults and threshold counting.
 //! - [`backoff`]: CrashLoopBackOff and image pull back-off delays (10 s
 //!   doubling to 300 s); [`clock`]: the wall clock they read, replaceable in
 //!   tests.
@@ -46,6 +47,7 @@ pub mod handlers;
 pub mod manifest;
 pub mod naming;
 pub mod plan;
+pub mod probe;
 pub mod runtime;
 pub mod settings;
 pub mod status;

@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::naming::{Kind, PodLabels};
+use crate::probe::ProbeState;
 use crate::runtime::{self, ContainerDetails};
 
 /// Why a container is not running, as a waiting state shows it.
@@ -105,9 +106,9 @@ pub struct Facts<'a> {
     /// Container name → why it waits (pull failures, back-off, config
     /// errors).
     pub waiting: &'a HashMap<String, Waiting>,
-    /// Container ID → readiness verdict (`None`: no probe verdict yet,
-    /// which counts as ready).
-    pub ready: &'a dyn Fn(&str) -> Option<bool>,
+    /// Container ID → what its probes say (`None`: nothing yet, which
+    /// counts as [`ProbeState::initial`]).
+    pub probes: &'a dyn Fn(&str) -> Option<ProbeState>,
     /// Container ID → termination message read after it exited.
     pub messages: &'a HashMap<String, String>,
     pub host_ip: &'a str,
@@ -155,8 +156,9 @@ fn container_status(
     st.container_id = Some(format!("docker://{}", d.summary.id));
     let count = match (d.summary.state, reason) {
         (runtime::ContainerState::Running, _) => {
-            st.ready = (facts.ready)(&d.summary.id).unwrap_or(true);
-            st.started = Some(true);
+            let probes = (facts.probes)(&d.summary.id).unwrap_or_else(|| ProbeState::initial(c));
+            st.ready = probes.ready;
+            st.started = Some(probes.started);
             st.state = Some(ContainerState {
                 running: Some(ContainerStateRunning {
                     started_at: time(d.started_at.as_deref()),
@@ -311,7 +313,7 @@ pub fn pod_status(pod: &Pod, containers: &[ContainerDetails], facts: &Facts<'_>)
 pub fn pending(pod: &Pod) -> PodStatus {
     let facts = Facts {
         waiting: &HashMap::new(),
-        ready: &|_| None,
+        probes: &|_| None,
         messages: &HashMap::new(),
         host_ip: "",
         refused: None,
@@ -407,7 +409,7 @@ mod tests {
     ) -> PodStatus {
         let facts = Facts {
             waiting,
-            ready: &|_| None,
+            probes: &|_| None,
             messages: &HashMap::new(),
             host_ip: "127.0.0.1",
             refused: None,
@@ -645,7 +647,7 @@ mod tests {
         };
         let facts = Facts {
             waiting: &HashMap::new(),
-            ready: &|_| None,
+            probes: &|_| None,
             messages: &HashMap::new(),
             host_ip: "127.0.0.1",
             refused: Some(&r),
@@ -673,7 +675,7 @@ mod tests {
         messages.insert("id-a".to_string(), "all done".to_string());
         let facts = Facts {
             waiting: &HashMap::new(),
-            ready: &|_| None,
+            probes: &|_| None,
             messages: &messages,
             host_ip: "",
             refused: None,

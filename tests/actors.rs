@@ -86,6 +86,7 @@ impl PodBuilder {
 struct Harness {
     fake: Arc<FakeDocker>,
     clock: ManualClock,
+    deps: Deps,
     supervisor: Addr<Supervisor>,
     store: StatusStore,
 }
@@ -106,10 +107,11 @@ impl Harness {
             Arc::new(clock.clone()),
         );
         let store = StatusStore::default();
-        let supervisor = Supervisor::new(deps, store.clone()).start();
+        let supervisor = Supervisor::new(deps.clone(), store.clone()).start();
         Self {
             fake,
             clock,
+            deps,
             supervisor,
             store,
         }
@@ -161,8 +163,16 @@ impl Harness {
         while !cond(self) {
             if tokio::time::Instant::now() > deadline {
                 panic!(
-                    "timed out waiting for: {what}\nrunning: {:?}\ncalls: {:?}",
+                    "timed out waiting for: {what}\nrunning: {:?}\nevents: {:?}\ncalls: {:?}",
                     self.running_names(),
+                    self.deps
+                        .event_store
+                        .iter()
+                        .map(|e| e
+                            .iter()
+                            .filter_map(|e| e.reason.clone())
+                            .collect::<Vec<_>>())
+                        .collect::<Vec<_>>(),
                     self.fake.calls()
                 );
             }
@@ -756,4 +766,189 @@ async fn a_failing_post_start_hook_kills_the_container_and_it_restarts() {
         .position(|c| matches!(c, Call::Exec(..)))
         .unwrap();
     assert!(first_exec < first_stop);
+}
+
+fn exec_probe(cmd: &str, failure_threshold: i32) -> k8s_openapi::api::core::v1::Probe {
+    k8s_openapi::api::core::v1::Probe {
+        exec: Some(k8s_openapi::api::core::v1::ExecAction {
+            command: Some(vec![cmd.into()]),
+        }),
+        period_seconds: Some(1),
+        failure_threshold: Some(failure_threshold),
+        ..Default::default()
+    }
+}
+
+fn exit(code: i64) -> podvisor::runtime::ExecOutput {
+    podvisor::runtime::ExecOutput {
+        exit_code: code,
+        stdout: format!("exit {code}").into_bytes(),
+        stderr: vec![],
+    }
+}
+
+fn ready_condition(h: &Harness, uid: &str) -> Option<String> {
+    let pod = h.store.get(uid)?;
+    pod.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.status.clone())
+}
+
+fn event_reasons(h: &Harness, uid: &str) -> Vec<String> {
+    h.deps
+        .event_store
+        .get(uid)
+        .map(|e| e.iter().filter_map(|e| e.reason.clone()).collect())
+        .unwrap_or_default()
+}
+
+#[actix::test]
+async fn a_failing_liveness_probe_restarts_the_container_with_events_in_order() {
+    let h = Harness::start();
+    let mut p = pod("live").container("a").build();
+    Arc::make_mut(&mut p.pod).spec.as_mut().unwrap().containers[0].liveness_probe =
+        Some(exec_probe("alive", 2));
+    h.fake.answer_exec("alive", exit(0));
+    h.desire(vec![p.clone()]);
+    h.converged(&p.uid, 2).await;
+    let first = h.running_of("a")[0].details.summary.id.clone();
+    h.until("the probe ran", |h| {
+        h.fake
+            .calls()
+            .contains(&Call::Exec(first.clone(), vec!["alive".into()]))
+    })
+    .await;
+    assert!(h.fake.stops().is_empty(), "a passing probe kills nothing");
+
+    h.fake.answer_exec("alive", exit(1));
+    h.until("the container was replaced", |h| {
+        h.running_of("a")
+            .first()
+            .is_some_and(|c| c.details.summary.id != first)
+    })
+    .await;
+    // The replacement passes its probe.
+    h.fake.answer_exec("alive", exit(0));
+    let new = h.running_of("a")[0].clone();
+    assert_eq!(new.spec.labels[naming::LABEL_RESTART_COUNT], "1");
+    assert!(h.fake.stops().iter().any(|(id, _)| *id == first));
+    // Events are listed by last occurrence: the kill comes before the
+    // restart's Started, and says why.
+    let ordered = |h: &Harness| {
+        let reasons = event_reasons(h, &p.uid);
+        let killing = reasons.iter().position(|x| x == "Killing");
+        let started = reasons.iter().rposition(|x| x == "Started");
+        matches!((killing, started), (Some(k), Some(s)) if k < s)
+    };
+    h.until("events Killing, then Started", ordered).await;
+    let events = h.deps.event_store.get(&p.uid).unwrap().clone();
+    let killing = events
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("Killing"))
+        .unwrap();
+    assert_eq!(
+        killing.message.as_deref(),
+        Some("Container a failed liveness probe, will be restarted")
+    );
+    assert_eq!(
+        killing.involved_object.field_path.as_deref(),
+        Some("spec.containers{a}")
+    );
+    let unhealthy_msg = h
+        .deps
+        .event_store
+        .get(&p.uid)
+        .unwrap()
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("Unhealthy"))
+        .and_then(|e| e.message.clone())
+        .unwrap();
+    assert!(
+        unhealthy_msg.contains("Liveness probe failed") && unhealthy_msg.contains("exit 1"),
+        "{unhealthy_msg}"
+    );
+}
+
+#[actix::test]
+async fn readiness_flips_the_ready_condition_and_the_registry_forgets_dead_containers() {
+    let h = Harness::start();
+    let mut p = pod("ready").container("a").build();
+    Arc::make_mut(&mut p.pod).spec.as_mut().unwrap().containers[0].readiness_probe =
+        Some(exec_probe("ready", 1));
+    h.fake.answer_exec("ready", exit(1));
+    h.desire(vec![p.clone()]);
+    h.until("pod running, not ready", |h| {
+        h.phase(&p.uid).as_deref() == Some("Running")
+            && ready_condition(h, &p.uid).as_deref() == Some("False")
+    })
+    .await;
+    let id = h.running_of("a")[0].details.summary.id.clone();
+    h.fake.answer_exec("ready", exit(0));
+    h.until("ready", |h| {
+        ready_condition(h, &p.uid).as_deref() == Some("True")
+    })
+    .await;
+    assert!(h.deps.readiness_view.get(&id).is_some_and(|s| s.ready));
+    h.fake.answer_exec("ready", exit(1));
+    h.until("not ready again", |h| {
+        ready_condition(h, &p.uid).as_deref() == Some("False")
+    })
+    .await;
+    // No restart for readiness.
+    assert_eq!(h.running_of("a")[0].details.summary.id, id);
+
+    h.desire(vec![]);
+    h.until("pod gone", |h| h.fake.containers().is_empty())
+        .await;
+    h.until("registry forgot the container", |h| {
+        h.deps.readiness_view.get(&id).is_none()
+    })
+    .await;
+}
+
+#[actix::test]
+async fn a_startup_probe_holds_liveness_off_until_it_succeeds() {
+    let h = Harness::start();
+    let mut p = pod("slow").container("a").build();
+    {
+        let c = &mut Arc::make_mut(&mut p.pod).spec.as_mut().unwrap().containers[0];
+        c.startup_probe = Some(exec_probe("started", 30));
+        c.liveness_probe = Some(exec_probe("alive", 1));
+    }
+    h.fake.answer_exec("started", exit(1));
+    h.fake.answer_exec("alive", exit(1));
+    h.desire(vec![p.clone()]);
+    h.converged(&p.uid, 2).await;
+    let id = h.running_of("a")[0].details.summary.id.clone();
+    h.until("two startup attempts", |h| {
+        h.fake
+            .calls()
+            .iter()
+            .filter(|c| **c == Call::Exec(id.clone(), vec!["started".into()]))
+            .count()
+            >= 2
+    })
+    .await;
+    let calls = h.fake.calls();
+    assert!(
+        !calls.contains(&Call::Exec(id.clone(), vec!["alive".into()])),
+        "liveness ran before startup succeeded"
+    );
+    assert!(
+        h.fake.stops().is_empty(),
+        "killed while its startup probe may still fail"
+    );
+    let status = h.store.get(&p.uid).and_then(|p| p.status.clone()).unwrap();
+    assert_eq!(status.container_statuses.unwrap()[0].started, Some(false));
+
+    // Once started, the failing liveness probe restarts it.
+    h.fake.answer_exec("started", exit(0));
+    h.until("liveness killed it", |h| {
+        h.fake.stops().iter().any(|(s, _)| *s == id)
+    })
+    .await;
 }

@@ -62,7 +62,8 @@ impl Record {
 #[rtype(result = "()")]
 pub struct ForgetPod(pub String);
 
-/// Pod UID → its events, oldest first. Written only by the recorder.
+/// Pod UID → its events in order of last occurrence, oldest first.
+/// Written only by the recorder.
 pub type EventStore = Arc<DashMap<String, VecDeque<Event>>>;
 
 pub struct Recorder {
@@ -115,11 +116,15 @@ impl Handler<Record> for Recorder {
                 && e.involved_object.field_path == o.field_path
                 && e.type_.as_deref() == Some(kind)
         };
-        if let Some(e) = events.iter_mut().rev().find(|e| same(e)) {
-            // A repeat is counted, and logged only at debug level.
-            e.count = Some(e.count.unwrap_or(1) + 1);
-            e.last_timestamp = now;
-            tracing::debug!(%pod, object = field, reason = %msg.reason, count = e.count, "{}", msg.message);
+        if let Some(at) = events.iter().rposition(same) {
+            // A repeat is counted, moves to the end (the list stays in
+            // order of last occurrence), and is logged at debug level only.
+            if let Some(mut e) = events.remove(at) {
+                e.count = Some(e.count.unwrap_or(1) + 1);
+                e.last_timestamp = now;
+                tracing::debug!(%pod, object = field, reason = %msg.reason, count = e.count, "{}", msg.message);
+                events.push_back(e);
+            }
             return;
         }
         match msg.warning {
@@ -200,9 +205,15 @@ mod tests {
         addr.send(Record::warning(pod_ref(c), "BackOff", "Back-off"))
             .await
             .unwrap();
+        addr.send(Record::normal(pod_ref(c), "Pulling", "Pulling image \"x\""))
+            .await
+            .unwrap();
         let events = store.get("u1").unwrap().clone();
         assert_eq!(events.len(), 2);
-        assert_eq!(events[0].reason.as_deref(), Some("Pulling"));
+        // Ordered by last occurrence: the repeated Pulling is now last.
+        assert_eq!(events[1].reason.as_deref(), Some("Pulling"));
+        assert_eq!(events[1].count, Some(2));
+        let events: Vec<_> = events.into_iter().rev().collect();
         assert_eq!(events[1].count, Some(2));
         assert_eq!(events[1].type_.as_deref(), Some("Warning"));
         assert_eq!(

@@ -8,7 +8,9 @@
 //! - [`image_puller::ImagePuller`]: ensures images are present; one pull per
 //!   image however many pods want it.
 //! - [`registries::Readiness`] and [`registries::ContainerRefs`]: container ID
-//!   → ready, and container ID → reference.
+//!   → ready/started, and container ID → reference.
+//! - [`prober::Prober`]: startup, liveness and readiness probes per
+//!   container, on their own timers.
 //! - [`source::ManifestSource`]: scans the manifest directory and sends the
 //!   full desired set.
 //! - [`events::Recorder`]: the recent events of each pod.
@@ -16,6 +18,7 @@
 pub mod events;
 pub mod image_puller;
 pub mod pod_worker;
+pub mod prober;
 pub mod registries;
 pub mod source;
 pub mod supervisor;
@@ -79,6 +82,9 @@ pub struct Deps {
     /// another answerer).
     pub puller: Recipient<image_puller::EnsureImage>,
     pub readiness: Addr<registries::Readiness>,
+    /// What the readiness registry holds, read without a mailbox.
+    pub readiness_view: registries::ReadinessView,
+    pub prober: Addr<prober::Prober>,
     pub refs: Addr<registries::ContainerRefs>,
     /// Wall time for back-off decisions (a `ManualClock` in tests).
     pub clock: Arc<dyn crate::clock::Clock>,
@@ -100,14 +106,26 @@ impl Deps {
         let recorder = events::Recorder::new(clock.clone(), node.node_name.clone());
         let event_store = recorder.store();
         let events = recorder.start();
+        let readiness = registries::Readiness::default();
+        let readiness_view = readiness.snapshot();
+        let readiness = readiness.start();
+        let prober = prober::Prober::new(
+            runtime.clone(),
+            node.exec_handler,
+            readiness.clone(),
+            events.clone(),
+        )
+        .start();
         Self {
+            readiness_view,
+            prober,
             puller: image_puller::ImagePuller::new(runtime.clone(), puller, clock.clone())
                 .with_events(events.clone().recipient())
                 .start()
                 .recipient(),
             events,
             event_store,
-            readiness: registries::Readiness::default().start(),
+            readiness,
             refs: registries::ContainerRefs::default().start(),
             runtime,
             node: Arc::new(node),

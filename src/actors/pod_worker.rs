@@ -18,6 +18,7 @@ use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
 
 use super::events::{EventRef, Record};
 use super::image_puller::EnsureImage;
+use super::prober::{ProbeNews, SyncWatches, Watched};
 use super::registries::{ContainerRef, Forget, SetRef};
 use super::Deps;
 use crate::backoff::Backoff;
@@ -69,8 +70,6 @@ struct Memory {
     /// Inspect results by container ID, reused while the container's state
     /// is unchanged (a dead container never changes).
     inspected: HashMap<String, ContainerDetails>,
-    /// Containers the prober asked to kill; cleared once they are dead.
-    kill_requests: Vec<String>,
     /// Container ID → termination message, read once after it exited.
     messages: HashMap<String, String>,
 }
@@ -86,6 +85,8 @@ pub struct PodWorker {
     again: bool,
     memory: Memory,
     wake: Option<SpawnHandle>,
+    /// Containers the prober asked to kill; dropped once they are dead.
+    kill_requests: Vec<String>,
 }
 
 impl PodWorker {
@@ -105,6 +106,7 @@ impl PodWorker {
             again: false,
             memory: Memory::default(),
             wake: None,
+            kill_requests: Vec::new(),
         }
     }
 
@@ -123,6 +125,8 @@ impl PodWorker {
             uid: self.uid.clone(),
             pod: self.desired.clone(),
             last_pod: self.last_pod.clone(),
+            kill_requests: self.kill_requests.clone(),
+            me: ctx.address().recipient(),
             memory,
         };
         ctx.spawn(
@@ -130,6 +134,9 @@ impl PodWorker {
                 .into_actor(self)
                 .map(|(memory, outcome), act, ctx| {
                     act.memory = memory;
+                    // A kill asked for is done once the container no longer
+                    // runs.
+                    act.kill_requests.retain(|id| outcome.running.contains(id));
                     act.busy = false;
                     act.finish(outcome, ctx);
                 }),
@@ -182,6 +189,18 @@ impl Handler<Update> for PodWorker {
     }
 }
 
+impl Handler<ProbeNews> for PodWorker {
+    type Result = ();
+    fn handle(&mut self, msg: ProbeNews, ctx: &mut Context<Self>) {
+        if let ProbeNews::Unhealthy { container_id } = msg {
+            if !self.kill_requests.contains(&container_id) {
+                self.kill_requests.push(container_id);
+            }
+        }
+        self.sync(ctx);
+    }
+}
+
 impl Handler<SyncNow> for PodWorker {
     type Result = ();
     fn handle(&mut self, _: SyncNow, ctx: &mut Context<Self>) {
@@ -197,6 +216,8 @@ struct Outcome {
     gone: bool,
     /// Sync again after this long (a back-off ends, or work is left undone).
     wake_after: Option<Duration>,
+    /// The pod's running containers after the sync.
+    running: Vec<String>,
 }
 
 /// One sync, run outside the actor with its own copy of what it needs.
@@ -207,6 +228,9 @@ struct SyncJob {
     /// The last spec while terminating (for preStop hooks).
     last_pod: Option<Arc<Pod>>,
     memory: Memory,
+    kill_requests: Vec<String>,
+    /// The worker itself, for the prober's news.
+    me: Recipient<ProbeNews>,
 }
 
 impl SyncJob {
@@ -233,7 +257,7 @@ impl SyncJob {
                             infra_image: &self.deps.node.infra_image,
                             backoff: &self.memory.backoff,
                             now: self.deps.clock.now(),
-                            kill_requests: &self.memory.kill_requests,
+                            kill_requests: &self.kill_requests,
                             gc: self.deps.node.gc,
                         },
                         &observed,
@@ -250,10 +274,17 @@ impl SyncJob {
                 // dying at once) is tried again after a pause.
                 let undone = (!actions.is_empty()).then(|| held_back.unwrap_or(RETRY_AFTER));
                 outcome.wake_after = [backoff_ends, undone].into_iter().flatten().min();
+                outcome.running = details
+                    .iter()
+                    .filter(|d| d.summary.state == ContainerState::Running)
+                    .map(|d| d.summary.id.clone())
+                    .collect();
+                self.watch_probes(&details);
                 if let Some(pod) = &self.pod {
+                    let view = &self.deps.readiness_view;
                     let facts = status::Facts {
                         waiting: &self.memory.waiting,
-                        ready: &|_| None,
+                        probes: &|id: &str| view.get(id).map(|s| *s),
                         messages: &self.memory.messages,
                         host_ip: &self.deps.node.host_ip,
                         refused: None,
@@ -272,6 +303,48 @@ impl SyncJob {
             }
         }
         unreachable!("the last round always returns")
+    }
+
+    /// Tells the prober which app containers run now (none when the pod is
+    /// going), with the pod IP its httpGet and tcpSocket probes use.
+    fn watch_probes(&self, details: &[ContainerDetails]) {
+        let spec = self.pod.as_deref().and_then(|p| p.spec.clone());
+        let host_network = spec.as_ref().and_then(|s| s.host_network).unwrap_or(false);
+        let mut pod_ip = String::new();
+        let mut containers = Vec::new();
+        for d in details
+            .iter()
+            .filter(|d| d.summary.state == ContainerState::Running)
+        {
+            let Some(labels) = PodLabels::parse(&d.summary.labels) else {
+                continue;
+            };
+            if labels.kind == Kind::Sandbox {
+                pod_ip = if host_network {
+                    "127.0.0.1".into()
+                } else {
+                    d.ip_address.clone()
+                };
+                continue;
+            }
+            let spec_container = spec
+                .iter()
+                .flat_map(|s| s.containers.iter())
+                .find(|c| c.name == labels.container_name);
+            if let Some(c) = spec_container {
+                containers.push(Watched {
+                    container_id: d.summary.id.clone(),
+                    container: c.clone(),
+                    object: self.event_ref(&c.name),
+                });
+            }
+        }
+        self.deps.prober.do_send(SyncWatches {
+            uid: self.uid.clone(),
+            pod_ip,
+            containers,
+            worker: self.me.clone(),
+        });
     }
 
     /// Lists the pod's containers and inspects those whose state is new.
@@ -322,8 +395,8 @@ impl SyncJob {
                     format!("Back-off restarting failed container {}", b.name),
                 ));
             }
-            self.memory.waiting.insert(
-                b.name.clone(),
+            self.set_waiting(
+                &b.name,
                 Waiting {
                     reason: "CrashLoopBackOff".into(),
                     message: format!(
@@ -370,9 +443,10 @@ impl SyncJob {
             return Ok(None);
         };
         let node = self.deps.node.clone();
+        let uid = self.uid.clone();
         let ident = PodIdentity {
             pod: &pod,
-            uid: &self.uid,
+            uid: &uid,
             node: &node.node_name,
         };
         let mut sandbox_id = a.sandbox_id.clone();
@@ -437,7 +511,7 @@ impl SyncJob {
                 if w.reason == "ErrImageNeverPull" {
                     self.record(&c.name, true, "ErrImageNeverPull", w.message.clone());
                 }
-                self.memory.waiting.insert(c.name.clone(), w);
+                self.set_waiting(&c.name, w);
                 again(after);
                 continue;
             }
@@ -473,8 +547,8 @@ impl SyncJob {
                 Err(e) => {
                     self.record(&c.name, true, "Failed", format!("Error: {e}"));
                     again(RETRY_AFTER);
-                    self.memory.waiting.insert(
-                        c.name.clone(),
+                    self.set_waiting(
+                        &c.name,
                         Waiting {
                             reason: "CreateContainerError".into(),
                             message: e.to_string(),
@@ -572,7 +646,17 @@ impl SyncJob {
                 &k.container_name,
                 false,
                 "Killing",
-                format!("Stopping container {} ({:?})", k.container_name, k.reason),
+                match k.reason {
+                    plan::KillReason::Unhealthy => format!(
+                        "Container {} failed liveness probe, will be restarted",
+                        k.container_name
+                    ),
+                    plan::KillReason::SpecChanged => format!(
+                        "Container {} definition changed, will be restarted",
+                        k.container_name
+                    ),
+                    _ => format!("Stopping container {}", k.container_name),
+                },
             );
         } else {
             tracing::info!(pod = %self.uid, reason = ?k.reason, "Stopping infra container");
@@ -697,10 +781,24 @@ impl SyncJob {
         }
     }
 
+    /// Records why a container waits; a new reason is logged (the same one
+    /// again is not, so a back-off does not flood the log).
+    fn set_waiting(&mut self, container: &str, w: Waiting) {
+        let changed = self
+            .memory
+            .waiting
+            .get(container)
+            .is_none_or(|old| old.reason != w.reason);
+        if changed {
+            tracing::info!(pod = %self.uid, container, reason = %w.reason, "container waiting: {}", w.message);
+        }
+        self.memory.waiting.insert(container.to_string(), w);
+    }
+
     fn wait_all(&mut self, pod: &Pod, reason: &str, message: &str) {
         for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
-            self.memory.waiting.insert(
-                c.name.clone(),
+            self.set_waiting(
+                &c.name,
                 Waiting {
                     reason: reason.into(),
                     message: message.into(),

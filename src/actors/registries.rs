@@ -8,15 +8,20 @@ use std::sync::Arc;
 use actix::{Actor, Context, Handler, Message};
 use dashmap::DashMap;
 
-/// Container ID → ready.
+pub use crate::probe::ProbeState;
+
+/// A read-only view of the readiness registry.
+pub type ReadinessView = Arc<DashMap<String, ProbeState>>;
+
+/// Container ID → probe state. Written by the prober only.
 #[derive(Default)]
 pub struct Readiness {
-    map: Arc<DashMap<String, bool>>,
+    map: ReadinessView,
 }
 
 impl Readiness {
     /// A read-only view for status builders.
-    pub fn snapshot(&self) -> Arc<DashMap<String, bool>> {
+    pub fn snapshot(&self) -> ReadinessView {
         self.map.clone()
     }
 }
@@ -27,9 +32,9 @@ impl Actor for Readiness {
 
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
-pub struct SetReady {
+pub struct SetProbeState {
     pub container_id: String,
-    pub ready: bool,
+    pub state: ProbeState,
 }
 
 /// Drops what is known of a container (it was killed or is gone).
@@ -39,10 +44,10 @@ pub struct Forget {
     pub container_id: String,
 }
 
-impl Handler<SetReady> for Readiness {
+impl Handler<SetProbeState> for Readiness {
     type Result = ();
-    fn handle(&mut self, msg: SetReady, _: &mut Context<Self>) {
-        self.map.insert(msg.container_id, msg.ready);
+    fn handle(&mut self, msg: SetProbeState, _: &mut Context<Self>) {
+        self.map.insert(msg.container_id, msg.state);
     }
 }
 

@@ -1,0 +1,274 @@
+//! The Prober: runs each running container's startup, liveness and
+//! readiness probes on their own timers.
+//!
+//! PodWorkers tell it, after every sync, which of their containers run
+//! ([`SyncWatches`]); it starts a probe task for a new container and stops
+//! the task of one that is gone. A task waits `initialDelaySeconds` from
+//! the container's start, runs the startup probe until it succeeds
+//! (liveness and readiness are held off until then), then liveness and
+//! readiness side by side. Readiness changes go to the Readiness registry
+//! and wake the worker (status); a liveness (or startup) failure records
+//! `Unhealthy` and asks the worker to kill the container, which its restart
+//! policy then brings back.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr, Context, Handler, Message, Recipient};
+use k8s_openapi::api::core::v1::{Container, Probe};
+
+use super::events::{EventRef, Record, Recorder};
+use super::registries::{ProbeState, Readiness, SetProbeState};
+use crate::handlers::{self, Verdict};
+use crate::probe::{Counter, Kind, Timing};
+use crate::runtime::ContainerRuntime;
+use crate::settings::ExecHandler;
+
+/// One running container to probe.
+#[derive(Debug, Clone)]
+pub struct Watched {
+    pub container_id: String,
+    pub container: Container,
+    /// Events about this container go here.
+    pub object: EventRef,
+}
+
+/// The running containers of one pod, after a sync; containers of the pod
+/// not listed stop being probed.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct SyncWatches {
+    pub uid: String,
+    /// Where `httpGet` and `tcpSocket` probes connect by default.
+    pub pod_ip: String,
+    pub containers: Vec<Watched>,
+    pub worker: Recipient<ProbeNews>,
+}
+
+/// What the prober tells a pod's worker.
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+#[rtype(result = "()")]
+pub enum ProbeNews {
+    /// Readiness or startup changed: rebuild the status.
+    Changed { container_id: String },
+    /// The liveness (or startup) probe failed: kill the container.
+    Unhealthy { container_id: String },
+}
+
+struct Task {
+    uid: String,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+pub struct Prober {
+    runtime: Arc<dyn ContainerRuntime>,
+    exec_handler: ExecHandler,
+    readiness: Addr<Readiness>,
+    events: Addr<Recorder>,
+    tasks: HashMap<String, Task>,
+}
+
+impl Prober {
+    pub fn new(
+        runtime: Arc<dyn ContainerRuntime>,
+        exec_handler: ExecHandler,
+        readiness: Addr<Readiness>,
+        events: Addr<Recorder>,
+    ) -> Self {
+        Self {
+            runtime,
+            exec_handler,
+            readiness,
+            events,
+            tasks: HashMap::new(),
+        }
+    }
+}
+
+impl Actor for Prober {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        for t in self.tasks.values() {
+            t.handle.abort();
+        }
+    }
+}
+
+/// Whether a container has anything to probe.
+pub fn has_probes(c: &Container) -> bool {
+    c.liveness_probe.is_some() || c.readiness_probe.is_some() || c.startup_probe.is_some()
+}
+
+impl Handler<SyncWatches> for Prober {
+    type Result = ();
+
+    fn handle(&mut self, msg: SyncWatches, _: &mut Context<Self>) {
+        let wanted: HashMap<&str, &Watched> = msg
+            .containers
+            .iter()
+            .filter(|w| has_probes(&w.container))
+            .map(|w| (w.container_id.as_str(), w))
+            .collect();
+        let gone: Vec<String> = self
+            .tasks
+            .iter()
+            .filter(|(id, t)| t.uid == msg.uid && !wanted.contains_key(id.as_str()))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in gone {
+            if let Some(t) = self.tasks.remove(&id) {
+                t.handle.abort();
+            }
+        }
+        for (id, w) in wanted {
+            if self.tasks.get(id).is_some_and(|t| !t.handle.is_finished()) {
+                continue;
+            }
+            self.readiness.do_send(SetProbeState {
+                container_id: id.to_string(),
+                state: ProbeState::initial(&w.container),
+            });
+            let ctx = ProbeCtx {
+                runtime: self.runtime.clone(),
+                exec_handler: self.exec_handler,
+                readiness: self.readiness.clone(),
+                events: self.events.clone(),
+                worker: msg.worker.clone(),
+                pod_ip: msg.pod_ip.clone(),
+                watched: w.clone(),
+            };
+            let handle = actix::spawn(ctx.run());
+            self.tasks.insert(
+                id.to_string(),
+                Task {
+                    uid: msg.uid.clone(),
+                    handle,
+                },
+            );
+        }
+    }
+}
+
+/// Everything one container's probe task needs.
+#[derive(Clone)]
+struct ProbeCtx {
+    runtime: Arc<dyn ContainerRuntime>,
+    exec_handler: ExecHandler,
+    readiness: Addr<Readiness>,
+    events: Addr<Recorder>,
+    worker: Recipient<ProbeNews>,
+    pod_ip: String,
+    watched: Watched,
+}
+
+impl ProbeCtx {
+    async fn attempt(&self, probe: &Probe, timeout: Duration) -> Verdict {
+        let target = handlers::Target {
+            container_id: &self.watched.container_id,
+            pod_ip: &self.pod_ip,
+            container: &self.watched.container,
+            exec_handler: self.exec_handler,
+        };
+        if let Some(e) = &probe.exec {
+            return handlers::exec(&*self.runtime, &target, e, timeout).await;
+        }
+        if let Some(h) = &probe.http_get {
+            return handlers::http_get(&target, h, timeout).await;
+        }
+        if let Some(t) = &probe.tcp_socket {
+            return handlers::tcp(&target, t, timeout).await;
+        }
+        Verdict::Failure("probe has no supported action (grpc is not supported)".into())
+    }
+
+    fn state(&self, ready: bool, started: bool) {
+        self.readiness.do_send(SetProbeState {
+            container_id: self.watched.container_id.clone(),
+            state: ProbeState { ready, started },
+        });
+        self.worker.do_send(ProbeNews::Changed {
+            container_id: self.watched.container_id.clone(),
+        });
+    }
+
+    fn unhealthy(&self, kind: Kind, message: &str) {
+        self.events.do_send(Record::warning(
+            self.watched.object.clone(),
+            "Unhealthy",
+            format!("{} probe failed: {}", kind.name(), message.trim_end()),
+        ));
+    }
+
+    /// Runs `probe` every period until its result becomes `until` (a
+    /// change to that value); returns false when the task should end.
+    async fn run_until(&self, probe: &Probe, kind: Kind, until: bool) -> bool {
+        let timing = Timing::of(probe, kind);
+        let mut counter = Counter::new(timing, kind);
+        loop {
+            let verdict = self.attempt(probe, timing.timeout).await;
+            if !verdict.ok() {
+                self.unhealthy(kind, verdict.message());
+            }
+            if counter.observe(verdict.ok()) == Some(until) {
+                return true;
+            }
+            tokio::time::sleep(timing.period).await;
+        }
+    }
+
+    async fn run(self) {
+        let c = self.watched.container.clone();
+        let delay = |p: &Probe, k: Kind| Timing::of(p, k).initial_delay;
+        if let Some(p) = &c.startup_probe {
+            tokio::time::sleep(delay(p, Kind::Startup)).await;
+            // Either it starts (success) or fails `failureThreshold` times.
+            let timing = Timing::of(p, Kind::Startup);
+            let mut counter = Counter::new(timing, Kind::Startup);
+            loop {
+                let verdict = self.attempt(p, timing.timeout).await;
+                if !verdict.ok() {
+                    self.unhealthy(Kind::Startup, verdict.message());
+                }
+                match counter.observe(verdict.ok()) {
+                    Some(true) => break,
+                    Some(false) => {
+                        self.worker.do_send(ProbeNews::Unhealthy {
+                            container_id: self.watched.container_id.clone(),
+                        });
+                        return;
+                    }
+                    None => tokio::time::sleep(timing.period).await,
+                }
+            }
+            self.state(c.readiness_probe.is_none(), true);
+        }
+        let liveness = async {
+            let Some(p) = &c.liveness_probe else { return };
+            tokio::time::sleep(delay(p, Kind::Liveness)).await;
+            if self.run_until(p, Kind::Liveness, false).await {
+                self.worker.do_send(ProbeNews::Unhealthy {
+                    container_id: self.watched.container_id.clone(),
+                });
+            }
+        };
+        let readiness = async {
+            let Some(p) = &c.readiness_probe else { return };
+            tokio::time::sleep(delay(p, Kind::Readiness)).await;
+            let timing = Timing::of(p, Kind::Readiness);
+            let mut counter = Counter::new(timing, Kind::Readiness);
+            loop {
+                let verdict = self.attempt(p, timing.timeout).await;
+                if !verdict.ok() {
+                    self.unhealthy(Kind::Readiness, verdict.message());
+                }
+                if let Some(ready) = counter.observe(verdict.ok()) {
+                    self.state(ready, true);
+                }
+                tokio::time::sleep(timing.period).await;
+            }
+        };
+        futures::join!(liveness, readiness);
+    }
+}
