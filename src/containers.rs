@@ -1,10 +1,17 @@
 //! From a Pod spec to the engine's create requests: the infra container and
 //! the app containers that join its namespaces. Pure functions.
 
+use std::path::{Path, PathBuf};
+
 use k8s_openapi::api::core::v1::{Container, Pod};
 
+use crate::env::{self, EnvContext};
 use crate::naming::{self, ContainerName, Kind, PodLabels};
-use crate::runtime::{CreateSpec, PortMapping};
+use crate::resources::{self, NodeCapacity};
+use crate::runtime::{CreateSpec, PortMapping, Resources};
+use crate::security::{self, Security};
+use crate::status::Refusal;
+use crate::volumes::{self, PodVolumes};
 
 /// Who the pod is, as the naming needs it.
 #[derive(Debug, Clone)]
@@ -21,6 +28,30 @@ impl PodIdentity<'_> {
 
     pub fn namespace(&self) -> &str {
         self.pod.metadata.namespace.as_deref().unwrap_or("default")
+    }
+
+    fn host_ipc(&self) -> bool {
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_ipc)
+            .unwrap_or(false)
+    }
+
+    fn host_pid(&self) -> bool {
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_pid)
+            .unwrap_or(false)
+    }
+
+    fn share_pids(&self) -> bool {
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.share_process_namespace)
+            .unwrap_or(false)
     }
 
     fn host_network(&self) -> bool {
@@ -98,18 +129,164 @@ pub fn sandbox_spec(id: &PodIdentity<'_>, image: &str, attempt: u32, hash: &str)
         hostname: (!host_network).then(|| id.name().chars().take(63).collect()),
         ports,
         network_mode: host_network.then(|| "host".to_string()),
-        ipc_mode: Some("shareable".to_string()),
+        ipc_mode: Some(if id.host_ipc() { "host" } else { "shareable" }.to_string()),
+        pid_mode: id.host_pid().then(|| "host".to_string()),
         ..Default::default()
     }
 }
 
-/// An app container, joining the infra container's network and IPC.
+/// What the node decides for every pod (from the settings).
+#[derive(Debug, Clone)]
+pub struct NodeRules {
+    pub node_name: String,
+    pub host_ip: String,
+    pub root_dir: PathBuf,
+    pub cfs_quota: bool,
+    pub allow_privileged: bool,
+    pub allowed_host_paths: Vec<PathBuf>,
+    pub capacity: NodeCapacity,
+}
+
+impl NodeRules {
+    /// `<root-dir>/pods/<uid>`: the pod's volumes and termination logs.
+    pub fn pod_dir(&self, uid: &str) -> PathBuf {
+        self.root_dir.join("pods").join(uid)
+    }
+}
+
+/// The field path of a container: `spec.containers[i]` or
+/// `spec.initContainers[i]`.
+pub fn container_path(pod: &Pod, name: &str) -> String {
+    let spec = pod.spec.as_ref();
+    let apps = spec.map(|s| s.containers.as_slice()).unwrap_or_default();
+    if let Some(i) = apps.iter().position(|c| c.name == name) {
+        return format!("spec.containers[{i}]");
+    }
+    let inits = spec
+        .and_then(|s| s.init_containers.as_deref())
+        .unwrap_or_default();
+    let i = inits.iter().position(|c| c.name == name).unwrap_or(0);
+    format!("spec.initContainers[{i}]")
+}
+
+/// Decides whether the node takes the pod at all, before anything is
+/// created: admission against the node's capacity, the volumes, and the
+/// security policy. A refusal leaves the pod `Failed` with the reason.
+pub fn admit_pod(pod: &Pod, uid: &str, rules: &NodeRules) -> Result<PodVolumes, Refusal> {
+    resources::admit(pod, &rules.capacity).map_err(|r| Refusal {
+        reason: r.reason.to_string(),
+        message: r.message,
+    })?;
+    let vols = volumes::plan_volumes(pod, uid, &rules.root_dir, &rules.allowed_host_paths)
+        .map_err(|e| Refusal {
+            reason: if e.message.contains("is not supported") {
+                "UnsupportedVolume".into()
+            } else {
+                "InvalidVolume".into()
+            },
+            message: e.to_string(),
+        })?;
+    let spec = pod.spec.clone().unwrap_or_default();
+    for c in spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+    {
+        let path = container_path(pod, &c.name);
+        security::container_security(pod, c, &path, rules.allow_privileged).map_err(|e| {
+            Refusal {
+                reason: "Forbidden".into(),
+                message: e.to_string(),
+            }
+        })?;
+        resources::container_resources(c, &path, rules.cfs_quota).map_err(|e| Refusal {
+            reason: "InvalidResources".into(),
+            message: e.to_string(),
+        })?;
+        volumes::container_mounts(c, &path, &vols).map_err(|e| Refusal {
+            reason: "InvalidVolumeMount".into(),
+            message: e.to_string(),
+        })?;
+    }
+    Ok(vols)
+}
+
+/// Everything one container needs beyond its spec, decided when it is
+/// created: its environment (with `$(VAR)` expanded into command and
+/// args), resources, security settings, mounts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerConfig {
+    pub env: Vec<(String, String)>,
+    pub command: Option<Vec<String>>,
+    pub args: Option<Vec<String>>,
+    pub resources: Resources,
+    pub security: Security,
+    /// `host:container[:ro]`, the termination log included.
+    pub binds: Vec<String>,
+    /// The engine user (`uid[:gid]`).
+    pub user: Option<String>,
+}
+
+/// Decides a container's configuration; an error is the container's
+/// `CreateContainerConfigError` message.
+#[allow(clippy::too_many_arguments)]
+pub fn configure(
+    pod: &Pod,
+    uid: &str,
+    c: &Container,
+    rules: &NodeRules,
+    vols: &PodVolumes,
+    pod_ip: &str,
+    image_user: &str,
+    termination_log: Option<&Path>,
+) -> Result<ContainerConfig, String> {
+    let path = container_path(pod, &c.name);
+    let ctx = EnvContext {
+        pod,
+        pod_uid: uid,
+        node_name: &rules.node_name,
+        pod_ip,
+        host_ip: &rules.host_ip,
+        node_cpu_millis: rules.capacity.cpu_millis,
+        node_memory_bytes: rules.capacity.memory_bytes,
+        node_ephemeral_storage_bytes: i64::MAX,
+    };
+    let env = env::container_env(c, &path, &ctx).map_err(|e| e.to_string())?;
+    let resources =
+        resources::container_resources(c, &path, rules.cfs_quota).map_err(|e| e.to_string())?;
+    let security = security::container_security(pod, c, &path, rules.allow_privileged)
+        .map_err(|e| e.to_string())?;
+    let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
+    security::check_non_root(&security, image_user, pod_name, &c.name)?;
+    let mut binds = volumes::container_mounts(c, &path, vols).map_err(|e| e.to_string())?;
+    if let Some(log) = termination_log {
+        let target = c
+            .termination_message_path
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "/dev/termination-log".into());
+        binds.push(format!("{}:{target}", log.display()));
+    }
+    Ok(ContainerConfig {
+        command: c.command.as_ref().map(|l| env::expand_args(l, &env)),
+        args: c.args.as_ref().map(|l| env::expand_args(l, &env)),
+        user: security.docker_user(image_user),
+        env,
+        resources,
+        security,
+        binds,
+    })
+}
+
+/// An app (or init) container, joining the infra container's network, IPC
+/// and (with `shareProcessNamespace`) PID namespaces.
 pub fn app_spec(
     id: &PodIdentity<'_>,
     container: &Container,
     attempt: u32,
     restart_count: u32,
     sandbox_id: &str,
+    config: &ContainerConfig,
 ) -> CreateSpec {
     let mut labels = id.labels(
         Kind::Container,
@@ -118,23 +295,36 @@ pub fn app_spec(
         restart_count,
     );
     labels.sandbox_id = Some(sandbox_id.to_string());
-    let env = container
-        .env
-        .iter()
-        .flatten()
-        .filter_map(|e| Some(format!("{}={}", e.name, e.value.as_deref()?)))
-        .collect();
     let join = format!("container:{sandbox_id}");
+    let sec = &config.security;
     CreateSpec {
         name: id.docker_name(&container.name, attempt),
         image: container.image.clone().unwrap_or_default(),
-        entrypoint: container.command.clone(),
-        cmd: container.args.clone(),
-        env,
+        entrypoint: config.command.clone(),
+        cmd: config.args.clone(),
+        env: config.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
         working_dir: container.working_dir.clone().filter(|w| !w.is_empty()),
         labels: labels.render(id.node),
         network_mode: Some(join.clone()),
-        ipc_mode: Some(join),
+        ipc_mode: Some(if id.host_ipc() {
+            "host".into()
+        } else {
+            join.clone()
+        }),
+        pid_mode: if id.host_pid() {
+            Some("host".into())
+        } else {
+            id.share_pids().then_some(join)
+        },
+        user: config.user.clone(),
+        group_add: sec.group_add.clone(),
+        resources: config.resources.clone(),
+        binds: config.binds.clone(),
+        read_only_rootfs: sec.read_only_rootfs,
+        privileged: sec.privileged,
+        cap_add: sec.cap_add.clone(),
+        cap_drop: sec.cap_drop.clone(),
+        security_opt: sec.security_opt.clone(),
         ..Default::default()
     }
 }
@@ -177,6 +367,156 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    fn rules() -> NodeRules {
+        NodeRules {
+            node_name: "n1".into(),
+            host_ip: "127.0.0.1".into(),
+            root_dir: "/tmp/podvisor-unit".into(),
+            cfs_quota: true,
+            allow_privileged: false,
+            allowed_host_paths: vec![],
+            capacity: NodeCapacity {
+                cpu_millis: 2000,
+                memory_bytes: 1 << 30,
+            },
+        }
+    }
+
+    #[test]
+    fn configure_expands_env_into_args_and_binds_the_termination_log() {
+        let mut p = pod();
+        {
+            let c = &mut p.spec.as_mut().unwrap().containers[0];
+            c.args = Some(vec!["echo $(A) $$(A)".into()]);
+            c.env.as_mut().unwrap().push(EnvVar {
+                name: "POD".into(),
+                value_from: Some(k8s_openapi::api::core::v1::EnvVarSource {
+                    field_ref: Some(k8s_openapi::api::core::v1::ObjectFieldSelector {
+                        field_path: "metadata.name".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+        }
+        let c = p.spec.as_ref().unwrap().containers[0].clone();
+        let log = Path::new("/tmp/x/termination-log");
+        let cfg = configure(
+            &p,
+            "u1",
+            &c,
+            &rules(),
+            &PodVolumes::default(),
+            "10.0.0.1",
+            "",
+            Some(log),
+        )
+        .unwrap();
+        assert_eq!(cfg.args, Some(vec!["echo 1 $(A)".to_string()]));
+        assert!(cfg.env.contains(&("POD".to_string(), "web".to_string())));
+        assert_eq!(
+            cfg.binds,
+            vec!["/tmp/x/termination-log:/dev/termination-log".to_string()]
+        );
+        // CPU shares default to the minimum without a request.
+        assert_eq!(cfg.resources.cpu_shares, Some(2));
+    }
+
+    #[test]
+    fn run_as_non_root_refuses_a_root_image() {
+        let mut p = pod();
+        p.spec.as_mut().unwrap().containers[0].security_context =
+            Some(k8s_openapi::api::core::v1::SecurityContext {
+                run_as_non_root: Some(true),
+                ..Default::default()
+            });
+        let c = p.spec.as_ref().unwrap().containers[0].clone();
+        let e =
+            configure(&p, "u1", &c, &rules(), &PodVolumes::default(), "", "", None).unwrap_err();
+        assert!(e.contains("runAsNonRoot and image will run as root"), "{e}");
+        assert!(configure(
+            &p,
+            "u1",
+            &c,
+            &rules(),
+            &PodVolumes::default(),
+            "",
+            "1000",
+            None
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn admission_refuses_what_the_node_cannot_give() {
+        let mut p = pod();
+        p.spec.as_mut().unwrap().containers[0].resources =
+            Some(k8s_openapi::api::core::v1::ResourceRequirements {
+                requests: Some(
+                    [(
+                        "cpu".to_string(),
+                        k8s_openapi::apimachinery::pkg::api::resource::Quantity("4".into()),
+                    )]
+                    .into(),
+                ),
+                ..Default::default()
+            });
+        let r = admit_pod(&p, "u1", &rules()).unwrap_err();
+        assert_eq!(r.reason, "OutOfcpu");
+        // A volume type podvisor does not support.
+        let mut p = pod();
+        p.spec.as_mut().unwrap().volumes = Some(vec![k8s_openapi::api::core::v1::Volume {
+            name: "cfg".into(),
+            config_map: Some(Default::default()),
+            ..Default::default()
+        }]);
+        let r = admit_pod(&p, "u1", &rules()).unwrap_err();
+        assert_eq!(r.reason, "UnsupportedVolume");
+        assert!(
+            r.message.contains("volume type configMap is not supported"),
+            "{}",
+            r.message
+        );
+        // Privileged without --allow-privileged.
+        let mut p = pod();
+        p.spec.as_mut().unwrap().containers[0].security_context =
+            Some(k8s_openapi::api::core::v1::SecurityContext {
+                privileged: Some(true),
+                ..Default::default()
+            });
+        assert_eq!(
+            admit_pod(&p, "u1", &rules()).unwrap_err().reason,
+            "Forbidden"
+        );
+        let mut allowed = rules();
+        allowed.allow_privileged = true;
+        assert!(admit_pod(&p, "u1", &allowed).is_ok());
+    }
+
+    #[test]
+    fn host_namespaces_reach_the_engine() {
+        let mut p = pod();
+        {
+            let s = p.spec.as_mut().unwrap();
+            s.host_pid = Some(true);
+            s.host_ipc = Some(true);
+        }
+        let id = PodIdentity {
+            pod: &p,
+            uid: "u1",
+            node: "n1",
+        };
+        let sb = sandbox_spec(&id, "pause:1", 0, "h");
+        assert_eq!(sb.ipc_mode.as_deref(), Some("host"));
+        assert_eq!(sb.pid_mode.as_deref(), Some("host"));
+        let c = p.spec.as_ref().unwrap().containers[0].clone();
+        let app = app_spec(&id, &c, 0, 0, "sb", &ContainerConfig::default());
+        assert_eq!(app.ipc_mode.as_deref(), Some("host"));
+        assert_eq!(app.pid_mode.as_deref(), Some("host"));
+        assert_eq!(app.network_mode.as_deref(), Some("container:sb"));
     }
 
     #[test]
@@ -229,7 +569,18 @@ mod tests {
             node: "n1",
         };
         let c = &p.spec.as_ref().unwrap().containers[0];
-        let s = app_spec(&id, c, 3, 3, "sb1");
+        let config = configure(
+            &p,
+            "u1",
+            c,
+            &rules(),
+            &PodVolumes::default(),
+            "10.0.0.1",
+            "",
+            None,
+        )
+        .unwrap();
+        let s = app_spec(&id, c, 3, 3, "sb1", &config);
         assert_eq!(s.name, "k8s_app_web_prod_u1_3");
         assert_eq!(s.network_mode.as_deref(), Some("container:sb1"));
         assert_eq!(s.ipc_mode.as_deref(), Some("container:sb1"));

@@ -14,6 +14,7 @@ use crate::actors::source::ManifestSource;
 use crate::actors::supervisor::Supervisor;
 use crate::actors::{Deps, NodeConfig, StatusStore};
 use crate::api::{self, ApiState};
+use crate::containers::NodeRules;
 use crate::credentials::CredentialStore;
 use crate::plan::GcPolicy;
 use crate::runtime::docker::DockerRuntime;
@@ -51,6 +52,15 @@ pub fn start(
             max_per_container: usize::try_from(settings.maximum_dead_containers_per_container).ok(),
         },
         exec_handler: settings.docker_exec_handler,
+        rules: NodeRules {
+            node_name: settings.node_name.clone(),
+            host_ip: settings.address.to_string(),
+            root_dir: settings.root_dir.clone(),
+            cfs_quota: settings.cpu_cfs_quota,
+            allow_privileged: settings.allow_privileged,
+            allowed_host_paths: settings.allowed_host_paths.clone(),
+            capacity: crate::resources::node_capacity(),
+        },
     };
     let puller = puller_config(settings, credentials);
     let deps = Deps::start(runtime, node, puller, crate::clock::system());

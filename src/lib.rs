@@ -18,7 +18,13 @@
 //!   doubling to 300 s); [`clock`]: the wall clock they read, replaceable in
 //!   tests.
 //! - [`credentials`]: registry credentials from a Docker `config.json`.
-//! - [`containers`]: a pod spec turned into the engine's create requests.
+//! - [`containers`]: a pod spec turned into the engine's create requests:
+//!   admission, per-container configuration.
+//! - [`resources`]: quantities, CPU shares / CFS quota / memory limit, and
+//!   the node's admission of a pod; [`env`](mod@env): a container's environment
+//!   (`$(VAR)` expansion, the downward API); [`volumes`]: emptyDir and
+//!   hostPath volumes, their binds, setup and teardown; [`security`]: users,
+//!   groups, capabilities, privileged, `runAsNonRoot`.
 //! - [`status`]: Kubernetes pod status from what the engine shows.
 //! - [`handlers`]: hook and probe actions (`exec` native or nsenter,
 //!   `httpGet`, `tcpSocket`).
@@ -43,11 +49,15 @@ pub mod clock;
 pub mod containers;
 pub mod credentials;
 pub mod daemon;
+pub mod env;
 pub mod handlers;
 pub mod manifest;
 pub mod naming;
 pub mod plan;
 pub mod probe;
+pub mod resources;
 pub mod runtime;
+pub mod security;
 pub mod settings;
 pub mod status;
+pub mod volumes;

@@ -139,7 +139,7 @@ fn container_status(
     };
     let terminated_of = |d: &ContainerDetails| {
         let mut t = terminated(d);
-        if let Some(m) = facts.messages.get(&d.summary.id) {
+        if let Some(m) = facts.messages.get(&d.summary.id).filter(|m| !m.is_empty()) {
             t.message = Some(m.clone());
         }
         t

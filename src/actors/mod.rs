@@ -45,6 +45,8 @@ pub struct NodeConfig {
     pub gc: crate::plan::GcPolicy,
     /// How hooks and probes run commands in containers.
     pub exec_handler: crate::settings::ExecHandler,
+    /// Admission, volumes, resources and security rules.
+    pub rules: crate::containers::NodeRules,
 }
 
 impl NodeConfig {
@@ -56,6 +58,19 @@ impl NodeConfig {
             host_ip: "127.0.0.1".into(),
             gc: crate::plan::GcPolicy::default(),
             exec_handler: crate::settings::ExecHandler::Native,
+            rules: crate::containers::NodeRules {
+                node_name: "test-node".into(),
+                host_ip: "127.0.0.1".into(),
+                root_dir: std::env::temp_dir()
+                    .join(format!("podvisor-tests-{}", std::process::id())),
+                cfs_quota: true,
+                allow_privileged: false,
+                allowed_host_paths: vec![],
+                capacity: crate::resources::NodeCapacity {
+                    cpu_millis: 4000,
+                    memory_bytes: 8 << 30,
+                },
+            },
         }
     }
 }

@@ -28,6 +28,7 @@ use crate::naming::{self, ContainerName, Kind, PodLabels};
 use crate::plan::{self, Desired, Observed, PodActions, StartReason};
 use crate::runtime::{ContainerDetails, ContainerState, RuntimeError};
 use crate::status::{self, Waiting};
+use crate::volumes::{self, PodVolumes};
 
 /// How many plan/execute rounds one sync may take before it yields: a pod
 /// converges in one or two; the bound stops a container that dies at once
@@ -72,6 +73,8 @@ struct Memory {
     inspected: HashMap<String, ContainerDetails>,
     /// Container ID → termination message, read once after it exited.
     messages: HashMap<String, String>,
+    /// Why the node refused the pod (logged when it changes).
+    refused: Option<status::Refusal>,
 }
 
 pub struct PodWorker {
@@ -127,6 +130,7 @@ impl PodWorker {
             last_pod: self.last_pod.clone(),
             kill_requests: self.kill_requests.clone(),
             me: ctx.address().recipient(),
+            volumes: PodVolumes::default(),
             memory,
         };
         ctx.spawn(
@@ -231,11 +235,28 @@ struct SyncJob {
     kill_requests: Vec<String>,
     /// The worker itself, for the prober's news.
     me: Recipient<ProbeNews>,
+    /// The pod's volumes, once the node admitted it.
+    volumes: PodVolumes,
 }
 
 impl SyncJob {
     async fn run(mut self) -> (Memory, Outcome) {
         let mut outcome = Outcome::default();
+        // A pod the node refuses gets nothing created (what runs of an
+        // earlier spec is removed) and reports why.
+        let mut refused = None;
+        if let Some(pod) = &self.pod {
+            match containers::admit_pod(pod, &self.uid, &self.deps.node.rules) {
+                Ok(vols) => self.volumes = vols,
+                Err(r) => {
+                    if self.memory.refused.as_ref() != Some(&r) {
+                        tracing::warn!(pod = %self.uid, reason = %r.reason, "pod refused: {}", r.message);
+                    }
+                    refused = Some(r);
+                }
+            }
+        }
+        self.memory.refused = refused.clone();
         // Set when a round could not do all it planned: the next round only
         // observes (for the status) instead of retrying at once.
         let mut held_back = None;
@@ -249,7 +270,7 @@ impl SyncJob {
                 }
             };
             let observed: Vec<Observed> = details.iter().filter_map(observed_of).collect();
-            let actions = match self.pod.clone() {
+            let actions = match self.pod.clone().filter(|_| refused.is_none()) {
                 Some(pod) => {
                     let actions = plan::plan(
                         &Desired {
@@ -267,8 +288,12 @@ impl SyncJob {
                 }
                 None => plan::plan_removal(&observed),
             };
+            self.read_termination_messages(&details).await;
             if actions.is_empty() || held_back.is_some() || round + 1 == MAX_ROUNDS {
                 outcome.gone = observed.is_empty();
+                if outcome.gone && self.pod.is_none() {
+                    self.teardown().await;
+                }
                 let backoff_ends = actions.backing_off.iter().map(|b| b.remaining).min();
                 // Work left undone (a failed pull, a container that keeps
                 // dying at once) is tried again after a pause.
@@ -287,7 +312,7 @@ impl SyncJob {
                         probes: &|id: &str| view.get(id).map(|s| *s),
                         messages: &self.memory.messages,
                         host_ip: &self.deps.node.host_ip,
-                        refused: None,
+                        refused: refused.as_ref(),
                     };
                     outcome.status = Some(status::pod_status(pod, &details, &facts));
                 }
@@ -450,6 +475,14 @@ impl SyncJob {
             node: &node.node_name,
         };
         let mut sandbox_id = a.sandbox_id.clone();
+        if a.create_sandbox.is_some() || !a.start.is_empty() {
+            if let Err(e) = self.setup_volumes().await {
+                let message = format!("MountVolume.SetUp failed: {e}");
+                self.record_pod(true, "FailedMount", message.clone());
+                self.wait_all(&pod, "ContainerCreating", &message);
+                return Ok(Some(RETRY_AFTER));
+            }
+        }
         if let Some(cs) = &a.create_sandbox {
             self.memory.inspected.clear();
             if let Err((w, after)) = self
@@ -515,7 +548,23 @@ impl SyncJob {
                 again(after);
                 continue;
             }
-            let spec = containers::app_spec(&ident, c, s.attempt, s.restart_count, &sandbox_id);
+            let config = match self.configure(&pod, c, s.attempt, &sandbox_id).await {
+                Ok(config) => config,
+                Err(message) => {
+                    self.record(&c.name, true, "Failed", format!("Error: {message}"));
+                    self.set_waiting(
+                        &c.name,
+                        Waiting {
+                            reason: "CreateContainerConfigError".into(),
+                            message,
+                        },
+                    );
+                    again(RETRY_AFTER);
+                    continue;
+                }
+            };
+            let spec =
+                containers::app_spec(&ident, c, s.attempt, s.restart_count, &sandbox_id, &config);
             match self.create_and_start(&spec).await {
                 Ok(id) => {
                     self.deps.refs.do_send(SetRef {
@@ -590,6 +639,130 @@ impl SyncJob {
     fn record(&self, container: &str, warning: bool, reason: &str, message: String) {
         self.deps.events.do_send(Record {
             object: self.event_ref(container),
+            warning,
+            reason: reason.into(),
+            message,
+        });
+    }
+
+    /// Creates the pod's directory and volumes on the host (idempotent).
+    async fn setup_volumes(&self) -> std::io::Result<()> {
+        let vols = self.volumes.clone();
+        let dir = self.deps.node.rules.pod_dir(&self.uid);
+        tokio::task::spawn_blocking(move || volumes::setup_volumes(&vols, &dir))
+            .await
+            .map_err(std::io::Error::other)?
+    }
+
+    /// Removes the pod's directory (volumes, termination logs) once its
+    /// containers are gone.
+    async fn teardown(&self) {
+        let dir = self.deps.node.rules.pod_dir(&self.uid);
+        let result = tokio::task::spawn_blocking(move || volumes::teardown_volumes(&dir)).await;
+        if let Ok(Err(e)) | Err(e) = result.map_err(std::io::Error::other) {
+            tracing::warn!(pod = %self.uid, error = %e, "cannot remove the pod's directory");
+        }
+    }
+
+    /// Where a container attempt's termination log lives on the host.
+    fn termination_log(&self, container: &str, attempt: u32) -> std::path::PathBuf {
+        self.deps
+            .node
+            .rules
+            .pod_dir(&self.uid)
+            .join("containers")
+            .join(format!("{container}-{attempt}"))
+            .join("termination-log")
+    }
+
+    /// Decides a container's configuration (environment, resources,
+    /// security, mounts) and prepares its termination log.
+    async fn configure(
+        &self,
+        pod: &Pod,
+        c: &Container,
+        attempt: u32,
+        sandbox_id: &str,
+    ) -> Result<containers::ContainerConfig, String> {
+        let image = c.image.clone().unwrap_or_default();
+        let image_user = self
+            .deps
+            .runtime
+            .image_user(&image)
+            .await
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        let log = self.termination_log(&c.name, attempt);
+        if let Some(dir) = log.parent() {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        tokio::fs::write(&log, b"")
+            .await
+            .map_err(|e| format!("{}: {e}", log.display()))?;
+        let pod_ip = self.pod_ip(Some(sandbox_id)).await;
+        let (uid, rules, vols) = (&self.uid, &self.deps.node.rules, &self.volumes);
+        let config =
+            containers::configure(pod, uid, c, rules, vols, &pod_ip, &image_user, Some(&log))?;
+        let (c2, vols2) = (c.clone(), vols.clone());
+        tokio::task::spawn_blocking(move || volumes::check_subpaths(&c2, &vols2))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+
+    /// Reads the termination message of every container that exited since
+    /// the last look: the file at `terminationMessagePath`, or with
+    /// `FallbackToLogsOnError` and a failure, the tail of its log.
+    async fn read_termination_messages(&mut self, details: &[ContainerDetails]) {
+        const MAX_BYTES: usize = 4096;
+        for d in details {
+            if d.summary.state != ContainerState::Exited
+                || self.memory.messages.contains_key(&d.summary.id)
+            {
+                continue;
+            }
+            let Some(labels) = PodLabels::parse(&d.summary.labels) else {
+                continue;
+            };
+            if labels.kind != Kind::Container {
+                continue;
+            }
+            let attempt = ContainerName::parse(&d.summary.name).map_or(0, |n| n.attempt);
+            let path = self.termination_log(&labels.container_name, attempt);
+            let mut text = tokio::fs::read(&path)
+                .await
+                .map(|b| String::from_utf8_lossy(&b[..b.len().min(MAX_BYTES)]).into_owned())
+                .unwrap_or_default();
+            let fallback = self
+                .container_spec(&labels.container_name)
+                .and_then(|c| c.termination_message_policy.as_deref())
+                == Some("FallbackToLogsOnError");
+            if text.is_empty() && fallback && d.exit_code.unwrap_or(0) != 0 {
+                if let Ok(tail) = self.deps.runtime.logs_tail(&d.summary.id, 80).await {
+                    let start = tail.len().saturating_sub(2048);
+                    let start = (start..tail.len())
+                        .find(|i| tail.is_char_boundary(*i))
+                        .unwrap_or(tail.len());
+                    text = tail[start..].to_string();
+                }
+            }
+            self.memory.messages.insert(d.summary.id.clone(), text);
+        }
+        // Forget the messages of containers that are gone.
+        self.memory
+            .messages
+            .retain(|id, _| details.iter().any(|d| d.summary.id == *id));
+    }
+
+    /// Records an event against the pod itself.
+    fn record_pod(&self, warning: bool, reason: &str, message: String) {
+        let mut object = self.event_ref("");
+        object.field_path = None;
+        self.deps.events.do_send(Record {
+            object,
             warning,
             reason: reason.into(),
             message,

@@ -312,6 +312,7 @@ impl ContainerRuntime for DockerRuntime {
                 cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
                 cap_drop: (!spec.cap_drop.is_empty()).then(|| spec.cap_drop.clone()),
                 group_add: (!spec.group_add.is_empty()).then(|| spec.group_add.clone()),
+                security_opt: (!spec.security_opt.is_empty()).then(|| spec.security_opt.clone()),
                 ..Default::default()
             }),
             ..Default::default()
@@ -384,6 +385,17 @@ impl ContainerRuntime for DockerRuntime {
             match d.inspect_image(&image).await {
                 Err(e) if is_not_found(&e) => Ok(None),
                 other => other.map(|i| i.id),
+            }
+        })
+        .await
+    }
+
+    async fn image_user(&self, image: &str) -> Result<Option<String>> {
+        let image = image.to_string();
+        self.call("inspect image", CALL_TIMEOUT, |d| async move {
+            match d.inspect_image(&image).await {
+                Err(e) if is_not_found(&e) => Ok(None),
+                other => other.map(|i| Some(i.config.and_then(|c| c.user).unwrap_or_default())),
             }
         })
         .await

@@ -86,6 +86,8 @@ struct State {
     failures: HashMap<&'static str, VecDeque<RuntimeError>>,
     delays: HashMap<&'static str, Duration>,
     unreachable: bool,
+    /// Image → the user it runs as (root when absent).
+    image_users: HashMap<String, String>,
     /// Answers for exec by command (joined with spaces); default exit 0.
     exec_answers: HashMap<String, ExecOutput>,
     logs: HashMap<String, String>,
@@ -144,6 +146,13 @@ impl FakeDocker {
         let mut s = self.lock();
         let id = format!("sha256:{:064x}", s.images.len() + 1);
         s.images.insert(image.to_string(), id);
+    }
+
+    /// Sets the user `image` runs as.
+    pub fn set_image_user(&self, image: &str, user: &str) {
+        self.lock()
+            .image_users
+            .insert(image.to_string(), user.to_string());
     }
 
     /// Makes `image` pullable.
@@ -433,6 +442,14 @@ impl ContainerRuntime for FakeDocker {
     async fn image_id(&self, image: &str) -> Result<Option<String>> {
         self.enter(Call::ImageId(image.to_string())).await?;
         Ok(self.lock().images.get(image).cloned())
+    }
+
+    async fn image_user(&self, image: &str) -> Result<Option<String>> {
+        self.enter(Call::ImageId(image.to_string())).await?;
+        let s = self.lock();
+        Ok(s.images
+            .contains_key(image)
+            .then(|| s.image_users.get(image).cloned().unwrap_or_default()))
     }
 
     async fn pull_image(

@@ -108,6 +108,8 @@ pub struct CreateSpec {
     pub privileged: bool,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
+    /// Docker `--security-opt` values.
+    pub security_opt: Vec<String>,
 }
 
 /// Resource settings of one container, in the engine's units.
@@ -213,6 +215,9 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn image_id(&self, image: &str) -> Result<Option<String>>;
     /// Pulls `image`; a pull that reports no progress for `progress_deadline`
     /// is abandoned with [`RuntimeError::NoProgress`].
+    /// The user an image runs as (its config's `User`; empty for root by
+    /// default); `None` when the image is absent.
+    async fn image_user(&self, image: &str) -> Result<Option<String>>;
     async fn pull_image(
         &self,
         image: &str,
