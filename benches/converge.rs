@@ -59,6 +59,7 @@ fn pods() -> Vec<DesiredPod> {
             DesiredPod {
                 uid: uid.clone(),
                 source: name.clone(),
+                problem: None,
                 pod: Arc::new(Pod {
                     metadata: ObjectMeta {
                         name: Some(name),

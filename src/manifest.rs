@@ -229,6 +229,13 @@ pub fn is_manifest_file(path: &Path) -> bool {
 /// Blocking (`std::fs`): call it from `spawn_blocking`. A missing or unreadable `dir`
 /// yields no pods and one [`ManifestError::ReadDir`].
 pub fn scan_dir(dir: &Path) -> ScanResult {
+    scan_dir_preferring(dir, &HashMap::new())
+}
+
+/// [`scan_dir`], where a pod declared in several files goes to the file
+/// `prefer` names for it (the file that declared it first, as the caller
+/// remembers it) as long as that file still declares it.
+pub fn scan_dir_preferring(dir: &Path, prefer: &HashMap<(String, String), PathBuf>) -> ScanResult {
     let mut result = ScanResult::default();
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -251,8 +258,7 @@ pub fn scan_dir(dir: &Path) -> ScanResult {
     files.retain(|path| is_manifest_file(path) && path.is_file());
     files.sort();
 
-    // (namespace, name) -> index in result.pods
-    let mut seen: HashMap<(String, String), usize> = HashMap::new();
+    let mut parsed_files = Vec::new();
     for file in files {
         let parsed = fs::read_to_string(&file)
             .map_err(|source| ManifestError::ReadFile {
@@ -260,38 +266,50 @@ pub fn scan_dir(dir: &Path) -> ScanResult {
                 source,
             })
             .and_then(|content| parse_file(&file, &content));
-        let pods = match parsed {
-            Ok(pods) => pods,
-            Err(err) => {
-                result.errors.push(err);
-                continue;
-            }
-        };
-        for mp in pods {
-            let key = (mp.namespace().to_owned(), mp.name().to_owned());
-            match seen.entry(key) {
-                Entry::Vacant(slot) => {
-                    slot.insert(result.pods.len());
-                    result.pods.push(mp);
-                }
-                Entry::Occupied(slot) => {
-                    let first = &result.pods[*slot.get()];
-                    let (namespace, name) = slot.key().clone();
-                    result.errors.push(ManifestError::Duplicate {
-                        file: mp.file,
-                        doc_index: mp.doc_index,
-                        item_index: mp.item_index,
-                        namespace,
-                        name,
-                        first: Box::new(PodSource {
-                            file: first.file.clone(),
-                            doc_index: first.doc_index,
-                            item_index: first.item_index,
-                        }),
-                    });
-                }
-            }
+        match parsed {
+            Ok(pods) => parsed_files.push(pods),
+            Err(err) => result.errors.push(err),
         }
+    }
+
+    // (namespace, name) -> the pod that wins: the preferred owner's when
+    // it still declares the pod, else the first in file order.
+    let mut winner: HashMap<(String, String), (PathBuf, usize, Option<usize>)> = HashMap::new();
+    for mp in parsed_files.iter().flatten() {
+        let key = (mp.namespace().to_owned(), mp.name().to_owned());
+        let preferred = prefer.get(&key) == Some(&mp.file);
+        match winner.entry(key) {
+            Entry::Vacant(slot) => {
+                slot.insert((mp.file.clone(), mp.doc_index, mp.item_index));
+            }
+            Entry::Occupied(mut slot) if preferred => {
+                slot.insert((mp.file.clone(), mp.doc_index, mp.item_index));
+            }
+            Entry::Occupied(_) => {}
+        }
+    }
+    for mp in parsed_files.into_iter().flatten() {
+        let key = (mp.namespace().to_owned(), mp.name().to_owned());
+        let Some((file, doc_index, item_index)) = winner.get(&key) else {
+            continue;
+        };
+        if (file, *doc_index, *item_index) == (&mp.file, mp.doc_index, mp.item_index) {
+            result.pods.push(mp);
+            continue;
+        }
+        let (namespace, name) = key;
+        result.errors.push(ManifestError::Duplicate {
+            file: mp.file,
+            doc_index: mp.doc_index,
+            item_index: mp.item_index,
+            namespace,
+            name,
+            first: Box::new(PodSource {
+                file: file.clone(),
+                doc_index: *doc_index,
+                item_index: *item_index,
+            }),
+        });
     }
     result
 }

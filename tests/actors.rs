@@ -79,6 +79,7 @@ impl PodBuilder {
             uid,
             pod: Arc::new(pod),
             source: format!("{name}.yaml"),
+            problem: None,
         }
     }
 }

@@ -82,6 +82,20 @@ pub struct DesiredPod {
     pub pod: Arc<Pod>,
     /// Where it came from (a file path or URL), for messages.
     pub source: String,
+    /// Set when its source is broken and the pod runs on its last good
+    /// spec: shown as the status message.
+    pub problem: Option<String>,
+}
+
+impl DesiredPod {
+    /// `namespace/name`, for messages.
+    pub fn name(&self) -> String {
+        format!(
+            "{}/{}",
+            self.pod.metadata.namespace.as_deref().unwrap_or("default"),
+            self.pod.metadata.name.as_deref().unwrap_or_default()
+        )
+    }
 }
 
 /// The pods as the API shows them: the desired spec with its latest status.

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, WrapFuture};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
 
 use super::events::ForgetPod;
 use super::pod_worker::{PodWorker, SyncNow, Update, WorkerReport};
@@ -50,7 +50,21 @@ pub struct Supervisor {
     /// Whether the sources delivered a first full set.
     source_synced: bool,
     store: StatusStore,
+    /// The last status each worker reported, before any source problem is
+    /// laid over it.
+    last_status: HashMap<String, PodStatus>,
     subscribe_events: bool,
+}
+
+/// The pod as the API shows it: the spec with its status, and the problem
+/// of a broken source as the status message.
+fn shown(p: &DesiredPod, mut status: PodStatus) -> Arc<Pod> {
+    if let Some(problem) = &p.problem {
+        status.message = Some(format!("running on the last good spec: {problem}"));
+    }
+    let mut pod = (*p.pod).clone();
+    pod.status = Some(status);
+    Arc::new(pod)
 }
 
 impl Supervisor {
@@ -62,6 +76,7 @@ impl Supervisor {
             terminating: HashSet::new(),
             source_synced: false,
             store,
+            last_status: HashMap::new(),
             subscribe_events: true,
         }
     }
@@ -147,7 +162,7 @@ impl Handler<SetDesired> for Supervisor {
             msg.0.into_iter().map(|p| (p.uid.clone(), p)).collect();
         for (uid, old) in &self.desired {
             if !new.contains_key(uid) {
-                tracing::info!(pod = %uid, source = %old.source, "pod removed: terminating");
+                tracing::info!(pod = %old.name(), %uid, source = %old.source, "pod removed: terminating");
                 self.store.remove(uid);
                 if let Some(w) = self.workers.get(uid) {
                     w.do_send(Update(None));
@@ -156,25 +171,26 @@ impl Handler<SetDesired> for Supervisor {
             }
         }
         for (uid, p) in &new {
-            let changed = self.desired.get(uid).is_none_or(|old| old.pod != p.pod);
-            if !changed {
+            let old = self.desired.get(uid);
+            if old.is_some_and(|old| old == p) {
                 continue;
             }
             let status = self
-                .store
+                .last_status
                 .get(uid)
-                .and_then(|s| s.status.clone())
+                .cloned()
                 .unwrap_or_else(|| status::pending(&p.pod));
-            let mut shown = (*p.pod).clone();
-            shown.status = Some(status);
-            self.store.insert(uid.clone(), Arc::new(shown));
+            self.store.insert(uid.clone(), shown(p, status));
+            if old.is_some_and(|old| old.pod == p.pod) {
+                continue; // only the problem changed
+            }
             if self.terminating.contains(uid) {
                 continue; // started again when the old worker stops
             }
             match self.workers.get(uid) {
                 Some(w) => w.do_send(Update(Some(p.pod.clone()))),
                 None => {
-                    tracing::info!(pod = %uid, source = %p.source, "new pod");
+                    tracing::info!(pod = %p.name(), %uid, source = %p.source, "new pod");
                     self.start_worker(uid, Some(p.pod.clone()), ctx);
                 }
             }
@@ -252,13 +268,13 @@ impl Handler<WorkerReport> for Supervisor {
         match msg {
             WorkerReport::Status { uid, status } => {
                 if let Some(p) = self.desired.get(&uid) {
-                    let mut shown = (*p.pod).clone();
-                    shown.status = Some(*status);
-                    self.store.insert(uid, Arc::new(shown));
+                    self.store.insert(uid.clone(), shown(p, (*status).clone()));
+                    self.last_status.insert(uid, *status);
                 }
             }
             WorkerReport::Stopped { uid } => {
                 self.workers.remove(&uid);
+                self.last_status.remove(&uid);
                 self.terminating.remove(&uid);
                 if !self.desired.contains_key(&uid) {
                     self.deps.events.do_send(ForgetPod(uid.clone()));
