@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::Actor;
 
@@ -17,9 +18,16 @@ use crate::api::{self, ApiState};
 use crate::containers::NodeRules;
 use crate::credentials::CredentialStore;
 use crate::plan::GcPolicy;
+use crate::runtime::bounded::Bounded;
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::ContainerRuntime;
 use crate::settings::Settings;
+
+/// The budget of an ordinary engine call: a hung call fails after this and
+/// delays only the pod that made it.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// The budget of a whole pull (on top of its progress deadline).
+pub const PULL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// How the puller is set up, from the settings and the credential file.
 pub fn puller_config(settings: &Settings, credentials: CredentialStore) -> PullerConfig {
@@ -83,8 +91,9 @@ pub async fn run(settings: Settings, credentials: CredentialStore) -> std::io::R
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
 
+    let docker = Arc::new(DockerRuntime::new(settings.docker_endpoint.clone()));
     let runtime: Arc<dyn ContainerRuntime> =
-        Arc::new(DockerRuntime::new(settings.docker_endpoint.clone()));
+        Arc::new(Bounded::new(docker, CALL_TIMEOUT, PULL_TIMEOUT));
     match runtime.version().await {
         Ok(v) => {
             tracing::info!(endpoint = %settings.docker_endpoint, version = %v, "Docker engine answers")

@@ -272,8 +272,18 @@ pub fn plan(desired: &Desired<'_>, observed: &[Observed]) -> PodActions {
             .get(c.name.as_str())
             .is_some_and(|r| in_current(r[0]) && r[0].labels.hash != naming::container_hash(c))
     });
-    let sandbox_ok =
-        !init_changed && current.is_some_and(|s| s.running() && s.labels.hash == sandbox_hash);
+    // An infra container created but never started (the agent stopped
+    // between the two calls) is started, not replaced.
+    let created_only = current.filter(|s| {
+        s.state == ContainerState::Created && s.labels.hash == sandbox_hash && !init_changed
+    });
+    if let Some(s) = created_only {
+        actions.start_existing.push(s.id.clone());
+    }
+    let sandbox_ok = !init_changed
+        && current.is_some_and(|s| {
+            (s.running() || created_only.is_some()) && s.labels.hash == sandbox_hash
+        });
 
     if !sandbox_ok {
         plan_new_sandbox(desired, current, &records, sandbox_hash, &mut actions);
@@ -861,6 +871,17 @@ mod tests {
         let a = w.plan();
         assert_eq!(a.start_existing, vec![id]);
         assert!(a.start.is_empty());
+    }
+
+    #[test]
+    fn a_created_but_unstarted_sandbox_is_started_not_replaced() {
+        let mut w = World::new("Always", &["a"]);
+        let sb = w.sandbox(ContainerState::Created);
+        let a = w.plan();
+        assert!(a.create_sandbox.is_none());
+        assert_eq!(a.start_existing, vec![sb.clone()]);
+        assert_eq!(a.sandbox_id, Some(sb));
+        assert_eq!(started(&a), vec![("a", 0, StartReason::FirstStart)]);
     }
 
     #[test]

@@ -953,3 +953,118 @@ async fn a_startup_probe_holds_liveness_off_until_it_succeeds() {
     })
     .await;
 }
+
+#[actix::test]
+async fn a_die_event_restarts_the_container_without_a_relist() {
+    // The relist period is an hour: only the event can bring the restart.
+    let h = Harness::start();
+    let p = pod("evt").container("a").build();
+    h.desire(vec![p.clone()]);
+    h.converged(&p.uid, 2).await;
+    let relists_before = h.fake.calls().iter().filter(|c| **c == Call::List).count();
+    let id = h.running_of("a")[0].details.summary.id.clone();
+    let started = tokio::time::Instant::now();
+    h.fake.exit_container(&id, 137);
+    h.until("replacement running", |h| {
+        h.running_of("a")
+            .first()
+            .is_some_and(|c| c.details.summary.id != id)
+    })
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(1));
+    // The worker lists its own pod's containers; no node-wide relist ran.
+    let supervisor_relists =
+        h.fake.calls().iter().filter(|c| **c == Call::List).count() - relists_before;
+    assert!(
+        supervisor_relists <= 3,
+        "{supervisor_relists} lists for one restart"
+    );
+}
+
+#[actix::test]
+async fn a_hung_engine_call_times_out_and_other_pods_proceed() {
+    let clock = ManualClock::default();
+    let fake = Arc::new(FakeDocker::with_clock(Arc::new(clock.clone())));
+    fake.add_image(BUSYBOX);
+    fake.add_image("pause:test");
+    fake.hang("create", "k8s_app_stuck_");
+    let bounded = Arc::new(podvisor::runtime::bounded::Bounded::new(
+        fake.clone(),
+        Duration::from_millis(200),
+        Duration::from_secs(60),
+    ));
+    let mut node = NodeConfig::for_tests();
+    node.sync_frequency = Duration::from_secs(3600);
+    let deps = Deps::start(
+        bounded,
+        node,
+        PullerConfig::kubelet_defaults(),
+        Arc::new(clock.clone()),
+    );
+    let store = StatusStore::default();
+    let supervisor = Supervisor::new(deps.clone(), store.clone()).start();
+    let h = Harness {
+        fake,
+        clock,
+        deps,
+        supervisor,
+        store,
+    };
+    let stuck = pod("stuck").container("app").build();
+    let fine = pod("fine").container("app").build();
+    h.desire(vec![stuck.clone(), fine.clone()]);
+    h.until("the other pod runs", |h| {
+        h.phase(&fine.uid).as_deref() == Some("Running")
+    })
+    .await;
+    h.until("the stuck container reports the timeout", |h| {
+        waiting_reason(h, &stuck.uid, "app")
+            .is_some_and(|(r, m)| r == "CreateContainerError" && m.contains("timed out"))
+    })
+    .await;
+}
+
+#[actix::test]
+async fn a_name_conflict_on_create_adopts_the_container_already_there() {
+    let h = Harness::start();
+    let p = pod("race").container("a").build();
+    // Another run created the infra container after our list was taken:
+    // the list does not show it, the create hits its name.
+    let mut spec = CreateSpec {
+        name: format!("k8s_POD_race_default_{}_0", p.uid),
+        image: "pause:test".into(),
+        ..Default::default()
+    };
+    spec.labels = naming::PodLabels {
+        pod_name: "race".into(),
+        namespace: "default".into(),
+        uid: p.uid.clone(),
+        kind: naming::Kind::Sandbox,
+        container_name: naming::INFRA_NAME.into(),
+        hash: naming::sandbox_hash(&p.pod, "pause:test"),
+        restart_count: 0,
+        grace_period_secs: Some(2),
+        sandbox_id: None,
+    }
+    .render("test-node");
+    let existing = h.fake.insert_container(spec, ContainerState::Created);
+    h.fake.hide(&existing);
+    h.desire(vec![p.clone()]);
+    h.until("the app runs", |h| h.running_of("a").len() == 1)
+        .await;
+    let sandboxes = h
+        .fake
+        .containers()
+        .into_iter()
+        .filter(|c| c.spec.name.starts_with("k8s_POD_race"))
+        .count();
+    assert_eq!(sandboxes, 1, "no duplicate infra container");
+    let app = &h.running_of("a")[0];
+    assert_eq!(app.spec.labels[naming::LABEL_SANDBOX_ID], existing);
+    assert!(h
+        .fake
+        .containers()
+        .iter()
+        .any(|c| c.details.summary.id == existing
+            && c.details.summary.state == ContainerState::Running));
+}

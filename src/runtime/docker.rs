@@ -3,7 +3,9 @@
 //! The client connects lazily and negotiates the API version after connecting
 //! (Debian's dockerd 20.10 speaks 1.41; bollard defaults to a newer one), so
 //! podvisor starts, and reports the engine as down, when no engine answers yet.
-//! Every call carries a timeout.
+//! Call budgets are not set here but by [`super::bounded::Bounded`], which
+//! the daemon wraps around this runtime; bollard's own per-request timeout
+//! is set high so it never cuts a long stop (grace period) short.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -24,11 +26,11 @@ use super::{
     CreateSpec, Credentials, ExecOutput, ExecRequest, Result, RuntimeError, RuntimeEvent,
 };
 
-/// How long an ordinary engine call may take.
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a whole pull may take before it is abandoned (the puller adds a
-/// progress deadline on top).
-const PULL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// How long connecting and negotiating the API version may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// bollard's own per-request timeout: only a last resort, above any budget
+/// `Bounded` gives (the longest grace period plus margin).
+const CLIENT_TIMEOUT_SECS: u64 = 24 * 3600;
 
 /// The real engine, reached over `--docker-endpoint`.
 pub struct DockerRuntime {
@@ -67,7 +69,7 @@ impl DockerRuntime {
         if let Some(c) = self.cached() {
             return Ok(c);
         }
-        let timeout_secs = CALL_TIMEOUT.as_secs();
+        let timeout_secs = CLIENT_TIMEOUT_SECS;
         let docker = if self.endpoint.starts_with("unix://") {
             Docker::connect_with_unix(&self.endpoint, timeout_secs, bollard::API_DEFAULT_VERSION)
         } else {
@@ -75,7 +77,7 @@ impl DockerRuntime {
             Docker::connect_with_http(&http, timeout_secs, bollard::API_DEFAULT_VERSION)
         }
         .map_err(|e| self.unreachable(e))?;
-        let docker = tokio::time::timeout(CALL_TIMEOUT, docker.negotiate_version())
+        let docker = tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version())
             .await
             .map_err(|_| self.unreachable("version negotiation timed out"))?
             .map_err(|e| self.unreachable(e))?;
@@ -85,29 +87,20 @@ impl DockerRuntime {
         Ok(docker)
     }
 
-    /// Runs one call under a timeout and maps its error; a connection failure
-    /// drops the client so the next call reconnects.
-    async fn call<T, F>(
-        &self,
-        name: &'static str,
-        after: Duration,
-        f: impl FnOnce(Docker) -> F,
-    ) -> Result<T>
+    /// Runs one call and maps its error; a connection failure drops the
+    /// client so the next call reconnects.
+    async fn call<T, F>(&self, name: &'static str, f: impl FnOnce(Docker) -> F) -> Result<T>
     where
         F: std::future::Future<Output = std::result::Result<T, BollardError>>,
     {
         let docker = self.client().await?;
-        match tokio::time::timeout(after, f(docker)).await {
-            Err(_) => Err(RuntimeError::Timeout { call: name, after }),
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
-                let err = self.map_error(name, e);
-                if matches!(err, RuntimeError::Unreachable { .. }) {
-                    self.forget_client();
-                }
-                Err(err)
+        f(docker).await.map_err(|e| {
+            let err = self.map_error(name, e);
+            if matches!(err, RuntimeError::Unreachable { .. }) {
+                self.forget_client();
             }
-        }
+            err
+        })
     }
 
     fn map_error(&self, call: &'static str, e: BollardError) -> RuntimeError {
@@ -125,7 +118,7 @@ impl DockerRuntime {
             },
             BollardError::RequestTimeoutError => RuntimeError::Timeout {
                 call,
-                after: CALL_TIMEOUT,
+                after: Duration::from_secs(CLIENT_TIMEOUT_SECS),
             },
             BollardError::SocketNotFoundError(_)
             | BollardError::HyperResponseError { .. }
@@ -171,11 +164,7 @@ fn real_time(t: Option<String>) -> Option<String> {
 impl ContainerRuntime for DockerRuntime {
     async fn version(&self) -> Result<String> {
         let v = self
-            .call(
-                "version",
-                CALL_TIMEOUT,
-                |d| async move { d.version().await },
-            )
+            .call("version", |d| async move { d.version().await })
             .await?;
         Ok(v.version.unwrap_or_default())
     }
@@ -192,9 +181,10 @@ impl ContainerRuntime for DockerRuntime {
             ..Default::default()
         };
         let list = self
-            .call("list", CALL_TIMEOUT, |d| async move {
-                d.list_containers(Some(opts)).await
-            })
+            .call(
+                "list",
+                |d| async move { d.list_containers(Some(opts)).await },
+            )
             .await?;
         Ok(list
             .into_iter()
@@ -219,7 +209,7 @@ impl ContainerRuntime for DockerRuntime {
     async fn inspect_container(&self, id: &str) -> Result<Option<ContainerDetails>> {
         let id = id.to_string();
         let got = self
-            .call("inspect", CALL_TIMEOUT, |d| async move {
+            .call("inspect", |d| async move {
                 match d.inspect_container(&id, None).await {
                     Err(e) if is_not_found(&e) => Ok(None),
                     other => other.map(Some),
@@ -323,7 +313,7 @@ impl ContainerRuntime for DockerRuntime {
         };
         let image = spec.image.clone();
         let created = self
-            .call("create", CALL_TIMEOUT, |d| async move {
+            .call("create", |d| async move {
                 d.create_container(Some(opts), body).await
             })
             .await;
@@ -338,16 +328,17 @@ impl ContainerRuntime for DockerRuntime {
 
     async fn start_container(&self, id: &str) -> Result<()> {
         let id = id.to_string();
-        self.call("start", CALL_TIMEOUT, |d| async move {
-            d.start_container(&id, None).await
-        })
+        self.call(
+            "start",
+            |d| async move { d.start_container(&id, None).await },
+        )
         .await
     }
 
     async fn stop_container(&self, id: &str, grace: Duration) -> Result<()> {
         let id = id.to_string();
         let t = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
-        self.call("stop", grace + CALL_TIMEOUT, |d| async move {
+        self.call("stop", |d| async move {
             let opts = StopContainerOptions {
                 t: Some(t),
                 ..Default::default()
@@ -366,7 +357,7 @@ impl ContainerRuntime for DockerRuntime {
 
     async fn remove_container(&self, id: &str) -> Result<()> {
         let id = id.to_string();
-        self.call("remove", CALL_TIMEOUT, |d| async move {
+        self.call("remove", |d| async move {
             let opts = RemoveContainerOptions {
                 force: true,
                 ..Default::default()
@@ -381,7 +372,7 @@ impl ContainerRuntime for DockerRuntime {
 
     async fn image_id(&self, image: &str) -> Result<Option<String>> {
         let image = image.to_string();
-        self.call("inspect image", CALL_TIMEOUT, |d| async move {
+        self.call("inspect image", |d| async move {
             match d.inspect_image(&image).await {
                 Err(e) if is_not_found(&e) => Ok(None),
                 other => other.map(|i| i.id),
@@ -392,7 +383,7 @@ impl ContainerRuntime for DockerRuntime {
 
     async fn image_user(&self, image: &str) -> Result<Option<String>> {
         let image = image.to_string();
-        self.call("inspect image", CALL_TIMEOUT, |d| async move {
+        self.call("inspect image", |d| async move {
             match d.inspect_image(&image).await {
                 Err(e) if is_not_found(&e) => Ok(None),
                 other => other.map(|i| Some(i.config.and_then(|c| c.user).unwrap_or_default())),
@@ -421,7 +412,7 @@ impl ContainerRuntime for DockerRuntime {
         });
         // `Ok(false)`: the pull went quiet for longer than the deadline.
         let finished = self
-            .call("pull", PULL_TIMEOUT, |d| async move {
+            .call("pull", |d| async move {
                 let mut progress = d.create_image(Some(opts), None, creds);
                 loop {
                     match tokio::time::timeout(progress_deadline, progress.next()).await {
@@ -448,7 +439,7 @@ impl ContainerRuntime for DockerRuntime {
         use tokio::io::AsyncWriteExt;
         let (cid, r) = (id.to_string(), req.clone());
         let created = self
-            .call("exec", CALL_TIMEOUT, |d| async move {
+            .call("exec", |d| async move {
                 d.create_exec(
                     &cid,
                     CreateExecOptions {
@@ -503,7 +494,7 @@ impl ContainerRuntime for DockerRuntime {
                 // Kill the exec'd process, not the container: its host pid
                 // is in the exec's inspect.
                 if let Ok(Ok(i)) =
-                    tokio::time::timeout(CALL_TIMEOUT, docker.inspect_exec(&exec_id)).await
+                    tokio::time::timeout(CONNECT_TIMEOUT, docker.inspect_exec(&exec_id)).await
                 {
                     if let Some(pid) = i.pid.filter(|p| *p > 0) {
                         let _ = tokio::process::Command::new("kill")
@@ -519,7 +510,7 @@ impl ContainerRuntime for DockerRuntime {
 
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<String> {
         let id = id.to_string();
-        self.call("logs", CALL_TIMEOUT, |d| async move {
+        self.call("logs", |d| async move {
             let opts = bollard::query_parameters::LogsOptions {
                 stdout: true,
                 stderr: true,

@@ -74,6 +74,9 @@ pub struct FakeContainer {
     pub details: ContainerDetails,
     /// How many times it was started.
     pub starts: u32,
+    /// Left out of list answers (as a container created by someone else
+    /// after a list was taken).
+    pub hidden: bool,
 }
 
 #[derive(Default)]
@@ -86,6 +89,8 @@ struct State {
     failures: HashMap<&'static str, VecDeque<RuntimeError>>,
     delays: HashMap<&'static str, Duration>,
     unreachable: bool,
+    /// Calls that never answer: (kind, text the call's argument contains).
+    hangs: Vec<(&'static str, String)>,
     /// Image → the user it runs as (root when absent).
     image_users: HashMap<String, String>,
     /// Answers for exec by command (joined with spaces); default exit 0.
@@ -168,6 +173,12 @@ impl FakeDocker {
     /// Every call of `kind` waits `by` before answering.
     pub fn delay(&self, kind: &'static str, by: Duration) {
         self.lock().delays.insert(kind, by);
+    }
+
+    /// Calls of `kind` whose argument (a name or ID) contains `needle`
+    /// never answer, as a hung engine call would not.
+    pub fn hang(&self, kind: &'static str, needle: &str) {
+        self.lock().hangs.push((kind, needle.to_string()));
     }
 
     /// While set, every call fails as if the engine were down.
@@ -254,6 +265,14 @@ impl FakeDocker {
         self.lock().containers.remove(id);
     }
 
+    /// Keeps a container out of list answers from now on (see
+    /// [`FakeContainer::hidden`]).
+    pub fn hide(&self, id: &str) {
+        if let Some(c) = self.lock().containers.get_mut(id) {
+            c.hidden = true;
+        }
+    }
+
     /// Makes a running container exit with `code`, as if its process ended,
     /// and emits `die`.
     pub fn exit_container(&self, id: &str, code: i64) {
@@ -303,6 +322,7 @@ impl FakeDocker {
                 spec: spec.clone(),
                 details,
                 starts: 0,
+                hidden: false,
             },
         );
         id
@@ -328,6 +348,11 @@ impl FakeDocker {
     /// Logs the call, applies its delay, and returns an injected failure.
     async fn enter(&self, call: Call) -> Result<()> {
         let kind = call.kind();
+        let hangs = self
+            .lock()
+            .hangs
+            .iter()
+            .any(|(k, needle)| *k == kind && format!("{call:?}").contains(needle.as_str()));
         let (delay, failure) = {
             let mut s = self.lock();
             s.calls.push(call);
@@ -340,6 +365,9 @@ impl FakeDocker {
             let failure = s.failures.get_mut(kind).and_then(VecDeque::pop_front);
             (s.delays.get(kind).copied(), failure)
         };
+        if hangs {
+            futures::future::pending::<()>().await;
+        }
         if let Some(d) = delay {
             tokio::time::sleep(d).await;
         }
@@ -371,6 +399,7 @@ impl ContainerRuntime for FakeDocker {
         let s = self.lock();
         Ok(s.containers
             .values()
+            .filter(|c| !c.hidden)
             .filter(|c| {
                 labels
                     .iter()
@@ -382,7 +411,13 @@ impl ContainerRuntime for FakeDocker {
 
     async fn inspect_container(&self, id: &str) -> Result<Option<ContainerDetails>> {
         self.enter(Call::Inspect(id.to_string())).await?;
-        Ok(self.lock().containers.get(id).map(|c| c.details.clone()))
+        // Like Docker, by ID or by name.
+        let s = self.lock();
+        let found = s
+            .containers
+            .get(id)
+            .or_else(|| s.containers.values().find(|c| c.spec.name == id));
+        Ok(found.map(|c| c.details.clone()))
     }
 
     async fn create_container(&self, spec: &CreateSpec) -> Result<String> {

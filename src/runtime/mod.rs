@@ -6,6 +6,7 @@
 //! ([`docker`]). A 404 from the engine is an ordinary answer (`Ok(None)`), not
 //! an error.
 
+pub mod bounded;
 pub mod docker;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fake;
