@@ -108,7 +108,7 @@ async fn converge(with_puller: bool) -> Duration {
         .without_events()
         .start();
     let started = Instant::now();
-    supervisor.do_send(SetDesired(pods()));
+    supervisor.do_send(SetDesired::files(pods()));
     loop {
         let running = store
             .iter()

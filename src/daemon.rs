@@ -13,6 +13,7 @@ use crate::actors::events::EventStore;
 use crate::actors::image_puller::PullerConfig;
 use crate::actors::source::ManifestSource;
 use crate::actors::supervisor::Supervisor;
+use crate::actors::url_source::UrlSource;
 use crate::actors::{Deps, NodeConfig, StatusStore};
 use crate::api::{self, ApiState};
 use crate::containers::NodeRules;
@@ -74,7 +75,23 @@ pub fn start(
     let deps = Deps::start(runtime, node, puller, crate::clock::system());
     let events = deps.event_store.clone();
     let store = StatusStore::default();
-    let supervisor = Supervisor::new(deps, store.clone()).start();
+    let mut sources = vec!["file"];
+    if settings.manifest_url.is_some() {
+        sources.push("http");
+    }
+    let supervisor = Supervisor::new(deps, store.clone())
+        .with_sources(sources)
+        .start();
+    if let Some(url) = &settings.manifest_url {
+        UrlSource::new(
+            url.clone(),
+            settings.manifest_url_header.clone(),
+            settings.http_check_frequency,
+            settings.node_name.clone(),
+            supervisor.clone().recipient(),
+        )
+        .start();
+    }
     ManifestSource::new(
         settings.pod_manifest_path.clone(),
         settings.node_name.clone(),

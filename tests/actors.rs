@@ -128,7 +128,7 @@ impl Harness {
     }
 
     fn desire(&self, pods: Vec<DesiredPod>) {
-        self.supervisor.do_send(SetDesired(pods));
+        self.supervisor.do_send(SetDesired::files(pods));
     }
 
     fn running_names(&self) -> Vec<String> {

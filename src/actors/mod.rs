@@ -13,6 +13,7 @@
 //!   container, on their own timers.
 //! - [`source::ManifestSource`]: scans the manifest directory and sends the
 //!   full desired set.
+//! - [`url_source::UrlSource`]: `--manifest-url`, polled with `ETag`s.
 //! - [`events::Recorder`]: the recent events of each pod.
 
 pub mod events;
@@ -22,6 +23,7 @@ pub mod prober;
 pub mod registries;
 pub mod source;
 pub mod supervisor;
+pub mod url_source;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -303,7 +303,7 @@ impl Handler<ScanNow> for ManifestSource {
                         d
                     })
                     .collect();
-                act.sink.do_send(SetDesired(pods));
+                act.sink.do_send(SetDesired::files(pods));
             }),
         );
     }

@@ -25,10 +25,24 @@ use crate::naming;
 use crate::runtime::RuntimeEvent;
 use crate::status;
 
-/// The full set of pods the sources want now.
+/// The full set of pods one source wants now.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
-pub struct SetDesired(pub Vec<DesiredPod>);
+pub struct SetDesired {
+    /// `file` or `http`.
+    pub source: &'static str,
+    pub pods: Vec<DesiredPod>,
+}
+
+impl SetDesired {
+    /// The manifest directory's set.
+    pub fn files(pods: Vec<DesiredPod>) -> Self {
+        Self {
+            source: "file",
+            pods,
+        }
+    }
+}
 
 /// Relist the engine and wake every worker.
 #[derive(Message, Debug, Clone, Copy)]
@@ -47,7 +61,10 @@ pub struct Supervisor {
     /// Workers told to terminate: a pod that comes back meanwhile gets a new
     /// worker only once the old one is done.
     terminating: HashSet<String>,
-    /// Whether the sources delivered a first full set.
+    /// The sources that send desired sets, and what each sent last.
+    sources: Vec<&'static str>,
+    by_source: HashMap<&'static str, Vec<DesiredPod>>,
+    /// Whether every source delivered a first full set.
     source_synced: bool,
     store: StatusStore,
     /// The last status each worker reported, before any source problem is
@@ -74,11 +91,20 @@ impl Supervisor {
             desired: HashMap::new(),
             workers: HashMap::new(),
             terminating: HashSet::new(),
+            sources: vec!["file"],
+            by_source: HashMap::new(),
             source_synced: false,
             store,
             last_status: HashMap::new(),
             subscribe_events: true,
         }
+    }
+
+    /// The sources to hear from before anything is judged an orphan
+    /// (`file` alone by default).
+    pub fn with_sources(mut self, sources: Vec<&'static str>) -> Self {
+        self.sources = sources;
+        self
     }
 
     /// Tests that drive syncs by hand can leave the event stream alone.
@@ -158,8 +184,15 @@ impl Handler<SetDesired> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: SetDesired, ctx: &mut Context<Self>) {
-        let new: HashMap<String, DesiredPod> =
-            msg.0.into_iter().map(|p| (p.uid.clone(), p)).collect();
+        self.by_source.insert(msg.source, msg.pods);
+        // The sources' pods have distinct UIDs (the source is part of a
+        // derived UID); the desired set is their union.
+        let new: HashMap<String, DesiredPod> = self
+            .by_source
+            .values()
+            .flatten()
+            .map(|p| (p.uid.clone(), p.clone()))
+            .collect();
         for (uid, old) in &self.desired {
             if !new.contains_key(uid) {
                 tracing::info!(pod = %old.name(), %uid, source = %old.source, "pod removed: terminating");
@@ -196,7 +229,8 @@ impl Handler<SetDesired> for Supervisor {
             }
         }
         self.desired = new;
-        if !self.source_synced {
+        let all_spoke = self.sources.iter().all(|s| self.by_source.contains_key(s));
+        if !self.source_synced && all_spoke {
             self.source_synced = true;
             ctx.notify(Relist);
         }
