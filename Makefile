@@ -51,7 +51,8 @@ unit:
 	$(CARGO) test --lib --features $(FEATURES)
 
 bench:
-	$(CARGO) bench --features $(FEATURES) --bench converge
+	$(ENSURE_ENV); \
+	$(CARGO) bench --features $(FEATURES) --bench converge --bench latency
 
 toolchain:
 	@$(CARGO) --version >/dev/null 2>&1 || { echo "error: cargo not found; install a Rust toolchain (rustup)" >&2; exit 1; }

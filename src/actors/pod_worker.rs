@@ -49,6 +49,18 @@ pub struct Update(pub Option<Arc<Pod>>);
 #[rtype(result = "()")]
 pub struct SyncNow;
 
+/// The engine said this container died: sync now, and again shortly if the
+/// engine still lists it as running (its `die` event can come before its
+/// state changes).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct ContainerDied(pub String);
+
+/// How often a worker looks again for a container whose death was
+/// announced but not yet visible, and for how many tries.
+const DEATH_RECHECK: Duration = Duration::from_millis(20);
+const DEATH_RECHECKS: u32 = 50;
+
 /// What a worker tells the Supervisor.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
@@ -90,6 +102,9 @@ pub struct PodWorker {
     wake: Option<SpawnHandle>,
     /// Containers the prober asked to kill; dropped once they are dead.
     kill_requests: Vec<String>,
+    /// Containers announced dead but maybe still listed running, with the
+    /// re-checks left.
+    dying: HashMap<String, u32>,
 }
 
 impl PodWorker {
@@ -110,6 +125,7 @@ impl PodWorker {
             memory: Memory::default(),
             wake: None,
             kill_requests: Vec::new(),
+            dying: HashMap::new(),
         }
     }
 
@@ -139,8 +155,12 @@ impl PodWorker {
                 .map(|(memory, outcome), act, ctx| {
                     act.memory = memory;
                     // A kill asked for is done once the container no longer
-                    // runs.
+                    // runs; so is waiting for an announced death.
                     act.kill_requests.retain(|id| outcome.running.contains(id));
+                    act.dying.retain(|id, left| {
+                        *left = left.saturating_sub(1);
+                        *left > 0 && outcome.running.contains(id)
+                    });
                     act.busy = false;
                     act.finish(outcome, ctx);
                 }),
@@ -167,8 +187,11 @@ impl PodWorker {
             self.sync(ctx);
             return;
         }
-        // Come back when a back-off ends or work left undone is due.
-        if let Some(after) = outcome.wake_after {
+        // Come back when a back-off ends or work left undone is due, or
+        // soon while an announced death is not visible yet.
+        let recheck = (!self.dying.is_empty()).then_some(DEATH_RECHECK);
+        let wake = [outcome.wake_after, recheck].into_iter().flatten().min();
+        if let Some(after) = wake {
             self.wake = Some(ctx.notify_later(SyncNow, after));
         }
     }
@@ -201,6 +224,14 @@ impl Handler<ProbeNews> for PodWorker {
                 self.kill_requests.push(container_id);
             }
         }
+        self.sync(ctx);
+    }
+}
+
+impl Handler<ContainerDied> for PodWorker {
+    type Result = ();
+    fn handle(&mut self, msg: ContainerDied, ctx: &mut Context<Self>) {
+        self.dying.insert(msg.0, DEATH_RECHECKS);
         self.sync(ctx);
     }
 }

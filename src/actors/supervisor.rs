@@ -19,7 +19,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 
 use super::events::ForgetPod;
-use super::pod_worker::{PodWorker, SyncNow, Update, WorkerReport};
+use super::pod_worker::{ContainerDied, PodWorker, SyncNow, Update, WorkerReport};
 use super::{Deps, DesiredPod, StatusStore};
 use crate::naming;
 use crate::runtime::RuntimeEvent;
@@ -279,14 +279,21 @@ impl Handler<EngineEvent> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: EngineEvent, ctx: &mut Context<Self>) {
-        let Some(uid) = msg.0.labels.get(naming::LABEL_POD_UID) else {
+        let e = msg.0;
+        // What changes a pod: a container's start, death or removal. (A
+        // `kill` is followed by its `die`.)
+        if !matches!(e.action.as_str(), "start" | "die" | "oom" | "destroy") {
+            return;
+        }
+        let Some(uid) = e.labels.get(naming::LABEL_POD_UID) else {
             return;
         };
         match self.workers.get(uid) {
+            Some(w) if e.action == "die" => w.do_send(ContainerDied(e.container_id.clone())),
             Some(w) => w.do_send(SyncNow),
             None if self.source_synced
                 && !self.desired.contains_key(uid)
-                && msg.0.action != "destroy" =>
+                && e.action != "destroy" =>
             {
                 ctx.notify(Relist);
             }
