@@ -60,6 +60,7 @@ pub fn start(
             min_age: settings.minimum_container_ttl_duration,
             max_per_container: usize::try_from(settings.maximum_dead_containers_per_container).ok(),
         },
+        max_dead: usize::try_from(settings.maximum_dead_containers).ok(),
         exec_handler: settings.docker_exec_handler,
         rules: NodeRules {
             node_name: settings.node_name.clone(),

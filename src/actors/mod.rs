@@ -45,6 +45,9 @@ pub struct NodeConfig {
     pub host_ip: String,
     /// Which dead containers a pod's worker may remove.
     pub gc: crate::plan::GcPolicy,
+    /// Dead containers kept node-wide (`--maximum-dead-containers`);
+    /// `None`: no limit.
+    pub max_dead: Option<usize>,
     /// How hooks and probes run commands in containers.
     pub exec_handler: crate::settings::ExecHandler,
     /// Admission, volumes, resources and security rules.
@@ -59,6 +62,7 @@ impl NodeConfig {
             sync_frequency: Duration::from_secs(10),
             host_ip: "127.0.0.1".into(),
             gc: crate::plan::GcPolicy::default(),
+            max_dead: Some(100),
             exec_handler: crate::settings::ExecHandler::Native,
             rules: crate::containers::NodeRules {
                 node_name: "test-node".into(),

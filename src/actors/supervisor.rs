@@ -22,6 +22,7 @@ use super::events::ForgetPod;
 use super::pod_worker::{ContainerDied, PodWorker, SyncNow, Update, WorkerReport};
 use super::{Deps, DesiredPod, StatusStore};
 use crate::naming;
+use crate::plan;
 use crate::runtime::RuntimeEvent;
 use crate::status;
 
@@ -269,6 +270,25 @@ impl Handler<Relist> for Supervisor {
                         tracing::info!(pod = %uid, "removing orphaned containers");
                         act.terminating.insert(uid.clone());
                         act.start_worker(&uid, None, ctx);
+                    }
+                    let node = &act.deps.node;
+                    let garbage = plan::node_garbage(
+                        &listed,
+                        node.max_dead,
+                        node.gc.min_age,
+                        act.deps.clock.now().timestamp(),
+                    );
+                    if !garbage.is_empty() {
+                        tracing::info!(
+                            count = garbage.len(),
+                            "removing dead containers over --maximum-dead-containers"
+                        );
+                        let runtime = act.deps.runtime.clone();
+                        actix::spawn(async move {
+                            for id in garbage {
+                                let _ = runtime.remove_container(&id).await;
+                            }
+                        });
                     }
                 }),
         );
