@@ -41,22 +41,6 @@ pub struct EnvContext<'a> {
 const NO_API_SERVER: &str =
     "Unsupported: podvisor has no API server; secrets and config maps cannot be referenced";
 
-fn field_error(path: String, message: impl Into<String>) -> FieldError {
-    FieldError {
-        path,
-        message: message.into(),
-    }
-}
-
-fn unsupported_value(path: String, value: &str, supported: &[&str]) -> FieldError {
-    let list: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
-    let message = format!(
-        "Unsupported value: {value:?}: supported values: {}",
-        list.join(", ")
-    );
-    field_error(path, message)
-}
-
 /// Expands `$(VAR)` references in `s` exactly as Kubernetes does
 /// (`third_party/forked/golang/expansion`):
 ///
@@ -160,13 +144,13 @@ pub fn container_env(
     ctx: &EnvContext<'_>,
 ) -> Result<Vec<(String, String)>, FieldError> {
     if c.env_from.as_ref().is_some_and(|e| !e.is_empty()) {
-        return Err(field_error(format!("{path}.envFrom"), NO_API_SERVER));
+        return Err(FieldError::new(format!("{path}.envFrom"), NO_API_SERVER));
     }
     let mut vars = Vars::default();
     for (i, e) in c.env.iter().flatten().enumerate() {
         let p = format!("{path}.env[{i}]");
         if e.name.is_empty() {
-            return Err(field_error(format!("{p}.name"), "Required value"));
+            return Err(FieldError::new(format!("{p}.name"), "Required value"));
         }
         if e.name.contains('=') || !e.name.bytes().all(|b| (b' '..=b'~').contains(&b)) {
             let msg = format!(
@@ -174,7 +158,7 @@ pub fn container_env(
                  printable ASCII characters other than '='",
                 e.name
             );
-            return Err(field_error(format!("{p}.name"), msg));
+            return Err(FieldError::new(format!("{p}.name"), msg));
         }
         let value = match &e.value_from {
             None => {
@@ -185,17 +169,20 @@ pub fn container_env(
                 let p = format!("{p}.valueFrom");
                 if e.value.as_deref().is_some_and(|v| !v.is_empty()) {
                     let msg = "Invalid value: \"\": may not be specified when `value` is not empty";
-                    return Err(field_error(p, msg));
+                    return Err(FieldError::new(p, msg));
                 }
                 if from.secret_key_ref.is_some() {
-                    return Err(field_error(format!("{p}.secretKeyRef"), NO_API_SERVER));
+                    return Err(FieldError::new(format!("{p}.secretKeyRef"), NO_API_SERVER));
                 }
                 if from.config_map_key_ref.is_some() {
-                    return Err(field_error(format!("{p}.configMapKeyRef"), NO_API_SERVER));
+                    return Err(FieldError::new(
+                        format!("{p}.configMapKeyRef"),
+                        NO_API_SERVER,
+                    ));
                 }
                 if from.file_key_ref.is_some() {
                     let msg = "Unsupported: fileKeyRef is not supported by podvisor";
-                    return Err(field_error(format!("{p}.fileKeyRef"), msg));
+                    return Err(FieldError::new(format!("{p}.fileKeyRef"), msg));
                 }
                 match (&from.field_ref, &from.resource_field_ref) {
                     (Some(f), None) => field_ref(f, &format!("{p}.fieldRef"), ctx)?,
@@ -205,12 +192,12 @@ pub fn container_env(
                     (None, None) => {
                         let msg = "Invalid value: \"\": must specify one of: `fieldRef`, \
                                    `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`";
-                        return Err(field_error(p, msg));
+                        return Err(FieldError::new(p, msg));
                     }
                     (Some(_), Some(_)) => {
                         let msg =
                             "Invalid value: \"\": may not have more than one field specified at a time";
-                        return Err(field_error(p, msg));
+                        return Err(FieldError::new(p, msg));
                     }
                 }
             }
@@ -248,22 +235,26 @@ fn field_ref(f: &ObjectFieldSelector, p: &str, ctx: &EnvContext<'_>) -> Result<S
         .as_deref()
         .filter(|v| !v.is_empty() && *v != "v1")
     {
-        return Err(unsupported_value(format!("{p}.apiVersion"), v, &["v1"]));
+        return Err(FieldError::unsupported(
+            format!("{p}.apiVersion"),
+            v,
+            &["v1"],
+        ));
     }
     let fp = f.field_path.as_str();
     let path = format!("{p}.fieldPath");
     if fp.is_empty() {
-        return Err(field_error(path, "Required value"));
+        return Err(FieldError::new(path, "Required value"));
     }
     let meta = &ctx.pod.metadata;
     if let Some((base, key)) = split_subscript(fp) {
         let map = match base {
             "metadata.labels" => &meta.labels,
             "metadata.annotations" => &meta.annotations,
-            _ => return Err(unsupported_value(path, fp, FIELD_PATHS)),
+            _ => return Err(FieldError::unsupported(path, fp, FIELD_PATHS)),
         };
         if key.is_empty() {
-            return Err(field_error(
+            return Err(FieldError::new(
                 path,
                 format!("Invalid value: {key:?}: key must not be empty"),
             ));
@@ -294,7 +285,7 @@ fn field_ref(f: &ObjectFieldSelector, p: &str, ctx: &EnvContext<'_>) -> Result<S
             .unwrap_or_else(|| "default".into()),
         "status.podIP" | "status.podIPs" => ctx.pod_ip.to_string(),
         "status.hostIP" | "status.hostIPs" => ctx.host_ip.to_string(),
-        _ => return Err(unsupported_value(path, fp, FIELD_PATHS)),
+        _ => return Err(FieldError::unsupported(path, fp, FIELD_PATHS)),
     })
 }
 
@@ -335,7 +326,7 @@ fn resource_field_ref(
             apps.chain(inits)
                 .find(|(c, _)| c.name == name)
                 .ok_or_else(|| {
-                    field_error(format!("{p}.containerName"), format!("Not found: {name:?}"))
+                    FieldError::new(format!("{p}.containerName"), format!("Not found: {name:?}"))
                 })?
         }
     };
@@ -345,9 +336,9 @@ fn resource_field_ref(
         .filter(|_| RESOURCES.contains(&resource))
     else {
         if resource.is_empty() {
-            return Err(field_error(format!("{p}.resource"), "Required value"));
+            return Err(FieldError::new(format!("{p}.resource"), "Required value"));
         }
-        return Err(unsupported_value(
+        return Err(FieldError::unsupported(
             format!("{p}.resource"),
             resource,
             RESOURCES,
@@ -363,8 +354,9 @@ fn resource_field_ref(
             } else {
                 resources::parse_bytes(text)
             };
-            let d = parsed
-                .map_err(|e| field_error(dp.clone(), format!("Invalid value: {text:?}: {e}")))?;
+            let d = parsed.map_err(|e| {
+                FieldError::new(dp.clone(), format!("Invalid value: {text:?}: {e}"))
+            })?;
             let valid = d == 0
                 || if cpu {
                     d == 1 || d == 1000
@@ -383,7 +375,7 @@ fn resource_field_ref(
                          are supported with the local ephemeral storage resource"
                     }
                 };
-                return Err(field_error(
+                return Err(FieldError::new(
                     dp,
                     format!("Invalid value: {text:?}: {detail}"),
                 ));

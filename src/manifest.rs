@@ -64,27 +64,28 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// Constructors with Kubernetes' wording, shared by every validator.
 impl FieldError {
-    fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             path: path.into(),
             message: message.into(),
         }
     }
 
-    fn required(path: impl Into<String>) -> Self {
+    pub fn required(path: impl Into<String>) -> Self {
         Self::new(path, "Required value")
     }
 
-    fn invalid(path: impl Into<String>, value: impl fmt::Debug, detail: &str) -> Self {
+    pub fn invalid(path: impl Into<String>, value: impl fmt::Debug, detail: &str) -> Self {
         Self::new(path, format!("Invalid value: {value:?}: {detail}"))
     }
 
-    fn duplicate(path: impl Into<String>, value: &str) -> Self {
+    pub fn duplicate(path: impl Into<String>, value: &str) -> Self {
         Self::new(path, format!("Duplicate value: {value:?}"))
     }
 
-    fn unsupported(path: impl Into<String>, value: &str, supported: &[&str]) -> Self {
+    pub fn unsupported(path: impl Into<String>, value: &str, supported: &[&str]) -> Self {
         let list: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
         let message = format!(
             "Unsupported value: {value:?}: supported values: {}",

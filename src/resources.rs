@@ -196,10 +196,6 @@ pub fn parse_bytes(q: &str) -> Result<i64, String> {
     scaled(parse_quantity(q)?, 0)
 }
 
-fn field_error(path: String, message: String) -> FieldError {
-    FieldError { path, message }
-}
-
 /// CPU, memory and ephemeral storage amounts (either a container's requests
 /// or its limits); `None` when not given.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -241,18 +237,18 @@ fn parse_list(
         if !name.contains('/') && !is_standard_container_resource(name) {
             let msg =
                 format!("Invalid value: {name:?}: must be a standard resource for containers");
-            return Err(field_error(p, msg));
+            return Err(FieldError::new(p, msg));
         }
         let parsed = if name == "cpu" {
             parse_cpu_millis(value)
         } else {
             parse_bytes(value)
         };
-        let amount =
-            parsed.map_err(|e| field_error(p.clone(), format!("Invalid value: {value:?}: {e}")))?;
+        let amount = parsed
+            .map_err(|e| FieldError::new(p.clone(), format!("Invalid value: {value:?}: {e}")))?;
         if amount < 0 {
             let msg = format!("Invalid value: {value:?}: must be greater than or equal to 0");
-            return Err(field_error(p, msg));
+            return Err(FieldError::new(p, msg));
         }
         match name.as_str() {
             "cpu" => amounts.cpu_millis = Some(amount),
@@ -306,7 +302,7 @@ pub fn container_amounts(c: &Container, path: &str) -> Result<ContainerAmounts, 
                     text("requests"),
                     text("limits")
                 );
-                return Err(field_error(
+                return Err(FieldError::new(
                     format!("{path}.resources.requests.{name}"),
                     msg,
                 ));

@@ -57,17 +57,10 @@ impl Security {
     }
 }
 
-fn field_error(path: String, message: impl Into<String>) -> FieldError {
-    FieldError {
-        path,
-        message: message.into(),
-    }
-}
-
 /// User and group IDs must be in 0..=2147483647, as Kubernetes checks.
 fn check_id(path: String, id: Option<i64>) -> Result<(), FieldError> {
     match id {
-        Some(v) if !(0..=i64::from(i32::MAX)).contains(&v) => Err(field_error(
+        Some(v) if !(0..=i64::from(i32::MAX)).contains(&v) => Err(FieldError::new(
             path,
             format!("Invalid value: {v}: must be between 0 and 2147483647, inclusive"),
         )),
@@ -86,7 +79,7 @@ fn capabilities(list: Option<&Vec<String>>, path: &str) -> Result<Vec<String>, F
         {
             let msg =
                 format!("Invalid value: {cap:?}: must be a capability name such as NET_ADMIN");
-            return Err(field_error(format!("{path}[{i}]"), msg));
+            return Err(FieldError::new(format!("{path}[{i}]"), msg));
         }
         if !out.contains(&upper) {
             out.push(upper);
@@ -103,11 +96,11 @@ fn seccomp(profile: &SeccompProfile, path: &str, opts: &mut Vec<String>) -> Resu
             opts.push("seccomp=unconfined".into());
             Ok(())
         }
-        "Localhost" => Err(field_error(
+        "Localhost" => Err(FieldError::new(
             format!("{path}.type"),
             "Unsupported: Localhost seccomp profiles are not supported by podvisor",
         )),
-        other => Err(field_error(
+        other => Err(FieldError::new(
             format!("{path}.type"),
             format!(
                 "Unsupported value: {other:?}: supported values: \"Localhost\", \"RuntimeDefault\", \"Unconfined\""
@@ -132,9 +125,9 @@ fn apparmor(
                 opts.push(format!("apparmor={name}"));
                 Ok(())
             }
-            None => Err(field_error(format!("{path}.localhostProfile"), "Required value")),
+            None => Err(FieldError::new(format!("{path}.localhostProfile"), "Required value")),
         },
-        other => Err(field_error(
+        other => Err(FieldError::new(
             format!("{path}.type"),
             format!(
                 "Unsupported value: {other:?}: supported values: \"Localhost\", \"RuntimeDefault\", \"Unconfined\""
@@ -188,7 +181,7 @@ pub fn container_security(
         }
         if p.sysctls.as_ref().is_some_and(|s| !s.is_empty()) {
             let msg = "Unsupported: sysctls are not supported by podvisor";
-            return Err(field_error(format!("{PP}.sysctls"), msg));
+            return Err(FieldError::new(format!("{PP}.sysctls"), msg));
         }
     }
     if let Some(s) = sc {
@@ -228,7 +221,7 @@ pub fn container_security(
     let privileged = sc.and_then(|s| s.privileged).unwrap_or(false);
     if privileged && !allow_privileged {
         let msg = "Forbidden: disallowed by cluster policy";
-        return Err(field_error(format!("{cp}.privileged"), msg));
+        return Err(FieldError::new(format!("{cp}.privileged"), msg));
     }
     let caps = sc.and_then(|s| s.capabilities.as_ref());
     let cap_add = capabilities(
@@ -245,7 +238,7 @@ pub fn container_security(
         let p = format!("{cp}.allowPrivilegeEscalation");
         if privileged {
             let msg = "Invalid value: false: cannot set `allowPrivilegeEscalation` to false and `privileged` to true";
-            return Err(field_error(p, msg));
+            return Err(FieldError::new(p, msg));
         }
         if cap_add
             .iter()
@@ -253,7 +246,7 @@ pub fn container_security(
         {
             let msg = "Invalid value: false: cannot set `allowPrivilegeEscalation` to false and \
                        `capabilities.Add` CAP_SYS_ADMIN";
-            return Err(field_error(p, msg));
+            return Err(FieldError::new(p, msg));
         }
         security_opt.push("no-new-privileges".to_string());
     }
@@ -292,13 +285,13 @@ pub fn container_security(
         "Default" => {}
         "Unmasked" => {
             let msg = "Unsupported: procMount Unmasked is not supported by podvisor";
-            return Err(field_error(format!("{cp}.procMount"), msg));
+            return Err(FieldError::new(format!("{cp}.procMount"), msg));
         }
         other => {
             let msg = format!(
                 "Unsupported value: {other:?}: supported values: \"Default\", \"Unmasked\""
             );
-            return Err(field_error(format!("{cp}.procMount"), msg));
+            return Err(FieldError::new(format!("{cp}.procMount"), msg));
         }
     }
 

@@ -80,26 +80,6 @@ pub struct PodVolumes {
     pub volumes: BTreeMap<String, VolumeSource>,
 }
 
-fn field_error(path: String, message: impl Into<String>) -> FieldError {
-    FieldError {
-        path,
-        message: message.into(),
-    }
-}
-
-fn invalid(path: String, value: &str, detail: &str) -> FieldError {
-    field_error(path, format!("Invalid value: {value:?}: {detail}"))
-}
-
-fn unsupported_value(path: String, value: &str, supported: &[&str]) -> FieldError {
-    let list: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
-    let message = format!(
-        "Unsupported value: {value:?}: supported values: {}",
-        list.join(", ")
-    );
-    field_error(path, message)
-}
-
 fn has_dotdot(p: &Path) -> bool {
     p.components().any(|c| c == Component::ParentDir)
 }
@@ -107,10 +87,10 @@ fn has_dotdot(p: &Path) -> bool {
 /// Checks an absolute host path (`hostPath.path`, a mount's `mountPath`).
 fn check_absolute(path: String, value: &str) -> Result<(), FieldError> {
     if value.is_empty() {
-        return Err(field_error(path, "Required value"));
+        return Err(FieldError::new(path, "Required value"));
     }
     if !value.starts_with('/') {
-        return Err(invalid(path, value, "must be an absolute path"));
+        return Err(FieldError::invalid(path, value, "must be an absolute path"));
     }
     check_bind_safe(path, value)
 }
@@ -118,10 +98,10 @@ fn check_absolute(path: String, value: &str) -> Result<(), FieldError> {
 /// No `..` (Kubernetes' rule) and no `:` (it would split Docker's bind syntax).
 fn check_bind_safe(path: String, value: &str) -> Result<(), FieldError> {
     if has_dotdot(Path::new(value)) {
-        return Err(invalid(path, value, "must not contain '..'"));
+        return Err(FieldError::invalid(path, value, "must not contain '..'"));
     }
     if value.contains(':') {
-        return Err(invalid(path, value, "must not contain ':'"));
+        return Err(FieldError::invalid(path, value, "must not contain ':'"));
     }
     Ok(())
 }
@@ -172,8 +152,8 @@ pub fn plan_volumes(
         [Component::Normal(_)]
     );
     if !single || uid.contains('/') {
-        return Err(invalid(
-            "metadata.uid".into(),
+        return Err(FieldError::invalid(
+            "metadata.uid",
             uid,
             "must be a single path component",
         ));
@@ -183,18 +163,19 @@ pub fn plan_volumes(
     for (i, v) in volumes.enumerate() {
         let p = format!("spec.volumes[{i}]");
         if v.name.is_empty() {
-            return Err(field_error(format!("{p}.name"), "Required value"));
+            return Err(FieldError::new(format!("{p}.name"), "Required value"));
         }
         if !is_dns1123_label(&v.name) {
             let msg = "must be a lowercase RFC 1123 label: at most 63 lowercase alphanumeric \
                        characters or '-', starting and ending with an alphanumeric character";
-            return Err(invalid(format!("{p}.name"), &v.name, msg));
+            return Err(FieldError::invalid(format!("{p}.name"), &v.name, msg));
         }
         if planned.volumes.contains_key(&v.name) {
             let msg = format!("Duplicate value: {:?}", v.name);
-            return Err(field_error(format!("{p}.name"), msg));
+            return Err(FieldError::new(format!("{p}.name"), msg));
         }
-        let json = serde_json::to_value(v).map_err(|e| field_error(p.clone(), e.to_string()))?;
+        let json =
+            serde_json::to_value(v).map_err(|e| FieldError::new(p.clone(), e.to_string()))?;
         let types: Vec<&String> = json
             .as_object()
             .into_iter()
@@ -202,10 +183,15 @@ pub fn plan_volumes(
             .filter(|k| *k != "name")
             .collect();
         let source = match types[..] {
-            [] => return Err(field_error(p, "Required value: must specify a volume type")),
+            [] => {
+                return Err(FieldError::new(
+                    p,
+                    "Required value: must specify a volume type",
+                ))
+            }
             [_, second, ..] => {
                 let msg = "Forbidden: may not specify more than 1 volume type";
-                return Err(field_error(format!("{p}.{second}"), msg));
+                return Err(FieldError::new(format!("{p}.{second}"), msg));
             }
             [only] => {
                 match (&v.empty_dir, &v.host_path) {
@@ -213,14 +199,14 @@ pub fn plan_volumes(
                         let medium = e.medium.as_deref().unwrap_or_default();
                         if !["", "Memory"].contains(&medium) {
                             let path = format!("{p}.emptyDir.medium");
-                            return Err(unsupported_value(path, medium, &["", "Memory"]));
+                            return Err(FieldError::unsupported(path, medium, &["", "Memory"]));
                         }
                         let mode = match e.mode {
                             None => 0o777,
                             Some(m) if (0..=0o1777).contains(&m) => m as u32,
                             Some(m) => {
                                 let msg = format!("Invalid value: {m}: must be a number between 0 and 0o1777 (1023)");
-                                return Err(field_error(format!("{p}.emptyDir.mode"), msg));
+                                return Err(FieldError::new(format!("{p}.emptyDir.mode"), msg));
                             }
                         };
                         let size_limit = match &e.size_limit {
@@ -228,9 +214,9 @@ pub fn plan_volumes(
                             Some(q) => {
                                 let path = format!("{p}.emptyDir.sizeLimit");
                                 let bytes = resources::parse_bytes(&q.0)
-                                    .map_err(|err| invalid(path.clone(), &q.0, &err))?;
+                                    .map_err(|err| FieldError::invalid(path.clone(), &q.0, &err))?;
                                 if bytes < 0 {
-                                    return Err(invalid(
+                                    return Err(FieldError::invalid(
                                         path,
                                         &q.0,
                                         "must be greater than or equal to 0",
@@ -264,7 +250,7 @@ pub fn plan_volumes(
                         let type_ = h.type_.clone().unwrap_or_default();
                         if !HOST_PATH_TYPES.contains(&type_.as_str()) {
                             let path = format!("{p}.hostPath.type");
-                            return Err(unsupported_value(path, &type_, HOST_PATH_TYPES));
+                            return Err(FieldError::unsupported(path, &type_, HOST_PATH_TYPES));
                         }
                         let path = PathBuf::from(&h.path);
                         if !allowed_host_paths.is_empty()
@@ -279,13 +265,13 @@ pub fn plan_volumes(
                             h.path,
                             allowed.join(",")
                         );
-                            return Err(field_error(format!("{p}.hostPath.path"), msg));
+                            return Err(FieldError::new(format!("{p}.hostPath.path"), msg));
                         }
                         VolumeSource::HostPath { path, type_ }
                     }
                     (None, None) => {
                         let msg = format!("Unsupported: volume type {only} is not supported");
-                        return Err(field_error(p, msg));
+                        return Err(FieldError::new(p, msg));
                     }
                 }
             }
@@ -317,17 +303,17 @@ pub fn container_mounts(
     for (i, m) in c.volume_mounts.iter().flatten().enumerate() {
         let p = format!("{path}.volumeMounts[{i}]");
         if m.name.is_empty() {
-            return Err(field_error(format!("{p}.name"), "Required value"));
+            return Err(FieldError::new(format!("{p}.name"), "Required value"));
         }
         let Some(volume) = vols.volumes.get(&m.name) else {
-            return Err(field_error(
+            return Err(FieldError::new(
                 format!("{p}.name"),
                 format!("Not found: {:?}", m.name),
             ));
         };
         check_absolute(format!("{p}.mountPath"), &m.mount_path)?;
         if !seen.insert(PathBuf::from(&m.mount_path)) {
-            return Err(invalid(
+            return Err(FieldError::invalid(
                 format!("{p}.mountPath"),
                 &m.mount_path,
                 "must be unique",
@@ -335,13 +321,13 @@ pub fn container_mounts(
         }
         if m.sub_path_expr.as_deref().is_some_and(|s| !s.is_empty()) {
             let msg = "Unsupported: subPathExpr is not supported by podvisor";
-            return Err(field_error(format!("{p}.subPathExpr"), msg));
+            return Err(FieldError::new(format!("{p}.subPathExpr"), msg));
         }
         let mut host = volume.host_path().to_path_buf();
         if let Some(sub) = m.sub_path.as_deref().filter(|s| !s.is_empty()) {
             let sp = format!("{p}.subPath");
             if sub.starts_with('/') {
-                return Err(invalid(sp, sub, "must be a relative path"));
+                return Err(FieldError::invalid(sp, sub, "must be a relative path"));
             }
             check_bind_safe(sp, sub)?;
             host = host.join(sub);
@@ -356,11 +342,11 @@ pub fn container_mounts(
             "Bidirectional" if privileged => options.push("rshared"),
             "Bidirectional" => {
                 let msg = "Forbidden: Bidirectional mount propagation is available only to privileged containers";
-                return Err(field_error(format!("{p}.mountPropagation"), msg));
+                return Err(FieldError::new(format!("{p}.mountPropagation"), msg));
             }
             other => {
                 let supported = &["Bidirectional", "HostToContainer", "None"];
-                return Err(unsupported_value(
+                return Err(FieldError::unsupported(
                     format!("{p}.mountPropagation"),
                     other,
                     supported,
@@ -371,11 +357,11 @@ pub fn container_mounts(
             "Disabled" | "IfPossible" => {}
             "Enabled" => {
                 let msg = "Unsupported: recursive read-only mounts are not supported by podvisor";
-                return Err(field_error(format!("{p}.recursiveReadOnly"), msg));
+                return Err(FieldError::new(format!("{p}.recursiveReadOnly"), msg));
             }
             other => {
                 let supported = &["Disabled", "Enabled", "IfPossible"];
-                return Err(unsupported_value(
+                return Err(FieldError::unsupported(
                     format!("{p}.recursiveReadOnly"),
                     other,
                     supported,
