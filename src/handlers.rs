@@ -28,6 +28,16 @@ pub struct Target<'a> {
     pub exec_handler: ExecHandler,
 }
 
+impl Target<'_> {
+    /// Where an `httpGet` or `tcpSocket` action connects: its `host`, or
+    /// the pod's IP, and its port by number or name.
+    fn endpoint(&self, host: Option<&str>, port: &IntOrString) -> Result<(String, u16), String> {
+        let port = resolve_port(port, self.container)?;
+        let host = host.filter(|h| !h.is_empty()).unwrap_or(self.pod_ip);
+        Ok((host.to_string(), port))
+    }
+}
+
 /// The verdict of one action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -149,15 +159,10 @@ pub async fn nsenter(
 
 /// Runs an `httpGet` action: 2xx and 3xx succeed.
 pub async fn http_get(target: &Target<'_>, action: &HTTPGetAction, timeout: Duration) -> Verdict {
-    let port = match resolve_port(&action.port, target.container) {
-        Ok(p) => p,
+    let (host, port) = match target.endpoint(action.host.as_deref(), &action.port) {
+        Ok(e) => e,
         Err(e) => return Verdict::Failure(e),
     };
-    let host = action
-        .host
-        .clone()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| target.pod_ip.to_string());
     if action
         .scheme
         .as_deref()
@@ -231,15 +236,10 @@ async fn get_status(
 
 /// Runs a `tcpSocket` action: a connect that succeeds.
 pub async fn tcp(target: &Target<'_>, action: &TCPSocketAction, timeout: Duration) -> Verdict {
-    let port = match resolve_port(&action.port, target.container) {
-        Ok(p) => p,
+    let (host, port) = match target.endpoint(action.host.as_deref(), &action.port) {
+        Ok(e) => e,
         Err(e) => return Verdict::Failure(e),
     };
-    let host = action
-        .host
-        .clone()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| target.pod_ip.to_string());
     match tokio::time::timeout(timeout, TcpStream::connect((host.as_str(), port))).await {
         Ok(Ok(_)) => Verdict::Success(String::new()),
         Ok(Err(e)) => Verdict::Failure(format!("dial tcp {host}:{port}: {e}")),
