@@ -5,6 +5,7 @@
 //! node name, so they run in parallel on one engine; each removes its
 //! containers when it ends. See `e2e_support` for the harness.
 
+#[allow(dead_code)] // each test binary uses a part of the shared harness
 mod e2e_support;
 
 use std::time::Duration;
