@@ -139,16 +139,25 @@ impl Supervisor {
         let label = format!("{}={}", naming::LABEL_NODE, self.deps.node.node_name);
         actix::spawn(async move {
             let mut delay = Duration::from_millis(200);
+            let mut resubscribing = false;
             loop {
                 if runtime.version().await.is_ok() {
                     let mut events = runtime.events(&label);
+                    // What happened while the stream was down is not
+                    // replayed: look at everything once the stream is back.
+                    if std::mem::take(&mut resubscribing) {
+                        addr.do_send(Relist);
+                    }
                     while let Some(e) = events.next().await {
                         match e {
                             Ok(e) => {
                                 delay = Duration::from_millis(200);
-                                if addr.try_send(EngineEvent(e)).is_err() && !addr.connected() {
+                                if !addr.connected() {
                                     return;
                                 }
+                                // Not `try_send`: a busy mailbox must not
+                                // drop a death.
+                                addr.do_send(EngineEvent(e));
                             }
                             Err(e) => {
                                 tracing::debug!(error = %e, "engine event stream broke");
@@ -157,14 +166,15 @@ impl Supervisor {
                         }
                     }
                     // The stream ended: the engine may have restarted, so look
-                    // at everything again.
+                    // at everything again now, and again once resubscribed.
                     addr.do_send(Relist);
                 }
+                resubscribing = true;
                 if !addr.connected() {
                     return;
                 }
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
+                delay = (delay * 2).min(Duration::from_secs(2));
             }
         });
     }
