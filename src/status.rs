@@ -60,6 +60,33 @@ fn waiting(reason: &str, message: Option<&str>) -> ContainerState {
     }
 }
 
+/// The record before the newest of each container name, when it ended: a
+/// running container's `lastState`.
+fn previous(containers: &[ContainerDetails]) -> HashMap<String, &ContainerDetails> {
+    let mut by_name: HashMap<String, Vec<(u32, &ContainerDetails)>> = HashMap::new();
+    for d in containers {
+        let Some(labels) = PodLabels::parse(&d.summary.labels) else {
+            continue;
+        };
+        if labels.kind == Kind::Container {
+            let attempt =
+                crate::naming::ContainerName::parse(&d.summary.name).map_or(0, |n| n.attempt);
+            by_name
+                .entry(labels.container_name)
+                .or_default()
+                .push((attempt, d));
+        }
+    }
+    by_name
+        .into_iter()
+        .filter_map(|(name, mut records)| {
+            records.sort_by_key(|(a, d)| std::cmp::Reverse((*a, d.summary.created)));
+            let (_, prev) = records.get(1)?;
+            (prev.summary.state == runtime::ContainerState::Exited).then_some((name, *prev))
+        })
+        .collect()
+}
+
 /// The newest record (by attempt, then creation) of each container name.
 fn newest(
     containers: &[ContainerDetails],
@@ -127,6 +154,7 @@ enum Count {
 fn container_status(
     c: &k8s_openapi::api::core::v1::Container,
     record: Option<&(&ContainerDetails, PodLabels)>,
+    previous: Option<&ContainerDetails>,
     facts: &Facts<'_>,
     not_yet: &str,
 ) -> (ContainerStatus, Count) {
@@ -159,6 +187,10 @@ fn container_status(
             let probes = (facts.probes)(&d.summary.id).unwrap_or_else(|| ProbeState::initial(c));
             st.ready = probes.ready;
             st.started = Some(probes.started);
+            st.last_state = previous.map(|p| ContainerState {
+                terminated: Some(terminated_of(p)),
+                ..Default::default()
+            });
             st.state = Some(ContainerState {
                 running: Some(ContainerStateRunning {
                     started_at: time(d.started_at.as_deref()),
@@ -214,6 +246,7 @@ pub fn pod_status(pod: &Pod, containers: &[ContainerDetails], facts: &Facts<'_>)
         };
     }
     let records = newest(containers, Kind::Container);
+    let previous = previous(containers);
     let sandbox = newest(containers, Kind::Sandbox)
         .into_values()
         .next()
@@ -234,7 +267,7 @@ pub fn pod_status(pod: &Pod, containers: &[ContainerDetails], facts: &Facts<'_>)
     let mut initialized = true;
     let mut init_failed = false;
     for c in &inits {
-        let (st, count) = container_status(c, init_record(&c.name), facts, "PodInitializing");
+        let (st, count) = container_status(c, init_record(&c.name), None, facts, "PodInitializing");
         match count {
             Count::Succeeded => {}
             Count::Failed if policy == "Never" => {
@@ -254,7 +287,8 @@ pub fn pod_status(pod: &Pod, containers: &[ContainerDetails], facts: &Facts<'_>)
     };
     let mut statuses = Vec::new();
     for c in &spec.containers {
-        let (st, count) = container_status(c, records.get(&c.name), facts, not_yet);
+        let prev = previous.get(&c.name).copied();
+        let (st, count) = container_status(c, records.get(&c.name), prev, facts, not_yet);
         match count {
             Count::Running => running += 1,
             Count::Waiting => waiting_n += 1,
@@ -528,6 +562,34 @@ mod tests {
         let last = c.last_state.clone().unwrap().terminated.unwrap();
         assert_eq!(last.exit_code, 3);
         assert_eq!(s.phase.as_deref(), Some("Running"));
+    }
+
+    #[test]
+    fn a_restarted_running_container_shows_its_last_exit() {
+        let p = pod("Always", &["a"], &[]);
+        let mut old = record(
+            "a",
+            Kind::Container,
+            runtime::ContainerState::Exited,
+            Some(7),
+            Some("id-POD"),
+        );
+        old.summary.id = "old".into();
+        let mut new = record(
+            "a",
+            Kind::Container,
+            runtime::ContainerState::Running,
+            None,
+            Some("id-POD"),
+        );
+        new.summary.name = new.summary.name.replace("_0", "_1");
+        new.summary.created = 2;
+        let s = status_of(&p, &[sandbox(), old, new], &HashMap::new());
+        let c = &s.container_statuses.unwrap()[0];
+        assert!(c.state.as_ref().unwrap().running.is_some());
+        let last = c.last_state.clone().unwrap().terminated.unwrap();
+        assert_eq!(last.exit_code, 7);
+        assert_eq!(last.container_id.as_deref(), Some("docker://old"));
     }
 
     #[test]

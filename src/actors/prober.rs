@@ -123,7 +123,10 @@ impl Handler<SyncWatches> for Prober {
             }
         }
         for (id, w) in wanted {
-            if self.tasks.get(id).is_some_and(|t| !t.handle.is_finished()) {
+            // A task that ended (its startup probe succeeded with nothing
+            // else to probe, or it asked for a kill) stays in the map until
+            // the container leaves the list: no second task, no second kill.
+            if self.tasks.contains_key(id) {
                 continue;
             }
             self.readiness.do_send(SetProbeState {
@@ -244,8 +247,13 @@ impl ProbeCtx {
             }
             self.state(c.readiness_probe.is_none(), true);
         }
+        // Liveness and readiness side by side; a probe that is absent
+        // waits forever, and a liveness verdict ends both (the container is
+        // being killed: nothing more to probe).
         let liveness = async {
-            let Some(p) = &c.liveness_probe else { return };
+            let Some(p) = &c.liveness_probe else {
+                return futures::future::pending().await;
+            };
             tokio::time::sleep(delay(p, Kind::Liveness)).await;
             if self.run_until(p, Kind::Liveness, false).await {
                 self.worker.do_send(ProbeNews::Unhealthy {
@@ -254,7 +262,9 @@ impl ProbeCtx {
             }
         };
         let readiness = async {
-            let Some(p) = &c.readiness_probe else { return };
+            let Some(p) = &c.readiness_probe else {
+                return futures::future::pending().await;
+            };
             tokio::time::sleep(delay(p, Kind::Readiness)).await;
             let timing = Timing::of(p, Kind::Readiness);
             let mut counter = Counter::new(timing, Kind::Readiness);
@@ -269,6 +279,9 @@ impl ProbeCtx {
                 tokio::time::sleep(timing.period).await;
             }
         };
-        futures::join!(liveness, readiness);
+        tokio::select! {
+            () = liveness => {}
+            () = readiness => {}
+        }
     }
 }

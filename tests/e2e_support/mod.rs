@@ -748,3 +748,121 @@ pub fn pod_yaml(name: &str, policy: &str, containers: &[(&str, &[&str])]) -> Str
 
 /// `sleep 3600`, for containers that only need to run.
 pub const SLEEP: &[&str] = &["sleep", "3600"];
+
+// --- lifecycle and probe tests ------------------------------------------------
+//
+// Used by tests/e2e_lifecycle.rs and tests/e2e_probes.rs, not by every test
+// binary that includes this module (hence the `allow(dead_code)`s).
+
+#[allow(dead_code)]
+impl Podvisor {
+    /// `GET /pods/{namespace}/{name}/events`: the `EventList`'s items,
+    /// ordered by last occurrence (oldest first).
+    pub async fn events(&self, namespace: &str, name: &str) -> Result<Vec<Value>, String> {
+        let path = format!("/pods/{namespace}/{name}/events");
+        match self.get(&path).await? {
+            (200, body) => {
+                let list: Value =
+                    serde_json::from_str(&body).map_err(|e| format!("{path}: {e}: {body}"))?;
+                if list["kind"] != "EventList" {
+                    return Err(format!("{path} is no EventList: {body}"));
+                }
+                list["items"]
+                    .as_array()
+                    .cloned()
+                    .ok_or_else(|| format!("{path}: no items: {body}"))
+            }
+            (code, body) => Err(format!("{path} answered {code}: {body}")),
+        }
+    }
+}
+
+#[allow(dead_code)]
+impl TestCtx {
+    /// Writes a manifest given as JSON (`file` should end in `.json`).
+    pub fn write_json(&self, file: &str, manifest: &Value) {
+        self.write_manifest(file, &manifest.to_string());
+    }
+
+    /// Polls `/pods` until `check` accepts the pod named `pod`; returns
+    /// what `check` gave.
+    pub async fn wait_pod<T>(
+        &self,
+        pv: &Podvisor,
+        pod: &str,
+        timeout: Duration,
+        what: &str,
+        check: impl Fn(&Value) -> Result<T, String>,
+    ) -> T {
+        let what = format!("pod {pod}: {what}");
+        self.wait_until(timeout, &what, || async {
+            let list = pv.pods().await?;
+            let p = find_pod(&list, pod).ok_or_else(|| format!("{pod} not in /pods: {list}"))?;
+            check(p).map_err(|e| format!("{e}\n  status: {}", p["status"]))
+        })
+        .await
+    }
+}
+
+/// The `status` (`"True"`/`"False"`) of a pod condition.
+#[allow(dead_code)]
+pub fn condition<'a>(pod: &'a Value, kind: &str) -> Option<&'a str> {
+    pod["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind)?["status"]
+        .as_str()
+}
+
+/// An init container's status in a pod, by name.
+#[allow(dead_code)]
+pub fn init_container_status<'a>(pod: &'a Value, name: &str) -> Option<&'a Value> {
+    pod["status"]["initContainerStatuses"]
+        .as_array()?
+        .iter()
+        .find(|s| s["name"] == name)
+}
+
+/// A pod manifest (as JSON) of these containers, `spec_extra` merged into
+/// its spec; a grace period of 1 s unless `spec_extra` says otherwise.
+#[allow(dead_code)]
+pub fn pod_json(name: &str, policy: &str, containers: Value, spec_extra: Value) -> Value {
+    let mut spec = serde_json::json!({
+        "restartPolicy": policy,
+        "terminationGracePeriodSeconds": 1,
+        "containers": containers,
+    });
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), spec_extra.as_object()) {
+        for (k, v) in extra {
+            spec.insert(k.clone(), v.clone());
+        }
+    }
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": spec,
+    })
+}
+
+/// Every container of `pod` named `container` (app or init), oldest
+/// attempt first.
+#[allow(dead_code)]
+pub fn attempts(ctx: &TestCtx, pod: &str, container: &str) -> Vec<Ctr> {
+    let mut list: Vec<Ctr> = ctx
+        .pod_containers(pod)
+        .into_iter()
+        .filter(|c| c.container() == container)
+        .collect();
+    list.sort_by_key(|c| c.attempt());
+    list
+}
+
+/// A container's time field (`{{.State.StartedAt}}`, `{{.Created}}`, ...).
+#[allow(dead_code)]
+pub fn inspect_time(id: &str, template: &str) -> chrono::DateTime<chrono::Utc> {
+    let t = inspect(id, template);
+    chrono::DateTime::parse_from_rfc3339(&t)
+        .unwrap_or_else(|e| panic!("{template} of {id}: {t:?}: {e}"))
+        .with_timezone(&chrono::Utc)
+}
