@@ -11,6 +11,7 @@ use dashmap::DashMap;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
+use super::registries::ContainerRef;
 use crate::clock::Clock;
 
 /// Events kept per pod; the oldest go first.
@@ -57,6 +58,18 @@ impl Record {
     }
 }
 
+/// Records one event about a container known only by its ID: the
+/// reference comes from the ContainerRefs registry (set when the container
+/// started, cleared when it was killed). An unknown ID is dropped.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct RecordFor {
+    pub container_id: String,
+    pub warning: bool,
+    pub reason: String,
+    pub message: String,
+}
+
 /// Forgets a pod's events (it was removed).
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
@@ -68,15 +81,22 @@ pub type EventStore = Arc<DashMap<String, VecDeque<Event>>>;
 
 pub struct Recorder {
     store: EventStore,
+    /// The ContainerRefs registry's view, for [`RecordFor`].
+    refs: Arc<DashMap<String, ContainerRef>>,
     clock: Arc<dyn Clock>,
     node: String,
     seq: u64,
 }
 
 impl Recorder {
-    pub fn new(clock: Arc<dyn Clock>, node: String) -> Self {
+    pub fn new(
+        clock: Arc<dyn Clock>,
+        node: String,
+        refs: Arc<DashMap<String, ContainerRef>>,
+    ) -> Self {
         Self {
             store: EventStore::default(),
+            refs,
             clock,
             node,
             seq: 0,
@@ -165,6 +185,30 @@ impl Handler<Record> for Recorder {
     }
 }
 
+impl Handler<RecordFor> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: RecordFor, ctx: &mut Context<Self>) {
+        let Some(r) = self.refs.get(&msg.container_id).map(|r| r.clone()) else {
+            tracing::debug!(container = %msg.container_id, reason = %msg.reason, "event for an unknown container dropped");
+            return;
+        };
+        let object = EventRef {
+            namespace: r.namespace,
+            pod: r.pod,
+            uid: r.uid,
+            field_path: Some(r.field_path),
+        };
+        let record = Record {
+            object,
+            warning: msg.warning,
+            reason: msg.reason,
+            message: msg.message,
+        };
+        <Self as Handler<Record>>::handle(self, record, ctx);
+    }
+}
+
 impl Handler<ForgetPod> for Recorder {
     type Result = ();
 
@@ -190,7 +234,7 @@ mod tests {
     #[actix::test]
     async fn repeats_count_and_distinct_events_line_up() {
         let clock = ManualClock::default();
-        let rec = Recorder::new(Arc::new(clock.clone()), "n".into());
+        let rec = Recorder::new(Arc::new(clock.clone()), "n".into(), Default::default());
         let store = rec.store();
         let addr = rec.start();
         let c = Some("spec.containers{app}");
@@ -225,7 +269,11 @@ mod tests {
 
     #[actix::test]
     async fn a_pod_keeps_at_most_the_newest_events() {
-        let rec = Recorder::new(Arc::new(ManualClock::default()), "n".into());
+        let rec = Recorder::new(
+            Arc::new(ManualClock::default()),
+            "n".into(),
+            Default::default(),
+        );
         let store = rec.store();
         let addr = rec.start();
         for i in 0..(MAX_EVENTS_PER_POD + 5) {

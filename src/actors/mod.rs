@@ -138,7 +138,9 @@ impl Deps {
         clock: Arc<dyn crate::clock::Clock>,
     ) -> Self {
         use actix::Actor;
-        let recorder = events::Recorder::new(clock.clone(), node.node_name.clone());
+        let refs = registries::ContainerRefs::default();
+        let recorder =
+            events::Recorder::new(clock.clone(), node.node_name.clone(), refs.snapshot());
         let event_store = recorder.store();
         let events = recorder.start();
         let readiness = registries::Readiness::default();
@@ -161,7 +163,7 @@ impl Deps {
             events,
             event_store,
             readiness,
-            refs: registries::ContainerRefs::default().start(),
+            refs: refs.start(),
             runtime,
             node: Arc::new(node),
             clock,

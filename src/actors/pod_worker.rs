@@ -388,10 +388,20 @@ impl SyncJob {
                 .flat_map(|s| s.containers.iter())
                 .find(|c| c.name == labels.container_name);
             if let Some(c) = spec_container {
+                // Adopted containers (after a restart of podvisor) get their
+                // reference too; setting it again is harmless.
+                self.deps.refs.do_send(SetRef {
+                    container_id: d.summary.id.clone(),
+                    reference: ContainerRef {
+                        namespace: labels.namespace.clone(),
+                        pod: labels.pod_name.clone(),
+                        uid: self.uid.clone(),
+                        field_path: self.field_path(&c.name),
+                    },
+                });
                 containers.push(Watched {
                     container_id: d.summary.id.clone(),
                     container: c.clone(),
-                    object: self.event_ref(&c.name),
                 });
             }
         }
@@ -617,7 +627,7 @@ impl SyncJob {
                         &c.name,
                         false,
                         "Started",
-                        format!("Started container {} ({})", c.name, short(&id)),
+                        format!("Started container {}", c.name),
                     );
                     self.memory.waiting.remove(&c.name);
                     if self.post_start(c, &id, &sandbox_id).await.is_err() {
@@ -1019,10 +1029,6 @@ impl SyncJob {
         self.deps.refs.do_send(msg.clone());
         self.deps.readiness.do_send(msg);
     }
-}
-
-fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
 }
 
 fn parse_time(t: Option<&str>) -> Option<chrono::DateTime<chrono::Utc>> {

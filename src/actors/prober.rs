@@ -18,20 +18,19 @@ use std::time::Duration;
 use actix::{Actor, Addr, Context, Handler, Message, Recipient};
 use k8s_openapi::api::core::v1::{Container, Probe};
 
-use super::events::{EventRef, Record, Recorder};
-use super::registries::{ProbeState, Readiness, SetProbeState};
+use super::events::{RecordFor, Recorder};
+use super::registries::{Forget, ProbeState, Readiness, SetProbeState};
 use crate::handlers::{self, Verdict};
 use crate::probe::{Counter, Kind, Timing};
 use crate::runtime::ContainerRuntime;
 use crate::settings::ExecHandler;
 
-/// One running container to probe.
+/// One running container to probe (its events find the container's
+/// reference in the ContainerRefs registry).
 #[derive(Debug, Clone)]
 pub struct Watched {
     pub container_id: String,
     pub container: Container,
-    /// Events about this container go here.
-    pub object: EventRef,
 }
 
 /// The running containers of one pod, after a sync; containers of the pod
@@ -121,6 +120,8 @@ impl Handler<SyncWatches> for Prober {
             if let Some(t) = self.tasks.remove(&id) {
                 t.handle.abort();
             }
+            // A container no longer running has no readiness.
+            self.readiness.do_send(Forget { container_id: id });
         }
         for (id, w) in wanted {
             // A task that ended (its startup probe succeeded with nothing
@@ -197,11 +198,12 @@ impl ProbeCtx {
     }
 
     fn unhealthy(&self, kind: Kind, message: &str) {
-        self.events.do_send(Record::warning(
-            self.watched.object.clone(),
-            "Unhealthy",
-            format!("{} probe failed: {}", kind.name(), message.trim_end()),
-        ));
+        self.events.do_send(RecordFor {
+            container_id: self.watched.container_id.clone(),
+            warning: true,
+            reason: "Unhealthy".into(),
+            message: format!("{} probe failed: {}", kind.name(), message.trim_end()),
+        });
     }
 
     /// Runs `probe` every period until its result becomes `until` (a
