@@ -45,7 +45,11 @@ test: toolchain
 	$(CARGO) clippy --all-targets --features $(FEATURES) -- -D warnings
 	$(ENSURE_ENV); \
 	echo "DOCKER_HOST=$$DOCKER_HOST" >&2; \
-	PODVISOR_E2E=1 $(CARGO) test --features $(FEATURES)
+	log="$$(mktemp)"; \
+	PODVISOR_E2E=1 $(CARGO) test --no-fail-fast --features $(FEATURES) 2>&1 | tee "$$log" && status=0 || status=$$?; \
+	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$$log"; \
+	rm -f "$$log"; \
+	exit $$status
 
 unit:
 	$(CARGO) test --lib --features $(FEATURES)

@@ -627,7 +627,9 @@ impl SyncJob {
                         &c.name,
                         false,
                         "Started",
-                        format!("Started container {}", c.name),
+                        // The short ID tells the starts of one container
+                        // apart (each restart is its own event).
+                        format!("Started container {} ({})", c.name, &id[..id.len().min(12)]),
                     );
                     self.memory.waiting.remove(&c.name);
                     if self.post_start(c, &id, &sandbox_id).await.is_err() {
