@@ -306,24 +306,6 @@ fn unchanged(ctx: &TestCtx, pod: &str, before: &[Ctr]) -> Result<(), String> {
     }
 }
 
-/// Polls `/pods` until `check` accepts the pod named `pod`.
-async fn wait_pod<T>(
-    ctx: &TestCtx,
-    pv: &Podvisor,
-    pod: &str,
-    timeout: Duration,
-    what: &str,
-    check: impl Fn(&Value) -> Result<T, String>,
-) -> T {
-    let what = format!("pod {pod}: {what}");
-    ctx.wait_until(timeout, &what, || async {
-        let list = pv.pods().await?;
-        let p = find_pod(&list, pod).ok_or_else(|| format!("{pod} not in /pods: {list}"))?;
-        check(p).map_err(|e| format!("{e}\n  status: {}", p["status"]))
-    })
-    .await
-}
-
 /// Waits for a log line containing every one of `parts`; returns it.
 async fn wait_log_line(ctx: &TestCtx, what: &str, parts: &[&str]) -> String {
     ctx.wait_until(Duration::from_secs(10), what, || async {
@@ -603,20 +585,20 @@ async fn a_broken_edit_keeps_the_pod_on_its_last_good_spec() {
     let path = ctx.manifest_path("keep.yaml");
     let line = wait_log_line(&ctx, "an error naming the broken file", &["ERROR", &path]).await;
     println!("log: {line}");
-    let message = wait_pod(
-        &ctx,
-        &pv,
-        "keep",
-        Duration::from_secs(10),
-        "the last good spec message",
-        |p| {
-            let m = p["status"]["message"].as_str().unwrap_or_default();
-            (m.contains("running on the last good spec") && m.contains(&path))
-                .then(|| m.to_string())
-                .ok_or_else(|| format!("message {m:?}"))
-        },
-    )
-    .await;
+    let message = ctx
+        .wait_pod(
+            &pv,
+            "keep",
+            Duration::from_secs(10),
+            "the last good spec message",
+            |p| {
+                let m = p["status"]["message"].as_str().unwrap_or_default();
+                (m.contains("running on the last good spec") && m.contains(&path))
+                    .then(|| m.to_string())
+                    .ok_or_else(|| format!("message {m:?}"))
+            },
+        )
+        .await;
     println!("status message: {message}");
     holds_for(
         &ctx,
@@ -640,22 +622,15 @@ async fn a_broken_edit_keeps_the_pod_on_its_last_good_spec() {
     let new = wait_env(&ctx, "keep", "app", "V=2").await;
     let old_app = before.iter().find(|c| c.container() == "app").unwrap();
     assert_ne!(new.id, old_app.id);
-    wait_pod(
-        &ctx,
-        &pv,
-        "keep",
-        CONVERGE,
-        "running V=2 with no message",
-        |p| {
-            let s = container_status(p, "app").ok_or("no status of app")?;
-            let m = &p["status"]["message"];
-            let fine = docker_id(s) == Some(new.id.as_str())
-                && s["ready"] == true
-                && !m.as_str().unwrap_or_default().contains("last good spec");
-            fine.then_some(())
-                .ok_or_else(|| format!("app {s}, message {m}"))
-        },
-    )
+    ctx.wait_pod(&pv, "keep", CONVERGE, "running V=2 with no message", |p| {
+        let s = container_status(p, "app").ok_or("no status of app")?;
+        let m = &p["status"]["message"];
+        let fine = docker_id(s) == Some(new.id.as_str())
+            && s["ready"] == true
+            && !m.as_str().unwrap_or_default().contains("last good spec");
+        fine.then_some(())
+            .ok_or_else(|| format!("app {s}, message {m}"))
+    })
     .await;
 
     // Removed: the pod goes.
@@ -1246,8 +1221,7 @@ async fn a_manifest_url_runs_beside_the_files_and_follows_its_server() {
         took < Duration::from_secs(6),
         "the changed body took {took:?} with --http-check-frequency=1s"
     );
-    wait_pod(
-        &ctx,
+    ctx.wait_pod(
         &pv,
         "from-url",
         CONVERGE,
