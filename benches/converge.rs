@@ -39,8 +39,8 @@ impl Handler<EnsureImage> for PresenceOnly {
     fn handle(&mut self, msg: EnsureImage, _: &mut Context<Self>) -> Self::Result {
         let rt = self.0.clone();
         Box::pin(async move {
-            match rt.image_id(&msg.image).await {
-                Ok(Some(_)) => Ok(PullOutcome::AlreadyPresent),
+            match rt.inspect_image(&msg.image).await {
+                Ok(Some(image)) => Ok(PullOutcome::AlreadyPresent { image }),
                 _ => Err(PullError {
                     reason: "ErrImagePull",
                     message: "absent".into(),

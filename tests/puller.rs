@@ -245,14 +245,22 @@ async fn pull_policies() {
     let present = "present:1";
     let s = setup(config(), &[present], Duration::ZERO);
     s.fake.add_image(present);
+    s.fake.set_image_user(present, "app");
 
+    // The answer carries the image as present, its user included.
+    let expected = podvisor::runtime::ImageInfo {
+        id: s.fake.image_id_of(present),
+        user: "app".into(),
+    };
     assert_eq!(
         s.ensure("p", present, "IfNotPresent").await,
-        Ok(PullOutcome::AlreadyPresent)
+        Ok(PullOutcome::AlreadyPresent {
+            image: expected.clone()
+        })
     );
     assert_eq!(
         s.ensure("p", present, "Never").await,
-        Ok(PullOutcome::AlreadyPresent)
+        Ok(PullOutcome::AlreadyPresent { image: expected })
     );
     assert_eq!(s.pulls(), 0, "a present image is not pulled");
     assert!(matches!(

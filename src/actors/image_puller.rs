@@ -33,7 +33,7 @@ use super::events::{EventRef, Record};
 use crate::backoff::Backoff;
 use crate::clock::Clock;
 use crate::credentials::CredentialStore;
-use crate::runtime::{ContainerRuntime, RuntimeError};
+use crate::runtime::{ContainerRuntime, ImageInfo, RuntimeError};
 
 /// How the puller queues and limits pulls (from the settings).
 #[derive(Debug, Clone)]
@@ -77,8 +77,17 @@ pub struct EnsureImage {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PullOutcome {
-    AlreadyPresent,
-    Pulled { took: Duration },
+    AlreadyPresent { image: ImageInfo },
+    Pulled { took: Duration, image: ImageInfo },
+}
+
+impl PullOutcome {
+    /// The image as it is now present (its user decides `runAsNonRoot`).
+    pub fn image(&self) -> &ImageInfo {
+        match self {
+            PullOutcome::AlreadyPresent { image } | PullOutcome::Pulled { image, .. } => image,
+        }
+    }
 }
 
 /// Why an image is not there; `reason` is what the container status shows.
@@ -110,7 +119,7 @@ struct PullJob {
 #[rtype(result = "()")]
 struct PullDone {
     image: String,
-    result: Result<Duration, RuntimeError>,
+    result: Result<(Duration, ImageInfo), RuntimeError>,
 }
 
 pub struct ImagePuller {
@@ -250,10 +259,19 @@ async fn admit(
         let puller = puller.clone();
         actix::spawn(async move {
             let started = Instant::now();
-            let result = runtime
+            let pulled = runtime
                 .pull_image(&job.image, creds.as_ref(), deadline)
-                .await
-                .map(|()| started.elapsed());
+                .await;
+            let took = started.elapsed();
+            // What was pulled, as the engine now has it.
+            let result = match pulled {
+                Ok(()) => match runtime.inspect_image(&job.image).await {
+                    Ok(Some(info)) => Ok((took, info)),
+                    Ok(None) => Err(RuntimeError::ImageNotFound(job.image.clone())),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
             drop(slot);
             puller.do_send(PullDone {
                 image: job.image,
@@ -297,8 +315,8 @@ impl Handler<EnsureImage> for ImagePuller {
         let look = msg.policy != "Always";
         let presence = async move {
             match look {
-                true => runtime.image_id(&image).await.map(|id| id.is_some()),
-                false => Ok(false),
+                true => runtime.inspect_image(&image).await,
+                false => Ok(None),
             }
         };
         ctx.spawn(presence.into_actor(self).map(move |present, act, _| {
@@ -309,7 +327,7 @@ impl Handler<EnsureImage> for ImagePuller {
                     message: format!("cannot inspect image \"{image}\": {e}"),
                     retry_after: Duration::from_secs(2),
                 }),
-                ("Never", Ok(false)) => Err(PullError {
+                ("Never", Ok(None)) => Err(PullError {
                     // Recorded by the caller, which shows the reason.
                     reason: "ErrImageNeverPull",
                     message: format!(
@@ -317,16 +335,16 @@ impl Handler<EnsureImage> for ImagePuller {
                     ),
                     retry_after: crate::backoff::INITIAL,
                 }),
-                (_, Ok(true)) => {
+                (_, Ok(Some(info))) => {
                     act.record(
                         &msg.object,
                         false,
                         "Pulled",
                         format!("Container image \"{image}\" already present on machine"),
                     );
-                    Ok(PullOutcome::AlreadyPresent)
+                    Ok(PullOutcome::AlreadyPresent { image: info })
                 }
-                (_, Ok(false)) => {
+                (_, Ok(None)) => {
                     let key = backoff_key(&msg.pod_uid, &image);
                     let Some((left, last)) = act.in_backoff(&key) else {
                         let waiter = Waiter {
@@ -371,14 +389,14 @@ impl Handler<PullDone> for ImagePuller {
     fn handle(&mut self, msg: PullDone, _: &mut Context<Self>) {
         let image = msg.image;
         match &msg.result {
-            Ok(took) => tracing::info!(%image, took = ?took, "Successfully pulled image"),
+            Ok((took, _)) => tracing::info!(%image, took = ?took, "Successfully pulled image"),
             Err(e) => tracing::warn!(%image, error = %e, "Failed to pull image"),
         }
         let now = self.clock.now();
         for w in self.waiting.remove(&image).unwrap_or_default() {
             let key = backoff_key(&w.pod_uid, &image);
             let answer = match &msg.result {
-                Ok(took) => {
+                Ok((took, info)) => {
                     self.backoff.forget(&key);
                     self.failures.remove(&key);
                     self.record(
@@ -387,7 +405,10 @@ impl Handler<PullDone> for ImagePuller {
                         "Pulled",
                         format!("Successfully pulled image \"{image}\" in {took:.3?}"),
                     );
-                    Ok(PullOutcome::Pulled { took: *took })
+                    Ok(PullOutcome::Pulled {
+                        took: *took,
+                        image: info.clone(),
+                    })
                 }
                 Err(e) => {
                     let message = format!("failed to pull image \"{image}\": {e}");

@@ -26,7 +26,7 @@ use crate::containers::{self, PodIdentity};
 use crate::handlers;
 use crate::naming::{self, ContainerName, Kind, PodLabels};
 use crate::plan::{self, Desired, Observed, PodActions, StartReason};
-use crate::runtime::{ContainerDetails, ContainerState, RuntimeError};
+use crate::runtime::{ContainerDetails, ContainerState, ImageInfo, RuntimeError};
 use crate::status::{self, Waiting};
 use crate::volumes::{self, PodVolumes};
 
@@ -581,15 +581,21 @@ impl SyncJob {
                 .clone()
                 .unwrap_or_else(|| "IfNotPresent".into());
             let object = Some(self.event_ref(&c.name));
-            if let Err((w, after)) = self.ensure_image(&image, &policy, object).await {
-                if w.reason == "ErrImageNeverPull" {
-                    self.record(&c.name, true, "ErrImageNeverPull", w.message.clone());
+            let present = match self.ensure_image(&image, &policy, object).await {
+                Ok(info) => info,
+                Err((w, after)) => {
+                    if w.reason == "ErrImageNeverPull" {
+                        self.record(&c.name, true, "ErrImageNeverPull", w.message.clone());
+                    }
+                    self.set_waiting(&c.name, w);
+                    again(after);
+                    continue;
                 }
-                self.set_waiting(&c.name, w);
-                again(after);
-                continue;
-            }
-            let config = match self.configure(&pod, c, s.attempt, &sandbox_id).await {
+            };
+            let config = match self
+                .configure(&pod, c, s.attempt, &sandbox_id, &present.user)
+                .await
+            {
                 Ok(config) => config,
                 Err(message) => {
                     self.record(&c.name, true, "Failed", format!("Error: {message}"));
@@ -726,15 +732,8 @@ impl SyncJob {
         c: &Container,
         attempt: u32,
         sandbox_id: &str,
+        image_user: &str,
     ) -> Result<containers::ContainerConfig, String> {
-        let image = c.image.clone().unwrap_or_default();
-        let image_user = self
-            .deps
-            .runtime
-            .image_user(&image)
-            .await
-            .map_err(|e| e.to_string())?
-            .unwrap_or_default();
         let log = self.termination_log(&c.name, attempt);
         if let Some(dir) = log.parent() {
             tokio::fs::create_dir_all(dir)
@@ -747,7 +746,7 @@ impl SyncJob {
         let pod_ip = self.pod_ip(Some(sandbox_id)).await;
         let (uid, rules, vols) = (&self.uid, &self.deps.node.rules, &self.volumes);
         let config =
-            containers::configure(pod, uid, c, rules, vols, &pod_ip, &image_user, Some(&log))?;
+            containers::configure(pod, uid, c, rules, vols, &pod_ip, image_user, Some(&log))?;
         let (c2, vols2) = (c.clone(), vols.clone());
         tokio::task::spawn_blocking(move || volumes::check_subpaths(&c2, &vols2))
             .await
@@ -971,7 +970,7 @@ impl SyncJob {
         image: &str,
         policy: &str,
         object: Option<EventRef>,
-    ) -> Result<(), (Waiting, Duration)> {
+    ) -> Result<ImageInfo, (Waiting, Duration)> {
         let request = EnsureImage {
             image: image.to_string(),
             policy: policy.to_string(),
@@ -979,7 +978,7 @@ impl SyncJob {
             object,
         };
         match self.deps.puller.send(request).await {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(outcome)) => Ok(outcome.image().clone()),
             Ok(Err(e)) => Err((
                 Waiting {
                     reason: e.reason.to_string(),

@@ -15,7 +15,7 @@ use futures::stream::BoxStream;
 
 use super::{
     ContainerDetails, ContainerRuntime, ContainerSummary, CreateSpec, Credentials, ExecOutput,
-    ExecRequest, Result, RuntimeError, RuntimeEvent,
+    ExecRequest, ImageInfo, Result, RuntimeError, RuntimeEvent,
 };
 
 /// Puts a timeout on every call of the runtime it wraps.
@@ -80,13 +80,8 @@ impl ContainerRuntime for Bounded {
             .await
     }
 
-    async fn image_id(&self, image: &str) -> Result<Option<String>> {
-        self.within("inspect image", self.call, self.inner.image_id(image))
-            .await
-    }
-
-    async fn image_user(&self, image: &str) -> Result<Option<String>> {
-        self.within("inspect image", self.call, self.inner.image_user(image))
+    async fn inspect_image(&self, image: &str) -> Result<Option<ImageInfo>> {
+        self.within("inspect image", self.call, self.inner.inspect_image(image))
             .await
     }
 

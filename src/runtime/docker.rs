@@ -23,7 +23,8 @@ use futures::stream::{BoxStream, StreamExt};
 
 use super::{
     split_image_ref, ContainerDetails, ContainerRuntime, ContainerState, ContainerSummary,
-    CreateSpec, Credentials, ExecOutput, ExecRequest, Result, RuntimeError, RuntimeEvent,
+    CreateSpec, Credentials, ExecOutput, ExecRequest, ImageInfo, Result, RuntimeError,
+    RuntimeEvent,
 };
 
 /// How long connecting and negotiating the API version may take.
@@ -370,23 +371,17 @@ impl ContainerRuntime for DockerRuntime {
         .await
     }
 
-    async fn image_id(&self, image: &str) -> Result<Option<String>> {
+    async fn inspect_image(&self, image: &str) -> Result<Option<ImageInfo>> {
         let image = image.to_string();
         self.call("inspect image", |d| async move {
             match d.inspect_image(&image).await {
                 Err(e) if is_not_found(&e) => Ok(None),
-                other => other.map(|i| i.id),
-            }
-        })
-        .await
-    }
-
-    async fn image_user(&self, image: &str) -> Result<Option<String>> {
-        let image = image.to_string();
-        self.call("inspect image", |d| async move {
-            match d.inspect_image(&image).await {
-                Err(e) if is_not_found(&e) => Ok(None),
-                other => other.map(|i| Some(i.config.and_then(|c| c.user).unwrap_or_default())),
+                other => other.map(|i| {
+                    Some(ImageInfo {
+                        id: i.id.unwrap_or_default(),
+                        user: i.config.and_then(|c| c.user).unwrap_or_default(),
+                    })
+                }),
             }
         })
         .await

@@ -18,7 +18,7 @@ use crate::clock::{Clock, SystemClock};
 
 use super::{
     ContainerDetails, ContainerRuntime, ContainerState, ContainerSummary, CreateSpec, Credentials,
-    ExecOutput, ExecRequest, Result, RuntimeError, RuntimeEvent,
+    ExecOutput, ExecRequest, ImageInfo, Result, RuntimeError, RuntimeEvent,
 };
 
 /// One call made to the fake, with its main argument.
@@ -151,6 +151,11 @@ impl FakeDocker {
         let mut s = self.lock();
         let id = format!("sha256:{:064x}", s.images.len() + 1);
         s.images.insert(image.to_string(), id);
+    }
+
+    /// The ID the fake gave `image` (empty when absent).
+    pub fn image_id_of(&self, image: &str) -> String {
+        self.lock().images.get(image).cloned().unwrap_or_default()
     }
 
     /// Sets the user `image` runs as.
@@ -474,17 +479,13 @@ impl ContainerRuntime for FakeDocker {
         Ok(())
     }
 
-    async fn image_id(&self, image: &str) -> Result<Option<String>> {
-        self.enter(Call::ImageId(image.to_string())).await?;
-        Ok(self.lock().images.get(image).cloned())
-    }
-
-    async fn image_user(&self, image: &str) -> Result<Option<String>> {
+    async fn inspect_image(&self, image: &str) -> Result<Option<ImageInfo>> {
         self.enter(Call::ImageId(image.to_string())).await?;
         let s = self.lock();
-        Ok(s.images
-            .contains_key(image)
-            .then(|| s.image_users.get(image).cloned().unwrap_or_default()))
+        Ok(s.images.get(image).map(|id| ImageInfo {
+            id: id.clone(),
+            user: s.image_users.get(image).cloned().unwrap_or_default(),
+        }))
     }
 
     async fn pull_image(

@@ -65,6 +65,15 @@ pub struct ContainerDetails {
     pub env: Vec<String>,
 }
 
+/// What podvisor needs of a local image.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// `sha256:…`.
+    pub id: String,
+    /// The user its config runs as (empty: root).
+    pub user: String,
+}
+
 /// A port published by a container (hostPort mapping).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PortMapping {
@@ -212,13 +221,10 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn stop_container(&self, id: &str, grace: Duration) -> Result<()>;
     /// Removes a container (forcibly); a missing one is not an error.
     async fn remove_container(&self, id: &str) -> Result<()>;
-    /// The image's ID when it is present locally.
-    async fn image_id(&self, image: &str) -> Result<Option<String>>;
+    /// The image's ID and user when it is present locally.
+    async fn inspect_image(&self, image: &str) -> Result<Option<ImageInfo>>;
     /// Pulls `image`; a pull that reports no progress for `progress_deadline`
     /// is abandoned with [`RuntimeError::NoProgress`].
-    /// The user an image runs as (its config's `User`; empty for root by
-    /// default); `None` when the image is absent.
-    async fn image_user(&self, image: &str) -> Result<Option<String>>;
     async fn pull_image(
         &self,
         image: &str,
