@@ -548,6 +548,12 @@ impl SyncJob {
         let Some(sandbox_id) = sandbox_id else {
             return Ok(None);
         };
+        // The pod's IP, for the downward API and httpGet hooks: looked up
+        // once for all the containers this sync starts.
+        let pod_ip = match a.start.is_empty() {
+            true => String::new(),
+            false => self.pod_ip(Some(&sandbox_id)).await,
+        };
         let mut retry: Option<Duration> = None;
         let mut again = |after: Duration| retry = Some(retry.map_or(after, |r| r.min(after)));
         let spec = pod.spec.clone().unwrap_or_default();
@@ -593,7 +599,7 @@ impl SyncJob {
                 }
             };
             let config = match self
-                .configure(&pod, c, s.attempt, &sandbox_id, &present.user)
+                .configure(&pod, c, s.attempt, &pod_ip, &present.user)
                 .await
             {
                 Ok(config) => config,
@@ -638,7 +644,7 @@ impl SyncJob {
                         format!("Started container {} ({})", c.name, &id[..id.len().min(12)]),
                     );
                     self.memory.waiting.remove(&c.name);
-                    if self.post_start(c, &id, &sandbox_id).await.is_err() {
+                    if self.post_start(c, &id, &pod_ip).await.is_err() {
                         continue;
                     }
                 }
@@ -731,7 +737,7 @@ impl SyncJob {
         pod: &Pod,
         c: &Container,
         attempt: u32,
-        sandbox_id: &str,
+        pod_ip: &str,
         image_user: &str,
     ) -> Result<containers::ContainerConfig, String> {
         let log = self.termination_log(&c.name, attempt);
@@ -743,10 +749,9 @@ impl SyncJob {
         tokio::fs::write(&log, b"")
             .await
             .map_err(|e| format!("{}: {e}", log.display()))?;
-        let pod_ip = self.pod_ip(Some(sandbox_id)).await;
         let (uid, rules, vols) = (&self.uid, &self.deps.node.rules, &self.volumes);
         let config =
-            containers::configure(pod, uid, c, rules, vols, &pod_ip, image_user, Some(&log))?;
+            containers::configure(pod, uid, c, rules, vols, pod_ip, image_user, Some(&log))?;
         let (c2, vols2) = (c.clone(), vols.clone());
         tokio::task::spawn_blocking(move || volumes::check_subpaths(&c2, &vols2))
             .await
@@ -909,14 +914,13 @@ impl SyncJob {
 
     /// Runs a started container's postStart hook; on failure the container
     /// is killed and the restart policy decides what follows.
-    async fn post_start(&self, c: &Container, id: &str, sandbox_id: &str) -> Result<(), String> {
+    async fn post_start(&self, c: &Container, id: &str, pod_ip: &str) -> Result<(), String> {
         let Some(hook) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) else {
             return Ok(());
         };
-        let ip = self.pod_ip(Some(sandbox_id)).await;
         let target = handlers::Target {
             container_id: id,
-            pod_ip: &ip,
+            pod_ip,
             container: c,
             exec_handler: self.deps.node.exec_handler,
         };
