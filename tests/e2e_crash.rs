@@ -36,25 +36,6 @@ const FAST_POLL: Duration = Duration::from_millis(20);
 
 // --- docker on any engine ----------------------------------------------------
 
-/// Runs `docker ARGS` against the engine at `host`.
-fn docker_on(host: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new("docker")
-        .args(args)
-        .env("DOCKER_HOST", host)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run docker {args:?}: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(format!(
-            "docker -H {host} {args:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
 /// A container of the node with the infra container it joined.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Row {

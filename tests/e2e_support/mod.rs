@@ -94,11 +94,12 @@ pub fn env() -> &'static Env {
 
 // --- docker CLI -------------------------------------------------------------
 
-/// Runs `docker ARGS`; the trimmed stdout, or the error with stderr.
-pub fn docker_try(args: &[&str]) -> Result<String, String> {
+/// Runs `docker ARGS` against the engine at `host`; the trimmed stdout, or
+/// the error with stderr.
+pub fn docker_on(host: &str, args: &[&str]) -> Result<String, String> {
     let out = Command::new("docker")
         .args(args)
-        .env("DOCKER_HOST", &env().docker_host)
+        .env("DOCKER_HOST", host)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run docker {args:?}: {e}"))?;
@@ -106,11 +107,16 @@ pub fn docker_try(args: &[&str]) -> Result<String, String> {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     } else {
         Err(format!(
-            "docker {args:?} failed ({}): {}",
+            "docker -H {host} {args:?} failed ({}): {}",
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         ))
     }
+}
+
+/// Runs `docker ARGS` against the tests' engine.
+pub fn docker_try(args: &[&str]) -> Result<String, String> {
+    docker_on(&env().docker_host, args)
 }
 
 /// Runs `docker ARGS`, panicking when it fails.
