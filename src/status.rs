@@ -60,39 +60,13 @@ fn waiting(reason: &str, message: Option<&str>) -> ContainerState {
     }
 }
 
-/// The record before the newest of each container name, when it ended: a
-/// running container's `lastState`.
-fn previous(containers: &[ContainerDetails]) -> HashMap<String, &ContainerDetails> {
-    let mut by_name: HashMap<String, Vec<(u32, &ContainerDetails)>> = HashMap::new();
-    for d in containers {
-        let Some(labels) = PodLabels::parse(&d.summary.labels) else {
-            continue;
-        };
-        if labels.kind == Kind::Container {
-            let attempt =
-                crate::naming::ContainerName::parse(&d.summary.name).map_or(0, |n| n.attempt);
-            by_name
-                .entry(labels.container_name)
-                .or_default()
-                .push((attempt, d));
-        }
-    }
-    by_name
-        .into_iter()
-        .filter_map(|(name, mut records)| {
-            records.sort_by_key(|(a, d)| std::cmp::Reverse((*a, d.summary.created)));
-            let (_, prev) = records.get(1)?;
-            (prev.summary.state == runtime::ContainerState::Exited).then_some((name, *prev))
-        })
-        .collect()
-}
-
-/// The newest record (by attempt, then creation) of each container name.
-fn newest(
+/// Each container name's records of `kind`, newest first (by attempt, then
+/// creation).
+fn by_name(
     containers: &[ContainerDetails],
     kind: Kind,
-) -> HashMap<String, (&ContainerDetails, PodLabels)> {
-    let mut out: HashMap<String, (&ContainerDetails, PodLabels, u32)> = HashMap::new();
+) -> HashMap<String, Vec<(&ContainerDetails, PodLabels)>> {
+    let mut out: HashMap<String, Vec<(u32, &ContainerDetails, PodLabels)>> = HashMap::new();
     for d in containers {
         let Some(labels) = PodLabels::parse(&d.summary.labels) else {
             continue;
@@ -101,14 +75,16 @@ fn newest(
             continue;
         }
         let attempt = crate::naming::ContainerName::parse(&d.summary.name).map_or(0, |n| n.attempt);
-        let newer = out
-            .get(&labels.container_name)
-            .is_none_or(|(old, _, a)| (attempt, d.summary.created) > (*a, old.summary.created));
-        if newer {
-            out.insert(labels.container_name.clone(), (d, labels, attempt));
-        }
+        out.entry(labels.container_name.clone())
+            .or_default()
+            .push((attempt, d, labels));
     }
-    out.into_iter().map(|(k, (d, l, _))| (k, (d, l))).collect()
+    out.into_iter()
+        .map(|(name, mut records)| {
+            records.sort_by_key(|(a, d, _)| std::cmp::Reverse((*a, d.summary.created)));
+            (name, records.into_iter().map(|(_, d, l)| (d, l)).collect())
+        })
+        .collect()
 }
 
 fn condition(kind: &str, ok: bool) -> PodCondition {
@@ -245,12 +221,22 @@ pub fn pod_status(pod: &Pod, containers: &[ContainerDetails], facts: &Facts<'_>)
             ..Default::default()
         };
     }
-    let records = newest(containers, Kind::Container);
-    let previous = previous(containers);
-    let sandbox = newest(containers, Kind::Sandbox)
+    let all = by_name(containers, Kind::Container);
+    // The newest record of each name, and (for a running container's
+    // `lastState`) the one before it when that one ended.
+    let records: HashMap<&str, &(&ContainerDetails, PodLabels)> =
+        all.iter().map(|(k, v)| (k.as_str(), &v[0])).collect();
+    let previous: HashMap<&str, &ContainerDetails> = all
+        .iter()
+        .filter_map(|(k, v)| {
+            let (prev, _) = v.get(1)?;
+            (prev.summary.state == runtime::ContainerState::Exited).then_some((k.as_str(), *prev))
+        })
+        .collect();
+    let sandbox = by_name(containers, Kind::Sandbox)
         .into_values()
         .next()
-        .map(|(d, _)| d);
+        .map(|v| v[0].0);
     let sandbox_running =
         sandbox.is_some_and(|s| s.summary.state == runtime::ContainerState::Running);
     let sandbox_id = sandbox.map(|s| s.summary.id.as_str());
@@ -259,6 +245,7 @@ pub fn pod_status(pod: &Pod, containers: &[ContainerDetails], facts: &Facts<'_>)
     let init_record = |name: &str| {
         records
             .get(name)
+            .copied()
             .filter(|(_, l)| l.sandbox_id.as_deref() == sandbox_id)
     };
 
@@ -287,8 +274,9 @@ pub fn pod_status(pod: &Pod, containers: &[ContainerDetails], facts: &Facts<'_>)
     };
     let mut statuses = Vec::new();
     for c in &spec.containers {
-        let prev = previous.get(&c.name).copied();
-        let (st, count) = container_status(c, records.get(&c.name), prev, facts, not_yet);
+        let prev = previous.get(c.name.as_str()).copied();
+        let record = records.get(c.name.as_str()).copied();
+        let (st, count) = container_status(c, record, prev, facts, not_yet);
         match count {
             Count::Running => running += 1,
             Count::Waiting => waiting_n += 1,
