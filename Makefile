@@ -4,6 +4,9 @@
 #   make test          fmt + clippy, then everything incl. end-to-end tests
 #                      against a Docker engine (private one started if needed)
 #   make unit          unit tests only, no engine
+#   make setup         install what scripts/packages.list names and is missing
+#   make fresh-check   purge the list's packages, wipe the engine, run .ci/run
+#                      in a fresh clone: proves the set-up on a fresh machine
 #   make run           run the node agent with config/podvisor.toml
 #   make stop-engine   stop the private dockerd; clean-engine also wipes it
 
@@ -26,21 +29,21 @@ SHELL := bash
 # line when ensure-env fails (a bare `eval "$(...)"` would hide that).
 ENSURE_ENV = envlines="$$(scripts/ensure-env.sh)"; eval "$$envlines"
 
-.PHONY: all build run test unit bench toolchain env images registry stop-registry stop-engine clean-engine
+.PHONY: all build run test unit bench setup fresh-check toolchain env images registry stop-registry stop-engine clean-engine
 
 all: build
 
 build:
 	$(CARGO) build --release --bin podvisor
 
-run:
+run: setup
 	@test -f "$(CONFIG)" || { echo "error: $(CONFIG) not found" >&2; exit 1; }
 	$(ENSURE_ENV); \
 	$(CARGO) build --release --bin podvisor; \
 	echo "DOCKER_HOST=$$DOCKER_HOST" >&2; \
 	exec target/release/podvisor run --config "$(CONFIG)"
 
-test: toolchain
+test: setup toolchain
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets --features $(FEATURES) -- -D warnings
 	$(ENSURE_ENV); \
@@ -54,9 +57,17 @@ test: toolchain
 unit:
 	$(CARGO) test --lib --features $(FEATURES)
 
-bench:
+bench: setup
 	$(ENSURE_ENV); \
 	$(CARGO) bench --features $(FEATURES) --bench converge --bench latency
+
+# Everything the scripts and tests run comes from the base system or from
+# this one list; see its header.
+setup:
+	@scripts/setup.sh
+
+fresh-check:
+	scripts/fresh-check.sh
 
 toolchain:
 	@$(CARGO) --version >/dev/null 2>&1 || { echo "error: cargo not found; install a Rust toolchain (rustup)" >&2; exit 1; }

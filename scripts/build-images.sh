@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-need_cmd docker docker.io
+need docker
 export DOCKER_HOST="${DOCKER_HOST:-$PRIVATE_DOCKER_HOST}"
 docker_answers "$DOCKER_HOST" || die "no Docker engine answers at $DOCKER_HOST (start one: scripts/start-docker.sh)"
 
@@ -70,8 +70,8 @@ up_to_date() { # TAG CONTENT
 build_pause() {
   local src="$repo/pause/pause.c" cflags="-static -Os -s -Wall -Wextra -Werror" content r
   [ -f "$src" ] || die "missing $src"
-  need_cmd gcc gcc
-  dpkg -s libc6-dev >/dev/null 2>&1 || apt_install libc6-dev
+  need gcc
+  need libc6-dev
   content="$( { echo "pause recipe 1: gcc $cflags; ENTRYPOINT [\"/pause\"]"
                 gcc --version | head -1; pkg_version libc6-dev; echo
                 cat "$src"; } | sum)"
@@ -93,7 +93,7 @@ static_busybox() { # prints the path of a statically linked busybox, installing 
       echo "$b"; return 0
     fi
   done
-  apt_install busybox-static
+  need busybox-static
   [ -x /bin/busybox ] || die "busybox-static installed but /bin/busybox is missing"
   echo /bin/busybox
 }

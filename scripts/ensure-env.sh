@@ -12,7 +12,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$here/lib.sh"
 
-need_cmd docker docker.io
+need docker
 host=""
 if [ -n "${DOCKER_HOST:-}" ]; then
   if docker_answers "$DOCKER_HOST"; then

@@ -7,8 +7,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 if docker_answers "$PRIVATE_DOCKER_HOST"; then echo "$PRIVATE_DOCKER_HOST"; exit 0; fi
-apt_install docker.io
-command -v dockerd >/dev/null || die "dockerd not found after installing docker.io"
+need dockerd
 mkdir -p "$DOCKERD_DIR"
 old="$(cat "$DOCKERD_DIR/pid" 2>/dev/null || true)"
 if [ -n "$old" ] && tr '\0' ' ' <"/proc/$old/cmdline" 2>/dev/null | grep -q "dockerd .*$DOCKERD_DIR"; then

@@ -38,7 +38,7 @@ if [ -n "$htpasswd" ]; then
   htpasswd="$(cd "$(dirname "$htpasswd")" && pwd)/$(basename "$htpasswd")"
 fi
 
-need_cmd curl curl
+need curl
 addr="127.0.0.1:$port"
 want=200
 [ -z "$htpasswd" ] || want=401
@@ -57,7 +57,7 @@ check_answer() { # 0: our kind of registry answers; 1: nothing answers; dies oth
 
 if check_answer; then echo "$addr"; exit 0; fi
 
-need_cmd docker-registry docker-registry
+need docker-registry
 mkdir -p "$dir/data"
 dir="$(cd "$dir" && pwd)"
 

@@ -596,10 +596,10 @@ async fn an_auth_registry_is_pulled_from_with_credentials_and_refused_without() 
     let ctx = TestCtx::new("pullauth");
     let mut tags = LocalTags::default();
     let htpasswd = ctx.path().join("htpasswd");
-    let entry = Command::new("htpasswd")
+    let entry = tool("htpasswd")
         .args(["-Bbn", "e2euser", "e2e-pass"])
         .output()
-        .expect("run htpasswd (apache2-utils)");
+        .expect("run htpasswd");
     assert!(entry.status.success(), "htpasswd failed: {entry:?}");
     std::fs::write(&htpasswd, &entry.stdout).expect("write htpasswd");
     let registry = Registry::start_with(&ctx, Some(htpasswd));

@@ -94,6 +94,40 @@ pub fn env() -> &'static Env {
 
 // --- docker CLI -------------------------------------------------------------
 
+/// A `Command` for a host program the tests run; panics, naming the entry
+/// of `scripts/packages.list` that provides it (which `scripts/setup.sh`
+/// installs), when it is not on PATH: a missing tool fails, never skips.
+pub fn tool(program: &str) -> Command {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+        .unwrap_or(false);
+    if !on_path {
+        let list = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/packages.list");
+        let entry = std::fs::read_to_string(&list)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                l.split('#')
+                    .next()
+                    .unwrap_or("")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+            })
+            .find(|w| w.len() > 2 && w[2..].contains(&program))
+            .map(|w| format!("{} {}", w[0], w[1]));
+        match entry {
+            Some(e) => panic!(
+                "{program} is not installed: it comes from `{e}` of scripts/packages.list; \
+                 run scripts/setup.sh (as root) or `make test`, which installs the list"
+            ),
+            None => {
+                panic!("{program} is not installed and scripts/packages.list has no entry for it")
+            }
+        }
+    }
+    Command::new(program)
+}
+
 /// Runs `docker ARGS` against the engine at `host`; the trimmed stdout, or
 /// the error with stderr.
 pub fn docker_on(host: &str, args: &[&str]) -> Result<String, String> {
