@@ -19,7 +19,7 @@ use podvisor::actors::image_puller::{
 };
 use podvisor::actors::supervisor::{SetDesired, Supervisor};
 use podvisor::actors::{Deps, DesiredPod, NodeConfig, StatusStore};
-use podvisor::clock::{self, ManualClock};
+use podvisor::model::clock::{self, ManualClock};
 use podvisor::runtime::fake::FakeDocker;
 use podvisor::runtime::ContainerRuntime;
 

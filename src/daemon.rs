@@ -16,13 +16,13 @@ use crate::actors::supervisor::Supervisor;
 use crate::actors::url_source::UrlSource;
 use crate::actors::{Deps, NodeConfig, StatusStore};
 use crate::api::{self, ApiState};
-use crate::containers::NodeRules;
-use crate::credentials::CredentialStore;
-use crate::plan::GcPolicy;
+use crate::decide::plan::GcPolicy;
 use crate::runtime::bounded::Bounded;
+use crate::runtime::credentials::CredentialStore;
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::ContainerRuntime;
 use crate::settings::Settings;
+use crate::spec::containers::NodeRules;
 
 /// The budget of an ordinary engine call: a hung call fails after this and
 /// delays only the pod that made it.
@@ -69,11 +69,11 @@ pub fn start(
             cfs_quota: settings.cpu_cfs_quota,
             allow_privileged: settings.allow_privileged,
             allowed_host_paths: settings.allowed_host_paths.clone(),
-            capacity: crate::resources::node_capacity(),
+            capacity: crate::spec::resources::node_capacity(),
         },
     };
     let puller = puller_config(settings, credentials);
-    let deps = Deps::start(runtime, node, puller, crate::clock::system());
+    let deps = Deps::start(runtime, node, puller, crate::model::clock::system());
     let events = deps.event_store.clone();
     let store = StatusStore::default();
     let mut sources = vec!["file"];

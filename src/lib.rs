@@ -3,33 +3,36 @@
 //!
 //! # Layout
 //!
-//! Decisions are pure functions; effects live in actors; Docker is reached
-//! through one trait.
+//! Four floors, each using only the ones below it: the vocabulary, pure
+//! decisions and translations, effects in actors, and one seam to Docker.
+//!
+//! ```text
+//!  daemon ─ wires the actors for `podvisor run`; api ─ the HTTP API
+//!  actors/   effects: Supervisor, PodWorker, ImagePuller, Prober,
+//!            Readiness, ContainerRefs, events, manifest sources
+//!  decide/   what to do, no I/O: plan, status, back-off, probe counting
+//!  spec/     what to ask the engine, no I/O: Pod → create requests
+//!  manifest/ read, default and validate manifests
+//!  model/    names, labels, hashes, policies, PodExt, the clock
+//!  runtime/  the engine seam: trait, bollard, bounded calls, FakeDocker
+//!  settings/ flags, file, environment
+//! ```
 //!
 //! - [`settings`]: the kubelet's flags, `config/podvisor.toml` and
 //!   `PODVISOR_*`, layered defaults < file < env < flags.
 //! - [`manifest`]: reads the manifest directory into validated, defaulted
 //!   `v1/Pod`s; errors name the file, document and field.
-//! - [`naming`]: dockershim container names, `io.kubernetes.*` labels, the
-//!   container and sandbox hashes, derived pod UIDs: how state is found again.
-//! - [`plan`]: the pure planner (`SyncPod`): what to create, kill, start.
-//! - [`probe`]: probe defaults and threshold counting.
-//! - [`backoff`]: CrashLoopBackOff and image pull back-off delays (10 s
-//!   doubling to 300 s); [`clock`]: the wall clock they read, replaceable in
-//!   tests.
-//! - [`credentials`]: registry credentials from a Docker `config.json`.
-//! - [`containers`]: a pod spec turned into the engine's create requests:
-//!   admission, per-container configuration.
-//! - [`resources`]: quantities, CPU shares / CFS quota / memory limit, and
-//!   the node's admission of a pod; [`env`](mod@env): a container's environment
-//!   (`$(VAR)` expansion, the downward API); [`volumes`]: emptyDir and
-//!   hostPath volumes, their binds, setup and teardown; [`security`]: users,
-//!   groups, capabilities, privileged, `runAsNonRoot`.
-//! - [`status`]: Kubernetes pod status from what the engine shows.
-//! - [`handlers`]: hook and probe actions (`exec` native or nsenter,
-//!   `httpGet`, `tcpSocket`).
+//! - [`model`]: the shared vocabulary: dockershim names, `io.kubernetes.*`
+//!   labels and hashes ([`model::naming`]), typed restart and pull policies,
+//!   the [`model::PodExt`] accessors, the clock.
+//! - [`decide`]: pure decisions: the planner (`SyncPod`), pod status from
+//!   what the engine shows, CrashLoopBackOff and pull back-off, probe
+//!   thresholds.
+//! - [`spec`]: pure translation of a pod into the engine's create requests:
+//!   admission, environment, resources, security, volumes.
 //! - [`runtime`]: the [`runtime::ContainerRuntime`] seam, its bollard
-//!   implementation and (feature `test-util`) `FakeDocker`.
+//!   implementation, the bounded (timed) wrapper, registry credentials and
+//!   (feature `test-util`) `FakeDocker`.
 //! - [`actors`]: the actors and their messages:
 //!   - `Supervisor`: desired vs observed, one `PodWorker` per pod, orphans,
 //!     engine events and the relist tick;
@@ -37,27 +40,19 @@
 //!   - `ImagePuller`: the pull queue (serialized or parallel with a cap), a
 //!     QPS limit that makes pulls wait, one pull per image, per-(pod, image)
 //!     back-off;
-//!   - `Readiness` and `ContainerRefs`: the registries;
-//!   - `ManifestSource`: the directory scan.
+//!   - `Readiness` and `ContainerRefs`: the registries; the event recorder;
+//!   - `Prober` and the hook/probe `handlers` (exec native or nsenter,
+//!     `httpGet`, `tcpSocket`);
+//!   - `ManifestSource` and the URL source.
 //! - [`api`]: the HTTP API (`/healthz`, `/pods`).
 //! - [`daemon`]: wires it all together for `podvisor run`.
 
 pub mod actors;
 pub mod api;
-pub mod backoff;
-pub mod clock;
-pub mod containers;
-pub mod credentials;
 pub mod daemon;
-pub mod env;
-pub mod handlers;
+pub mod decide;
 pub mod manifest;
-pub mod naming;
-pub mod plan;
-pub mod probe;
-pub mod resources;
+pub mod model;
 pub mod runtime;
-pub mod security;
 pub mod settings;
-pub mod status;
-pub mod volumes;
+pub mod spec;

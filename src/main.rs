@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use podvisor::credentials::CredentialStore;
+use podvisor::runtime::credentials::CredentialStore;
 use podvisor::settings::{self, LogFormat, RunArgs};
 
 #[derive(Parser)]

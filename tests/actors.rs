@@ -10,8 +10,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use podvisor::actors::image_puller::PullerConfig;
 use podvisor::actors::supervisor::{Relist, SetDesired, Supervisor};
 use podvisor::actors::{Deps, DesiredPod, NodeConfig, StatusStore};
-use podvisor::clock::ManualClock;
-use podvisor::naming::{self, ContainerName};
+use podvisor::model::clock::ManualClock;
+use podvisor::model::naming::{self, ContainerName};
 use podvisor::runtime::fake::{Call, FakeContainer, FakeDocker};
 use podvisor::runtime::{ContainerState, CreateSpec};
 

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use podvisor::manifest::{parse_file, ManifestPod};
-use podvisor::naming::{container_hash, sandbox_hash};
+use podvisor::model::naming::{container_hash, sandbox_hash};
 
 /// The infra image the sandbox hashes are computed with (the default of
 /// `pod_infra_container_image`).

@@ -10,8 +10,8 @@ use futures::future::join_all;
 use podvisor::actors::image_puller::{
     EnsureImage, ImagePuller, PullError, PullOutcome, PullerConfig,
 };
-use podvisor::clock::ManualClock;
-use podvisor::credentials::CredentialStore;
+use podvisor::model::clock::ManualClock;
+use podvisor::runtime::credentials::CredentialStore;
 use podvisor::runtime::fake::{Call, FakeDocker};
 
 /// Bounds every await: no test can hang CI.

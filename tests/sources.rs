@@ -115,7 +115,7 @@ async fn the_url_source_honours_etags_and_keeps_the_last_good_set() {
         let p = &got[0].pods[0];
         assert_eq!(
             p.uid,
-            podvisor::naming::derived_pod_uid("http", "node-1", "default", "web"),
+            podvisor::model::naming::derived_pod_uid("http", "node-1", "default", "web"),
             "URL pods are told apart from file pods in the UID"
         );
         assert!(p.problem.is_none());

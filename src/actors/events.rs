@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
 use super::registries::ContainerRef;
-use crate::clock::Clock;
+use crate::model::clock::Clock;
 
 /// Events kept per pod; the oldest go first.
 pub const MAX_EVENTS_PER_POD: usize = 100;
@@ -117,7 +117,7 @@ fn now_time(clock: &dyn Clock) -> Option<Time> {
     let t = clock
         .now()
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    crate::status::time(Some(&t))
+    crate::decide::status::time(Some(&t))
 }
 
 impl Handler<Record> for Recorder {
@@ -220,7 +220,7 @@ impl Handler<ForgetPod> for Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
+    use crate::model::clock::ManualClock;
 
     fn pod_ref(field: Option<&str>) -> EventRef {
         EventRef {

@@ -30,9 +30,9 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::events::{EventRef, Record};
-use crate::backoff::Backoff;
-use crate::clock::Clock;
-use crate::credentials::CredentialStore;
+use crate::decide::backoff::Backoff;
+use crate::model::clock::Clock;
+use crate::runtime::credentials::CredentialStore;
 use crate::runtime::{ContainerRuntime, ImageInfo, RuntimeError};
 
 /// How the puller queues and limits pulls (from the settings).
@@ -333,7 +333,7 @@ impl Handler<EnsureImage> for ImagePuller {
                     message: format!(
                         "Container image \"{image}\" is not present with pull policy of Never"
                     ),
-                    retry_after: crate::backoff::INITIAL,
+                    retry_after: crate::decide::backoff::INITIAL,
                 }),
                 (_, Ok(Some(info))) => {
                     act.record(

@@ -17,6 +17,7 @@
 //! - [`events::Recorder`]: the recent events of each pod.
 
 pub mod events;
+pub mod handlers;
 pub mod image_puller;
 pub mod pod_worker;
 pub mod prober;
@@ -44,14 +45,14 @@ pub struct NodeConfig {
     /// The node's IP as reported in `status.hostIP`.
     pub host_ip: String,
     /// Which dead containers a pod's worker may remove.
-    pub gc: crate::plan::GcPolicy,
+    pub gc: crate::decide::plan::GcPolicy,
     /// Dead containers kept node-wide (`--maximum-dead-containers`);
     /// `None`: no limit.
     pub max_dead: Option<usize>,
     /// How hooks and probes run commands in containers.
     pub exec_handler: crate::settings::ExecHandler,
     /// Admission, volumes, resources and security rules.
-    pub rules: crate::containers::NodeRules,
+    pub rules: crate::spec::containers::NodeRules,
 }
 
 impl NodeConfig {
@@ -61,10 +62,10 @@ impl NodeConfig {
             infra_image: "pause:test".into(),
             sync_frequency: Duration::from_secs(10),
             host_ip: "127.0.0.1".into(),
-            gc: crate::plan::GcPolicy::default(),
+            gc: crate::decide::plan::GcPolicy::default(),
             max_dead: Some(100),
             exec_handler: crate::settings::ExecHandler::Native,
-            rules: crate::containers::NodeRules {
+            rules: crate::spec::containers::NodeRules {
                 node_name: "test-node".into(),
                 host_ip: "127.0.0.1".into(),
                 root_dir: std::env::temp_dir()
@@ -72,7 +73,7 @@ impl NodeConfig {
                 cfs_quota: true,
                 allow_privileged: false,
                 allowed_host_paths: vec![],
-                capacity: crate::resources::NodeCapacity {
+                capacity: crate::spec::resources::NodeCapacity {
                     cpu_millis: 4000,
                     memory_bytes: 8 << 30,
                 },
@@ -122,7 +123,7 @@ pub struct Deps {
     pub prober: Addr<prober::Prober>,
     pub refs: Addr<registries::ContainerRefs>,
     /// Wall time for back-off decisions (a `ManualClock` in tests).
-    pub clock: Arc<dyn crate::clock::Clock>,
+    pub clock: Arc<dyn crate::model::clock::Clock>,
     /// The event recorder, and the events it keeps (for readers).
     pub events: Addr<events::Recorder>,
     pub event_store: events::EventStore,
@@ -135,7 +136,7 @@ impl Deps {
         runtime: Arc<dyn ContainerRuntime>,
         node: NodeConfig,
         puller: image_puller::PullerConfig,
-        clock: Arc<dyn crate::clock::Clock>,
+        clock: Arc<dyn crate::model::clock::Clock>,
     ) -> Self {
         use actix::Actor;
         let refs = registries::ContainerRefs::default();

@@ -1,5 +1,5 @@
 //! The PodWorker: one per pod. It observes the pod's containers, asks
-//! [`plan`](crate::plan::plan) what to do, and does it, one sync at a time.
+//! [`plan`](crate::decide::plan::plan) what to do, and does it, one sync at a time.
 //!
 //! Updates that arrive while a sync runs are not queued: the worker keeps the
 //! newest spec and syncs once more when the current sync ends (the kubelet
@@ -21,14 +21,14 @@ use super::image_puller::EnsureImage;
 use super::prober::{ProbeNews, SyncWatches, Watched};
 use super::registries::{ContainerRef, Forget, SetRef};
 use super::Deps;
-use crate::backoff::Backoff;
-use crate::containers::{self, PodIdentity};
-use crate::handlers;
-use crate::naming::{self, ContainerName, Kind, PodLabels};
-use crate::plan::{self, Desired, Observed, PodActions, StartReason};
+use crate::actors::handlers;
+use crate::decide::backoff::Backoff;
+use crate::decide::plan::{self, Desired, Observed, PodActions, StartReason};
+use crate::decide::status::{self, Waiting};
+use crate::model::naming::{self, ContainerName, Kind, PodLabels};
 use crate::runtime::{ContainerDetails, ContainerState, ImageInfo, RuntimeError};
-use crate::status::{self, Waiting};
-use crate::volumes::{self, PodVolumes};
+use crate::spec::containers::{self, PodIdentity};
+use crate::spec::volumes::{self, PodVolumes};
 
 /// How many plan/execute rounds one sync may take before it yields: a pod
 /// converges in one or two; the bound stops a container that dies at once

@@ -20,8 +20,8 @@ use k8s_openapi::api::core::v1::{Container, Probe};
 
 use super::events::{RecordFor, Recorder};
 use super::registries::{Forget, ProbeState, Readiness, SetProbeState};
-use crate::handlers::{self, Verdict};
-use crate::probe::{Counter, Kind, Timing};
+use crate::actors::handlers::{self, Verdict};
+use crate::decide::probe::{Counter, Kind, Timing};
 use crate::runtime::ContainerRuntime;
 use crate::settings::ExecHandler;
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use actix::{Actor, Context, Handler, Message};
 use dashmap::DashMap;
 
-pub use crate::probe::ProbeState;
+pub use crate::decide::probe::ProbeState;
 
 /// A read-only view of the readiness registry.
 pub type ReadinessView = Arc<DashMap<String, ProbeState>>;

@@ -27,7 +27,7 @@ use actix::{
 use super::supervisor::SetDesired;
 use super::DesiredPod;
 use crate::manifest::{self, ManifestError, ManifestPod, ScanResult};
-use crate::naming;
+use crate::model::naming;
 
 /// How long a burst of file events is collected before one rescan.
 pub const DEBOUNCE: Duration = Duration::from_millis(100);

@@ -21,10 +21,10 @@ use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use super::events::ForgetPod;
 use super::pod_worker::{ContainerDied, PodWorker, SyncNow, Update, WorkerReport};
 use super::{Deps, DesiredPod, StatusStore};
-use crate::naming;
-use crate::plan;
+use crate::decide::plan;
+use crate::decide::status;
+use crate::model::naming;
 use crate::runtime::RuntimeEvent;
-use crate::status;
 
 /// The full set of pods one source wants now.
 #[derive(Message, Debug, Clone)]

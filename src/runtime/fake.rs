@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use futures::stream::{BoxStream, StreamExt};
 use tokio::sync::broadcast;
 
-use crate::clock::{Clock, SystemClock};
+use crate::model::clock::{Clock, SystemClock};
 
 use super::{
     ContainerDetails, ContainerRuntime, ContainerState, ContainerSummary, CreateSpec, Credentials,

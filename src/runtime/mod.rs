@@ -7,6 +7,7 @@
 //! an error.
 
 pub mod bounded;
+pub mod credentials;
 pub mod docker;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fake;

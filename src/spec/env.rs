@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use k8s_openapi::api::core::v1::{Container, ObjectFieldSelector, Pod, ResourceFieldSelector};
 
 use crate::manifest::FieldError;
-use crate::resources::{self, Amounts};
+use crate::spec::resources::{self, Amounts};
 
 /// What the environment may refer to besides the pod spec.
 #[derive(Debug, Clone, Copy)]
@@ -18,7 +18,7 @@ pub struct EnvContext<'a> {
     /// The pod.
     pub pod: &'a Pod,
     /// The pod's UID (`metadata.uid`); podvisor derives it
-    /// ([`crate::naming::derived_pod_uid`]). When empty, the manifest's
+    /// ([`crate::model::naming::derived_pod_uid`]). When empty, the manifest's
     /// `metadata.uid` is used.
     pub pod_uid: &'a str,
     /// This node's name (`spec.nodeName`).

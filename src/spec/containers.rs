@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 
-use crate::env::{self, EnvContext};
-use crate::naming::{self, ContainerName, Kind, PodLabels};
-use crate::resources::{self, NodeCapacity};
+use crate::decide::status::Refusal;
+use crate::model::naming::{self, ContainerName, Kind, PodLabels};
 use crate::runtime::{CreateSpec, PortMapping, Resources};
-use crate::security::{self, Security};
-use crate::status::Refusal;
-use crate::volumes::{self, PodVolumes};
+use crate::spec::env::{self, EnvContext};
+use crate::spec::resources::{self, NodeCapacity};
+use crate::spec::security::{self, Security};
+use crate::spec::volumes::{self, PodVolumes};
 
 /// Who the pod is, as the naming needs it.
 #[derive(Debug, Clone)]

@@ -22,7 +22,7 @@ use std::process::Command;
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use crate::manifest::{is_dns1123_label, FieldError};
-use crate::resources;
+use crate::spec::resources;
 
 /// The `hostPath.type` values Kubernetes defines (`""`: no check).
 pub const HOST_PATH_TYPES: &[&str] = &[

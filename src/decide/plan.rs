@@ -12,8 +12,8 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 
 use chrono::{DateTime, Utc};
 
-use crate::backoff::{self, Backoff};
-use crate::naming::{self, Kind, PodLabels};
+use crate::decide::backoff::{self, Backoff};
+use crate::model::naming::{self, Kind, PodLabels};
 use crate::runtime::ContainerState;
 
 /// One container of the pod as observed in the engine.

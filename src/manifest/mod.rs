@@ -20,6 +20,8 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use crate::model::{PullPolicy, RestartPolicy};
+
 /// A validated, defaulted pod and where it was read from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ManifestPod {
@@ -514,7 +516,7 @@ fn default_str(field: &mut Option<String>, value: impl FnOnce() -> String) {
 /// Applies the defaults the API server would, and only those: `metadata.namespace`
 /// (`default`), `spec.restartPolicy` (`Always`), `spec.terminationGracePeriodSeconds` (30),
 /// `spec.dnsPolicy` (`ClusterFirst`), and for every container and init container
-/// `imagePullPolicy` ([`default_pull_policy`]), `terminationMessagePath`
+/// `imagePullPolicy` ([`PullPolicy::default_for`]), `terminationMessagePath`
 /// (`/dev/termination-log`), `terminationMessagePolicy` (`File`) and each port's `protocol`
 /// (`TCP`). Empty strings count as absent.
 pub fn apply_defaults(pod: &mut Pod) {
@@ -522,14 +524,16 @@ pub fn apply_defaults(pod: &mut Pod) {
     let Some(spec) = pod.spec.as_mut() else {
         return;
     };
-    default_str(&mut spec.restart_policy, || "Always".into());
+    default_str(&mut spec.restart_policy, || {
+        RestartPolicy::default().as_str().into()
+    });
     default_str(&mut spec.dns_policy, || "ClusterFirst".into());
     spec.termination_grace_period_seconds.get_or_insert(30);
     let init = spec.init_containers.iter_mut().flatten();
     for c in spec.containers.iter_mut().chain(init) {
         let image = c.image.as_deref().unwrap_or_default();
         default_str(&mut c.image_pull_policy, || {
-            default_pull_policy(image).into()
+            PullPolicy::default_for(image).as_str().into()
         });
         default_str(&mut c.termination_message_path, || {
             "/dev/termination-log".into()
@@ -538,23 +542,6 @@ pub fn apply_defaults(pod: &mut Pod) {
         for port in c.ports.iter_mut().flatten() {
             default_str(&mut port.protocol, || "TCP".into());
         }
-    }
-}
-
-/// The default `imagePullPolicy` for `image`: `Always` when the tag is `latest` or there
-/// is neither tag nor digest, else `IfNotPresent`. A registry port (`localhost:5000/img`)
-/// is not a tag.
-pub fn default_pull_policy(image: &str) -> &'static str {
-    let (name, digest) = match image.split_once('@') {
-        Some((name, _)) => (name, true),
-        None => (image, false),
-    };
-    let last = name.rsplit_once('/').map_or(name, |(_, last)| last);
-    match last.split_once(':').map(|(_, tag)| tag) {
-        Some("latest") => "Always",
-        Some(_) => "IfNotPresent",
-        None if digest => "IfNotPresent",
-        None => "Always",
     }
 }
 
@@ -593,8 +580,6 @@ const DNS1123_LABEL_MSG: &str = "must be a lowercase RFC 1123 label: at most 63 
 const DNS1123_SUBDOMAIN_MSG: &str = "must be a lowercase RFC 1123 subdomain: at most 253 \
     lowercase alphanumeric characters, '-' or '.', each '.'-separated part starting and \
     ending with an alphanumeric character";
-const RESTART_POLICIES: &[&str] = &["Always", "OnFailure", "Never"];
-const PULL_POLICIES: &[&str] = &["Always", "IfNotPresent", "Never"];
 const PROTOCOLS: &[&str] = &["TCP", "UDP", "SCTP"];
 
 /// Validates `pod` as the API server would for what podvisor uses; returns the first
@@ -637,9 +622,13 @@ pub fn validate_pod(pod: &Pod) -> Result<(), FieldError> {
         }
     }
     if let Some(policy) = spec.restart_policy.as_deref() {
-        if !RESTART_POLICIES.contains(&policy) {
+        if policy.parse::<RestartPolicy>().is_err() {
             let path = "spec.restartPolicy";
-            return Err(FieldError::unsupported(path, policy, RESTART_POLICIES));
+            return Err(FieldError::unsupported(
+                path,
+                policy,
+                &RestartPolicy::names(),
+            ));
         }
     }
     if let Some(grace) = spec.termination_grace_period_seconds.filter(|g| *g < 0) {
@@ -672,9 +661,9 @@ fn validate_container<'a>(
         return Err(FieldError::required(format!("{path}.image")));
     }
     if let Some(policy) = c.image_pull_policy.as_deref() {
-        if !PULL_POLICIES.contains(&policy) {
+        if policy.parse::<PullPolicy>().is_err() {
             let path = format!("{path}.imagePullPolicy");
-            return Err(FieldError::unsupported(path, policy, PULL_POLICIES));
+            return Err(FieldError::unsupported(path, policy, &PullPolicy::names()));
         }
     }
     for (j, port) in c.ports.iter().flatten().enumerate() {
@@ -1138,7 +1127,7 @@ spec:
             ("localhost:5000/busybox@sha256:abc", "IfNotPresent"),
         ];
         for (image, policy) in cases {
-            assert_eq!(default_pull_policy(image), policy, "{image}");
+            assert_eq!(PullPolicy::default_for(image).as_str(), policy, "{image}");
         }
     }
 

@@ -10,8 +10,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::naming::{Kind, PodLabels};
-use crate::probe::ProbeState;
+use crate::decide::probe::ProbeState;
+use crate::model::naming::{Kind, PodLabels};
 use crate::runtime::{self, ContainerDetails};
 
 /// Why a container is not running, as a waiting state shows it.
@@ -74,7 +74,8 @@ fn by_name(
         if labels.kind != kind {
             continue;
         }
-        let attempt = crate::naming::ContainerName::parse(&d.summary.name).map_or(0, |n| n.attempt);
+        let attempt =
+            crate::model::naming::ContainerName::parse(&d.summary.name).map_or(0, |n| n.attempt);
         out.entry(labels.container_name.clone())
             .or_default()
             .push((attempt, d, labels));
@@ -346,7 +347,7 @@ pub fn pending(pod: &Pod) -> PodStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::naming::{ContainerName, PodLabels};
+    use crate::model::naming::{ContainerName, PodLabels};
     use crate::runtime::ContainerSummary;
     use k8s_openapi::api::core::v1::{Container, PodSpec};
 

@@ -1,0 +1,13 @@
+//! Decisions, with no I/O: given what is wanted and what the engine shows,
+//! what to do and what to report.
+//!
+//! - [`plan`]: the pure planner (`SyncPod`): what to create, kill, start.
+//! - [`status`]: Kubernetes pod status from what the engine shows.
+//! - [`backoff`]: CrashLoopBackOff and image pull back-off delays (10 s
+//!   doubling to 300 s).
+//! - [`probe`]: probe defaults and threshold counting.
+
+pub mod backoff;
+pub mod plan;
+pub mod probe;
+pub mod status;

@@ -1,0 +1,149 @@
+//! The policies a Pod spec names as strings, as types. The manifest
+//! validator refuses any other value, so after validation [`PodExt`]
+//! (crate::model::PodExt) hands out these types and nothing downstream
+//! matches on the strings again.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A value the API does not allow for a policy field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported value {value:?}: supported values: {supported}")]
+pub struct UnknownPolicy {
+    pub value: String,
+    pub supported: &'static str,
+}
+
+macro_rules! policy_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($variant),+
+        }
+
+        impl $name {
+            /// Every value the API allows, in its order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The API's spelling.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => stringify!($variant)),+
+                }
+            }
+
+            /// The API's spellings, as the validator's messages list them.
+            pub fn names() -> Vec<&'static str> {
+                Self::ALL.iter().map(|p| p.as_str()).collect()
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownPolicy;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::ALL.iter().copied().find(|p| p.as_str() == s).ok_or_else(|| UnknownPolicy {
+                    value: s.to_string(),
+                    supported: concat!($("\"", stringify!($variant), "\" "),+),
+                })
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+policy_enum!(
+    /// `spec.restartPolicy` (default `Always`).
+    RestartPolicy { Always, OnFailure, Never }
+);
+
+policy_enum!(
+    /// `spec.containers[*].imagePullPolicy`.
+    PullPolicy { Always, IfNotPresent, Never }
+);
+
+// Written by hand: the enum comes from a macro shared with PullPolicy, which has no default.
+#[allow(clippy::derivable_impls)]
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy::Always
+    }
+}
+
+impl RestartPolicy {
+    /// Whether a container that exited with `exit_code` is started again.
+    pub fn restarts(self, exit_code: Option<i64>) -> bool {
+        match self {
+            RestartPolicy::Always => true,
+            RestartPolicy::OnFailure => exit_code != Some(0),
+            RestartPolicy::Never => false,
+        }
+    }
+}
+
+impl PullPolicy {
+    /// The API's default for an image: `Always` for `:latest` or an
+    /// untagged reference without a digest, `IfNotPresent` otherwise.
+    pub fn default_for(image: &str) -> Self {
+        let (name, digest) = match image.split_once('@') {
+            Some((name, _)) => (name, true),
+            None => (image, false),
+        };
+        // A registry port (`localhost:5000/img`) is not a tag.
+        let last = name.rsplit_once('/').map_or(name, |(_, last)| last);
+        match last.split_once(':').map(|(_, tag)| tag) {
+            Some("latest") => PullPolicy::Always,
+            Some(_) => PullPolicy::IfNotPresent,
+            None if digest => PullPolicy::IfNotPresent,
+            None => PullPolicy::Always,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_round_trip_their_api_spelling() {
+        for p in RestartPolicy::ALL {
+            assert_eq!(p.as_str().parse::<RestartPolicy>(), Ok(*p));
+        }
+        for p in PullPolicy::ALL {
+            assert_eq!(p.to_string().parse::<PullPolicy>(), Ok(*p));
+        }
+        let err = "always".parse::<RestartPolicy>().unwrap_err();
+        assert_eq!(err.value, "always");
+        assert!(err.to_string().contains("\"OnFailure\""), "{err}");
+        assert_eq!(RestartPolicy::names(), ["Always", "OnFailure", "Never"]);
+    }
+
+    #[test]
+    fn restart_policy_decides_by_exit_code() {
+        assert!(RestartPolicy::Always.restarts(Some(0)));
+        assert!(RestartPolicy::OnFailure.restarts(Some(1)));
+        assert!(RestartPolicy::OnFailure.restarts(None));
+        assert!(!RestartPolicy::OnFailure.restarts(Some(0)));
+        assert!(!RestartPolicy::Never.restarts(Some(1)));
+    }
+
+    #[test]
+    fn pull_policy_defaults_by_tag() {
+        let digest = "busybox@sha256:0123";
+        for (image, want) in [
+            ("busybox", PullPolicy::Always),
+            ("busybox:latest", PullPolicy::Always),
+            ("busybox:1.36", PullPolicy::IfNotPresent),
+            ("localhost:5000/busybox", PullPolicy::Always),
+            ("localhost:5000/busybox:1", PullPolicy::IfNotPresent),
+            (digest, PullPolicy::IfNotPresent),
+        ] {
+            assert_eq!(PullPolicy::default_for(image), want, "{image}");
+        }
+    }
+}

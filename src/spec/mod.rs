@@ -1,0 +1,16 @@
+//! Translation: a Pod spec turned into the engine's requests.
+//!
+//! - [`containers`]: admission and each container's create request.
+//! - [`resources`]: quantities, CPU shares / CFS quota / memory limit, and
+//!   the node's admission of a pod.
+//! - [`env`](mod@env): a container's environment (`$(VAR)` expansion, the
+//!   downward API).
+//! - [`volumes`]: emptyDir and hostPath volumes, their binds, setup and
+//!   teardown.
+//! - [`security`]: users, groups, capabilities, privileged, `runAsNonRoot`.
+
+pub mod containers;
+pub mod env;
+pub mod resources;
+pub mod security;
+pub mod volumes;
