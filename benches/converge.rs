@@ -42,7 +42,7 @@ impl Handler<EnsureImage> for PresenceOnly {
             match rt.inspect_image(&msg.image).await {
                 Ok(Some(image)) => Ok(PullOutcome::AlreadyPresent { image }),
                 _ => Err(PullError {
-                    reason: "ErrImagePull",
+                    reason: podvisor::model::WaitingReason::ErrImagePull,
                     message: "absent".into(),
                     retry_after: Duration::from_secs(10),
                 }),
@@ -146,7 +146,7 @@ async fn schedule_error() -> (Duration, usize) {
     let asks = images.iter().map(|i| {
         puller.send(EnsureImage {
             image: i.clone(),
-            policy: "Always".into(),
+            policy: podvisor::model::PullPolicy::Always,
             pod_uid: "p".into(),
             object: None,
         })

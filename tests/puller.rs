@@ -11,6 +11,7 @@ use podvisor::actors::image_puller::{
     EnsureImage, ImagePuller, PullError, PullOutcome, PullerConfig,
 };
 use podvisor::model::clock::ManualClock;
+use podvisor::model::PullPolicy;
 use podvisor::runtime::credentials::CredentialStore;
 use podvisor::runtime::fake::{Call, FakeDocker};
 
@@ -51,7 +52,7 @@ impl Setup {
     async fn ensure(&self, pod: &str, image: &str, policy: &str) -> Result<PullOutcome, PullError> {
         let req = EnsureImage {
             image: image.into(),
-            policy: policy.into(),
+            policy: policy.parse().expect("a pull policy"),
             pod_uid: pod.into(),
             object: None,
         };
@@ -111,7 +112,7 @@ async fn serialized_pulls_run_in_arrival_order() {
         .map(|i| {
             s.puller.send(EnsureImage {
                 image: i.to_string(),
-                policy: "Always".into(),
+                policy: PullPolicy::Always,
                 pod_uid: "pod".into(),
                 object: None,
             })
@@ -270,7 +271,7 @@ async fn pull_policies() {
     assert_eq!(s.pulls(), 1, "Always pulls even when present");
 
     let never = s.ensure("p", "absent:1", "Never").await.unwrap_err();
-    assert_eq!(never.reason, "ErrImageNeverPull");
+    assert_eq!(never.reason.as_str(), "ErrImageNeverPull");
     assert!(never.message.contains("absent:1"), "{}", never.message);
     assert_eq!(s.pulls(), 1, "Never never pulls");
 }
@@ -281,7 +282,7 @@ async fn backoff_grows_10_20_40_seconds_per_pod_and_image() {
     let image = "127.0.0.1:5000/missing:1";
 
     let first = s.ensure("pod-a", image, "IfNotPresent").await.unwrap_err();
-    assert_eq!(first.reason, "ErrImagePull");
+    assert_eq!(first.reason.as_str(), "ErrImagePull");
     assert!(
         first.message.contains("manifest unknown"),
         "{}",
@@ -297,7 +298,7 @@ async fn backoff_grows_10_20_40_seconds_per_pod_and_image() {
         s.clock.advance(Duration::from_secs(delay - 1));
         let waiting = s.ensure("pod-a", image, "IfNotPresent").await.unwrap_err();
         assert_eq!(
-            waiting.reason,
+            waiting.reason.as_str(),
             "ImagePullBackOff",
             "at {}s of {delay}s",
             delay - 1
@@ -313,14 +314,14 @@ async fn backoff_grows_10_20_40_seconds_per_pod_and_image() {
         s.clock.advance(Duration::from_secs(1));
         let again = s.ensure("pod-a", image, "IfNotPresent").await.unwrap_err();
         expected_pulls += 1;
-        assert_eq!(again.reason, "ErrImagePull");
+        assert_eq!(again.reason.as_str(), "ErrImagePull");
         assert_eq!(again.retry_after, Duration::from_secs(delay * 2));
         assert_eq!(s.pulls(), expected_pulls);
     }
 
     // The back-off is per (pod, image): another pod pulls at once.
     let other = s.ensure("pod-b", image, "IfNotPresent").await.unwrap_err();
-    assert_eq!(other.reason, "ErrImagePull");
+    assert_eq!(other.reason.as_str(), "ErrImagePull");
     assert_eq!(other.retry_after, Duration::from_secs(10));
     assert_eq!(s.pulls(), expected_pulls + 1);
 }
@@ -333,7 +334,8 @@ async fn a_pod_recovers_when_the_registry_has_the_image_again() {
         s.ensure("p", image, "IfNotPresent")
             .await
             .unwrap_err()
-            .reason,
+            .reason
+            .as_str(),
         "ErrImagePull"
     );
     s.fake.add_to_registry(image);
@@ -341,7 +343,8 @@ async fn a_pod_recovers_when_the_registry_has_the_image_again() {
         s.ensure("p", image, "IfNotPresent")
             .await
             .unwrap_err()
-            .reason,
+            .reason
+            .as_str(),
         "ImagePullBackOff"
     );
     s.clock.advance(Duration::from_secs(10));
@@ -376,7 +379,7 @@ async fn a_pull_without_progress_is_cancelled_at_the_deadline() {
     let started = std::time::Instant::now();
     let e = s.ensure("p", image, "IfNotPresent").await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert_eq!(e.reason, "ErrImagePull");
+    assert_eq!(e.reason.as_str(), "ErrImagePull");
     assert!(e.message.contains("made no progress"), "{}", e.message);
 }
 

@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use super::events::{EventRef, Record};
 use crate::decide::backoff::Backoff;
 use crate::model::clock::Clock;
+use crate::model::{PullPolicy, WaitingReason};
 use crate::runtime::credentials::CredentialStore;
 use crate::runtime::{ContainerRuntime, ImageInfo, RuntimeError};
 
@@ -61,13 +62,12 @@ impl PullerConfig {
     }
 }
 
-/// Asks for `image` to be present, per `policy` (`Always`, `IfNotPresent`,
-/// `Never`), for the pod `pod_uid`.
+/// Asks for `image` to be present, per `policy`, for the pod `pod_uid`.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<PullOutcome, PullError>")]
 pub struct EnsureImage {
     pub image: String,
-    pub policy: String,
+    pub policy: PullPolicy,
     /// The asking pod's UID: back-off is per (pod, image).
     pub pod_uid: String,
     /// The container the events (Pulling, Pulled, Failed, BackOff) are
@@ -95,7 +95,7 @@ impl PullOutcome {
 #[error("{reason}: {message}")]
 pub struct PullError {
     /// `ErrImagePull`, `ImagePullBackOff` or `ErrImageNeverPull`.
-    pub reason: &'static str,
+    pub reason: WaitingReason,
     pub message: String,
     /// When asking again can give another answer.
     pub retry_after: Duration,
@@ -312,7 +312,7 @@ impl Handler<EnsureImage> for ImagePuller {
         self.next_ticket += 1;
         let runtime = self.runtime.clone();
         let image = msg.image.clone();
-        let look = msg.policy != "Always";
+        let look = msg.policy != PullPolicy::Always;
         let presence = async move {
             match look {
                 true => runtime.inspect_image(&image).await,
@@ -321,15 +321,15 @@ impl Handler<EnsureImage> for ImagePuller {
         };
         ctx.spawn(presence.into_actor(self).map(move |present, act, _| {
             let image = msg.image;
-            let verdict = match (msg.policy.as_str(), present) {
+            let verdict = match (msg.policy, present) {
                 (_, Err(e)) => Err(PullError {
-                    reason: "ErrImagePull",
+                    reason: WaitingReason::ErrImagePull,
                     message: format!("cannot inspect image \"{image}\": {e}"),
                     retry_after: Duration::from_secs(2),
                 }),
-                ("Never", Ok(None)) => Err(PullError {
+                (PullPolicy::Never, Ok(None)) => Err(PullError {
                     // Recorded by the caller, which shows the reason.
-                    reason: "ErrImageNeverPull",
+                    reason: WaitingReason::ErrImageNeverPull,
                     message: format!(
                         "Container image \"{image}\" is not present with pull policy of Never"
                     ),
@@ -362,7 +362,7 @@ impl Handler<EnsureImage> for ImagePuller {
                         format!("Back-off pulling image \"{image}\""),
                     );
                     Err(PullError {
-                        reason: "ImagePullBackOff",
+                        reason: WaitingReason::ImagePullBackOff,
                         message: format!("Back-off pulling image \"{image}\": {last}"),
                         retry_after: left,
                     })
@@ -374,7 +374,7 @@ impl Handler<EnsureImage> for ImagePuller {
         Box::pin(async move {
             rx.await.unwrap_or_else(|_| {
                 Err(PullError {
-                    reason: "ErrImagePull",
+                    reason: WaitingReason::ErrImagePull,
                     message: "the image puller stopped".into(),
                     retry_after: Duration::from_secs(2),
                 })
@@ -421,7 +421,7 @@ impl Handler<PullDone> for ImagePuller {
                     self.backoff.record_restart(&key);
                     self.failures.insert(key.clone(), (now, message.clone()));
                     Err(PullError {
-                        reason: "ErrImagePull",
+                        reason: WaitingReason::ErrImagePull,
                         message,
                         retry_after: self.backoff.delay(&key).unwrap_or_default(),
                     })

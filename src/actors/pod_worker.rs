@@ -26,6 +26,8 @@ use crate::decide::backoff::Backoff;
 use crate::decide::plan::{self, Desired, Observed, PodActions, StartReason};
 use crate::decide::status::{self, Waiting};
 use crate::model::naming::{self, ContainerName, Kind, PodLabels};
+use crate::model::pod::pull_policy;
+use crate::model::{PullPolicy, WaitingReason};
 use crate::runtime::{ContainerDetails, ContainerState, ImageInfo, RuntimeError};
 use crate::spec::containers::{self, PodIdentity};
 use crate::spec::volumes::{self, PodVolumes};
@@ -448,7 +450,7 @@ impl SyncJob {
                 .memory
                 .waiting
                 .get(&b.name)
-                .is_none_or(|w| w.reason != "CrashLoopBackOff");
+                .is_none_or(|w| w.reason != WaitingReason::CrashLoopBackOff);
             if fresh {
                 self.deps.events.do_send(Record::warning(
                     EventRef {
@@ -464,7 +466,7 @@ impl SyncJob {
             self.set_waiting(
                 &b.name,
                 Waiting {
-                    reason: "CrashLoopBackOff".into(),
+                    reason: WaitingReason::CrashLoopBackOff,
                     message: format!(
                         "back-off {}s restarting failed container={} pod={}_{}({})",
                         b.delay.as_secs(),
@@ -520,24 +522,25 @@ impl SyncJob {
             if let Err(e) = self.setup_volumes().await {
                 let message = format!("MountVolume.SetUp failed: {e}");
                 self.record_pod(true, "FailedMount", message.clone());
-                self.wait_all(&pod, "ContainerCreating", &message);
+                self.wait_all(&pod, WaitingReason::ContainerCreating, &message);
                 return Ok(Some(RETRY_AFTER));
             }
         }
         if let Some(cs) = &a.create_sandbox {
             self.memory.inspected.clear();
             if let Err((w, after)) = self
-                .ensure_image(&node.infra_image, "IfNotPresent", None)
+                .ensure_image(&node.infra_image, PullPolicy::IfNotPresent, None)
                 .await
             {
-                self.wait_all(&pod, "ContainerCreating", &w.message);
+                self.wait_all(&pod, WaitingReason::ContainerCreating, &w.message);
                 return Ok(Some(after));
             }
             let spec = containers::sandbox_spec(&ident, &node.infra_image, cs.attempt, &cs.hash);
             match self.create_and_start(&spec).await {
                 Ok(id) => sandbox_id = Some(id),
                 Err(e) => {
-                    self.wait_all(&pod, "ContainerCreating", &format!("infra container: {e}"));
+                    let message = format!("infra container: {e}");
+                    self.wait_all(&pod, WaitingReason::ContainerCreating, &message);
                     return Err(e);
                 }
             }
@@ -582,15 +585,12 @@ impl SyncJob {
                 self.memory.backoff.record_restart(&s.name);
             }
             let image = c.image.clone().unwrap_or_default();
-            let policy = c
-                .image_pull_policy
-                .clone()
-                .unwrap_or_else(|| "IfNotPresent".into());
+            let policy = pull_policy(c);
             let object = Some(self.event_ref(&c.name));
-            let present = match self.ensure_image(&image, &policy, object).await {
+            let present = match self.ensure_image(&image, policy, object).await {
                 Ok(info) => info,
                 Err((w, after)) => {
-                    if w.reason == "ErrImageNeverPull" {
+                    if w.reason == WaitingReason::ErrImageNeverPull {
                         self.record(&c.name, true, "ErrImageNeverPull", w.message.clone());
                     }
                     self.set_waiting(&c.name, w);
@@ -608,7 +608,7 @@ impl SyncJob {
                     self.set_waiting(
                         &c.name,
                         Waiting {
-                            reason: "CreateContainerConfigError".into(),
+                            reason: WaitingReason::CreateContainerConfigError,
                             message,
                         },
                     );
@@ -654,7 +654,7 @@ impl SyncJob {
                     self.set_waiting(
                         &c.name,
                         Waiting {
-                            reason: "CreateContainerError".into(),
+                            reason: WaitingReason::CreateContainerError,
                             message: e.to_string(),
                         },
                     );
@@ -972,12 +972,12 @@ impl SyncJob {
     async fn ensure_image(
         &self,
         image: &str,
-        policy: &str,
+        policy: PullPolicy,
         object: Option<EventRef>,
     ) -> Result<ImageInfo, (Waiting, Duration)> {
         let request = EnsureImage {
             image: image.to_string(),
-            policy: policy.to_string(),
+            policy,
             pod_uid: self.uid.clone(),
             object,
         };
@@ -985,14 +985,14 @@ impl SyncJob {
             Ok(Ok(outcome)) => Ok(outcome.image().clone()),
             Ok(Err(e)) => Err((
                 Waiting {
-                    reason: e.reason.to_string(),
+                    reason: e.reason,
                     message: e.message,
                 },
                 e.retry_after,
             )),
             Err(e) => Err((
                 Waiting {
-                    reason: "ErrImagePull".into(),
+                    reason: WaitingReason::ErrImagePull,
                     message: format!("image puller unavailable: {e}"),
                 },
                 RETRY_AFTER,
@@ -1014,12 +1014,12 @@ impl SyncJob {
         self.memory.waiting.insert(container.to_string(), w);
     }
 
-    fn wait_all(&mut self, pod: &Pod, reason: &str, message: &str) {
+    fn wait_all(&mut self, pod: &Pod, reason: WaitingReason, message: &str) {
         for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
             self.set_waiting(
                 &c.name,
                 Waiting {
-                    reason: reason.into(),
+                    reason,
                     message: message.into(),
                 },
             );

@@ -8,12 +8,13 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::Pod;
 
 use chrono::{DateTime, Utc};
 
 use crate::decide::backoff::{self, Backoff};
 use crate::model::naming::{self, Kind, PodLabels};
+use crate::model::{PodExt, RestartPolicy};
 use crate::runtime::ContainerState;
 
 /// One container of the pod as observed in the engine.
@@ -75,29 +76,9 @@ impl Default for GcPolicy {
     }
 }
 
-impl Desired<'_> {
-    fn containers(&self) -> &[Container] {
+impl PodExt for Desired<'_> {
+    fn pod(&self) -> &Pod {
         self.pod
-            .spec
-            .as_ref()
-            .map(|s| s.containers.as_slice())
-            .unwrap_or_default()
-    }
-
-    fn init_containers(&self) -> &[Container] {
-        self.pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.init_containers.as_deref())
-            .unwrap_or_default()
-    }
-
-    fn restart_policy(&self) -> &str {
-        self.pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.restart_policy.as_deref())
-            .unwrap_or("Always")
     }
 }
 
@@ -190,15 +171,6 @@ impl PodActions {
             && self.create_sandbox.is_none()
             && self.start_existing.is_empty()
             && self.start.is_empty()
-    }
-}
-
-/// Whether a container that exited with `exit_code` is started again.
-pub fn should_restart(policy: &str, exit_code: Option<i64>) -> bool {
-    match policy {
-        "Never" => false,
-        "OnFailure" => exit_code != Some(0),
-        _ => true,
     }
 }
 
@@ -316,7 +288,7 @@ pub fn plan(desired: &Desired<'_>, observed: &[Observed]) -> PodActions {
             Some(o) if o.state != ContainerState::Exited => return actions, // running
             Some(o) if o.exit_code == Some(0) => continue,
             Some(o) => {
-                if desired.restart_policy() != "Never" {
+                if desired.restart_policy() != RestartPolicy::Never {
                     restart_or_back_off(desired, o, target, &mut actions);
                 }
                 return actions;
@@ -367,7 +339,7 @@ pub fn plan(desired: &Desired<'_>, observed: &[Observed]) -> PodActions {
                     .start
                     .push(target.next(last, StartReason::SpecChanged));
             }
-            ContainerState::Exited if should_restart(policy, last.exit_code) => {
+            ContainerState::Exited if policy.restarts(last.exit_code) => {
                 restart_or_back_off(desired, last, target, &mut actions);
             }
             ContainerState::Exited => {}
@@ -452,7 +424,7 @@ fn plan_new_sandbox(
     };
     // A Never pod whose containers already ran is finished: its infra
     // container is not brought back (the kubelet does the same).
-    if policy == "Never" && current.is_some() && !records.is_empty() {
+    if policy == RestartPolicy::Never && current.is_some() && !records.is_empty() {
         for o in running() {
             actions.kill.push(kill(o, KillReason::PodRecreated));
         }
@@ -481,7 +453,7 @@ fn plan_new_sandbox(
     for (index, c) in desired.containers().iter().enumerate() {
         let last = records.get(c.name.as_str()).map(|r| r[0]);
         // OnFailure: a container that already succeeded stays done.
-        if last.is_some_and(|l| !l.running() && !should_restart(policy, l.exit_code)) {
+        if last.is_some_and(|l| !l.running() && !policy.restarts(l.exit_code)) {
             continue;
         }
         let target = Target {
@@ -580,7 +552,7 @@ pub fn plan_removal(observed: &[Observed]) -> PodActions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::PodSpec;
+    use k8s_openapi::api::core::v1::{Container, PodSpec};
 
     const INFRA: &str = "pause:1";
 

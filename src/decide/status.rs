@@ -12,14 +12,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::decide::probe::ProbeState;
 use crate::model::naming::{Kind, PodLabels};
+use crate::model::{PodExt, RestartPolicy, TerminatedReason, WaitingReason};
 use crate::runtime::{self, ContainerDetails};
 
 /// Why a container is not running, as a waiting state shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Waiting {
-    /// `ContainerCreating`, `ErrImagePull`, `ImagePullBackOff`,
-    /// `ErrImageNeverPull`, `CrashLoopBackOff`, `CreateContainerError`, ...
-    pub reason: String,
+    pub reason: WaitingReason,
     pub message: String,
 }
 
@@ -33,14 +32,9 @@ fn terminated(d: &ContainerDetails) -> ContainerStateTerminated {
     ContainerStateTerminated {
         exit_code,
         reason: Some(
-            if d.oom_killed {
-                "OOMKilled"
-            } else if exit_code == 0 {
-                "Completed"
-            } else {
-                "Error"
-            }
-            .to_string(),
+            TerminatedReason::of_exit(exit_code.into(), d.oom_killed)
+                .as_str()
+                .to_string(),
         ),
         message: d.error.clone(),
         started_at: time(d.started_at.as_deref()),
@@ -50,10 +44,10 @@ fn terminated(d: &ContainerDetails) -> ContainerStateTerminated {
     }
 }
 
-fn waiting(reason: &str, message: Option<&str>) -> ContainerState {
+fn waiting(reason: WaitingReason, message: Option<&str>) -> ContainerState {
     ContainerState {
         waiting: Some(ContainerStateWaiting {
-            reason: Some(reason.to_string()),
+            reason: Some(reason.as_str().to_string()),
             message: message.map(str::to_string),
         }),
         ..Default::default()
@@ -133,7 +127,7 @@ fn container_status(
     record: Option<&(&ContainerDetails, PodLabels)>,
     previous: Option<&ContainerDetails>,
     facts: &Facts<'_>,
-    not_yet: &str,
+    not_yet: WaitingReason,
 ) -> (ContainerStatus, Count) {
     let reason = facts.waiting.get(&c.name);
     let mut st = ContainerStatus {
@@ -150,9 +144,7 @@ fn container_status(
         t
     };
     let Some((d, labels)) = record else {
-        let w = reason.map_or((not_yet, None), |w| {
-            (w.reason.as_str(), Some(w.message.as_str()))
-        });
+        let w = reason.map_or((not_yet, None), |w| (w.reason, Some(w.message.as_str())));
         st.state = Some(waiting(w.0, w.1));
         return (st, Count::Waiting);
     };
@@ -178,7 +170,7 @@ fn container_status(
         }
         (runtime::ContainerState::Exited, Some(w)) => {
             // Dead and about to be restarted (or backing off).
-            st.state = Some(waiting(&w.reason, Some(&w.message)));
+            st.state = Some(waiting(w.reason, Some(&w.message)));
             st.last_state = Some(ContainerState {
                 terminated: Some(terminated_of(d)),
                 ..Default::default()
@@ -200,7 +192,7 @@ fn container_status(
         }
         (_, w) => {
             st.state = Some(waiting(
-                w.map_or("ContainerCreating", |w| w.reason.as_str()),
+                w.map_or(WaitingReason::ContainerCreating, |w| w.reason),
                 w.map(|w| w.message.as_str()),
             ));
             Count::Waiting
@@ -212,7 +204,7 @@ fn container_status(
 /// Builds the status of `pod` from the engine's view of its containers.
 pub fn pod_status(pod: &Pod, containers: &[ContainerDetails], facts: &Facts<'_>) -> PodStatus {
     let spec = pod.spec.clone().unwrap_or_default();
-    let policy = spec.restart_policy.as_deref().unwrap_or("Always");
+    let policy = pod.restart_policy();
     if let Some(r) = facts.refused {
         return PodStatus {
             phase: Some("Failed".into()),
@@ -255,10 +247,16 @@ pub fn pod_status(pod: &Pod, containers: &[ContainerDetails], facts: &Facts<'_>)
     let mut initialized = true;
     let mut init_failed = false;
     for c in &inits {
-        let (st, count) = container_status(c, init_record(&c.name), None, facts, "PodInitializing");
+        let (st, count) = container_status(
+            c,
+            init_record(&c.name),
+            None,
+            facts,
+            WaitingReason::PodInitializing,
+        );
         match count {
             Count::Succeeded => {}
-            Count::Failed if policy == "Never" => {
+            Count::Failed if policy == RestartPolicy::Never => {
                 init_failed = true;
                 initialized = false;
             }
@@ -269,9 +267,9 @@ pub fn pod_status(pod: &Pod, containers: &[ContainerDetails], facts: &Facts<'_>)
 
     let (mut running, mut waiting_n, mut succeeded, mut failed) = (0, 0, 0, 0);
     let not_yet = if initialized {
-        "ContainerCreating"
+        WaitingReason::ContainerCreating
     } else {
-        "PodInitializing"
+        WaitingReason::PodInitializing
     };
     let mut statuses = Vec::new();
     for c in &spec.containers {
@@ -296,8 +294,8 @@ pub fn pod_status(pod: &Pod, containers: &[ContainerDetails], facts: &Facts<'_>)
         "Running"
     } else if succeeded + failed == total {
         match policy {
-            "Always" => "Running",
-            "OnFailure" if failed > 0 => "Running",
+            RestartPolicy::Always => "Running",
+            RestartPolicy::OnFailure if failed > 0 => "Running",
             _ if failed > 0 => "Failed",
             _ => "Succeeded",
         }
@@ -540,7 +538,7 @@ mod tests {
         w.insert(
             "a".to_string(),
             Waiting {
-                reason: "CrashLoopBackOff".into(),
+                reason: WaitingReason::CrashLoopBackOff,
                 message: "back-off 20s".into(),
             },
         );

@@ -3,66 +3,12 @@
 //! (crate::model::PodExt) hands out these types and nothing downstream
 //! matches on the strings again.
 
-use std::fmt;
-use std::str::FromStr;
-
-/// A value the API does not allow for a policy field.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unsupported value {value:?}: supported values: {supported}")]
-pub struct UnknownPolicy {
-    pub value: String,
-    pub supported: &'static str,
-}
-
-macro_rules! policy_enum {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($variant),+
-        }
-
-        impl $name {
-            /// Every value the API allows, in its order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The API's spelling.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => stringify!($variant)),+
-                }
-            }
-
-            /// The API's spellings, as the validator's messages list them.
-            pub fn names() -> Vec<&'static str> {
-                Self::ALL.iter().map(|p| p.as_str()).collect()
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = UnknownPolicy;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Self::ALL.iter().copied().find(|p| p.as_str() == s).ok_or_else(|| UnknownPolicy {
-                    value: s.to_string(),
-                    supported: concat!($("\"", stringify!($variant), "\" "),+),
-                })
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-policy_enum!(
+api_enum!(
     /// `spec.restartPolicy` (default `Always`).
     RestartPolicy { Always, OnFailure, Never }
 );
 
-policy_enum!(
+api_enum!(
     /// `spec.containers[*].imagePullPolicy`.
     PullPolicy { Always, IfNotPresent, Never }
 );
