@@ -19,7 +19,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 
 use super::events::ForgetPod;
-use super::pod_worker::{ContainerDied, PodWorker, SyncNow, Update, WorkerReport};
+use super::pod_worker::{ContainerDied, PodWorker, SyncNow, SyncReason, Update, WorkerReport};
 use super::{Deps, DesiredPod, StatusStore};
 use crate::decide::plan;
 use crate::decide::status;
@@ -253,7 +253,7 @@ impl Handler<Relist> for Supervisor {
 
     fn handle(&mut self, _: Relist, ctx: &mut Context<Self>) {
         for w in self.workers.values() {
-            w.do_send(SyncNow);
+            w.do_send(SyncNow(SyncReason::Relist));
         }
         if !self.source_synced {
             return;
@@ -320,7 +320,7 @@ impl Handler<EngineEvent> for Supervisor {
         };
         match self.workers.get(uid) {
             Some(w) if e.action == "die" => w.do_send(ContainerDied(e.container_id.clone())),
-            Some(w) => w.do_send(SyncNow),
+            Some(w) => w.do_send(SyncNow(SyncReason::EngineEvent)),
             None if self.source_synced
                 && !self.desired.contains_key(uid)
                 && e.action != "destroy" =>

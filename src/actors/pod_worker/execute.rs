@@ -1,0 +1,464 @@
+//! Carrying out a plan: kills (apps in parallel, then the infra
+//! container), removals, the sandbox, and each container's start. What
+//! happened to each container comes back as a [`SyncResult`] (the kubelet's
+//! `SyncResult`), from which the worker's memory, and so the status, is
+//! updated in one place.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use k8s_openapi::api::core::v1::{Container, Pod};
+
+use super::sync::{SyncJob, RETRY_AFTER};
+use crate::actors::events::EventRef;
+use crate::actors::handlers;
+use crate::actors::image_puller::EnsureImage;
+use crate::actors::registries::{ContainerRef, SetRef};
+use crate::decide::plan::{self, Observed, PodActions, StartReason};
+use crate::decide::status::Waiting;
+use crate::model::naming::Kind;
+use crate::model::pod::pull_policy;
+use crate::model::{PodExt, PullPolicy, WaitingReason};
+use crate::runtime::{ContainerState, ImageInfo, RuntimeError};
+use crate::spec::containers::{self, PodIdentity};
+use crate::spec::volumes;
+
+/// What a preStop hook leaves of the grace period, at the least.
+const MIN_GRACE_AFTER_HOOK: Duration = Duration::from_secs(2);
+
+/// What happened to one container in an execution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerResult {
+    pub name: String,
+    /// The started container's ID, or why it waits.
+    pub outcome: Result<String, Waiting>,
+}
+
+/// What one execution did, container by container.
+#[derive(Debug, Default)]
+pub struct SyncResult {
+    pub containers: Vec<ContainerResult>,
+    /// The soonest time to try again, when some step could not be done.
+    pub retry: Option<Duration>,
+    /// An engine call that failed outright (kills, removals, the sandbox).
+    pub error: Option<RuntimeError>,
+}
+
+impl SyncResult {
+    /// `name` could not start: it waits with `reason`.
+    pub fn wait(&mut self, name: &str, reason: WaitingReason, message: impl Into<String>) {
+        self.containers.push(ContainerResult {
+            name: name.to_string(),
+            outcome: Err(Waiting {
+                reason,
+                message: message.into(),
+            }),
+        });
+    }
+
+    /// Every app container of `pod` waits (the pod did not get past its
+    /// volumes or sandbox).
+    pub fn wait_all(&mut self, pod: &Pod, reason: WaitingReason, message: &str) {
+        for c in pod.containers() {
+            self.wait(&c.name, reason, message);
+        }
+    }
+
+    pub fn started(&mut self, name: &str, id: &str) {
+        self.containers.push(ContainerResult {
+            name: name.to_string(),
+            outcome: Ok(id.to_string()),
+        });
+    }
+
+    /// Try again after `after` (the soonest of all asked for).
+    pub fn again(&mut self, after: Duration) {
+        self.retry = Some(self.retry.map_or(after, |r| r.min(after)));
+    }
+
+    fn failed(mut self, e: RuntimeError) -> Self {
+        self.error = Some(e);
+        self.again(RETRY_AFTER);
+        self
+    }
+
+    /// When to look again: the soonest retry, or `None` when all was done.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry
+    }
+}
+
+impl SyncJob {
+    /// Carries out `a`: what happened to each container, and when to try
+    /// again if something could not be done.
+    pub(super) async fn execute(&mut self, a: &PodActions, observed: &[Observed]) -> SyncResult {
+        let mut result = SyncResult::default();
+        let rt = self.deps.runtime.clone();
+        // Apps die in parallel (each after its preStop hook), the infra
+        // container last.
+        for kind in [Kind::Container, Kind::Sandbox] {
+            let kills = a
+                .kill
+                .iter()
+                .filter(|k| k.kind == kind)
+                .map(|k| self.kill_one(k, observed.iter().find(|o| o.id == k.id)));
+            for r in join_all(kills).await {
+                if let Err(e) = r {
+                    return result.failed(e);
+                }
+            }
+            for k in a.kill.iter().filter(|k| k.kind == kind) {
+                self.forget(&k.id);
+            }
+        }
+        for id in &a.remove {
+            if let Err(e) = rt.remove_container(id).await {
+                return result.failed(e);
+            }
+            self.forget(id);
+        }
+        let Some(pod) = self.pod.clone() else {
+            return result;
+        };
+        let node = self.deps.node.clone();
+        let uid = self.uid.clone();
+        let ident = PodIdentity {
+            pod: &pod,
+            uid: &uid,
+            node: &node.node_name,
+        };
+        let mut sandbox_id = a.sandbox_id.clone();
+        if a.create_sandbox.is_some() || !a.start.is_empty() {
+            if let Err(e) = self.setup_volumes().await {
+                let message = format!("MountVolume.SetUp failed: {e}");
+                self.record_pod(true, "FailedMount", message.clone());
+                result.wait_all(&pod, WaitingReason::ContainerCreating, &message);
+                result.again(RETRY_AFTER);
+                return result;
+            }
+        }
+        if let Some(cs) = &a.create_sandbox {
+            self.memory.inspected.clear();
+            if let Err((w, after)) = self
+                .ensure_image(&node.infra_image, PullPolicy::IfNotPresent, None)
+                .await
+            {
+                result.wait_all(&pod, WaitingReason::ContainerCreating, &w.message);
+                result.again(after);
+                return result;
+            }
+            let spec = containers::sandbox_spec(&ident, &node.infra_image, cs.attempt, &cs.hash);
+            match self.create_and_start(&spec).await {
+                Ok(id) => sandbox_id = Some(id),
+                Err(e) => {
+                    let message = format!("infra container: {e}");
+                    result.wait_all(&pod, WaitingReason::ContainerCreating, &message);
+                    return result.failed(e);
+                }
+            }
+        }
+        for id in &a.start_existing {
+            if let Err(e) = rt.start_container(id).await {
+                return result.failed(e);
+            }
+        }
+        let Some(sandbox_id) = sandbox_id else {
+            return result;
+        };
+        // The pod's IP, for the downward API and httpGet hooks: looked up
+        // once for all the containers this sync starts.
+        let pod_ip = match a.start.is_empty() {
+            true => String::new(),
+            false => self.pod_ip(Some(&sandbox_id)).await,
+        };
+        let spec = pod.spec.clone().unwrap_or_default();
+        let init_containers = spec.init_containers.unwrap_or_default();
+        for s in &a.start {
+            let list = if s.init {
+                &init_containers
+            } else {
+                &spec.containers
+            };
+            let Some(c) = list.get(s.index) else {
+                continue;
+            };
+            if s.reason == StartReason::Restart {
+                if let Some(last) = observed
+                    .iter()
+                    .filter(|o| {
+                        o.labels.kind == Kind::Container && o.labels.container_name == s.name
+                    })
+                    .max_by_key(|o| (o.attempt, o.created))
+                {
+                    if let Some(ran) = last.ran_for() {
+                        self.memory.backoff.reset_if_ran_cleanly(&s.name, ran);
+                    }
+                }
+                self.memory.backoff.record_restart(&s.name);
+            }
+            let image = c.image.clone().unwrap_or_default();
+            let policy = pull_policy(c);
+            let object = Some(self.event_ref(&c.name));
+            let present = match self.ensure_image(&image, policy, object).await {
+                Ok(info) => info,
+                Err((w, after)) => {
+                    if w.reason == WaitingReason::ErrImageNeverPull {
+                        self.record(&c.name, true, "ErrImageNeverPull", w.message.clone());
+                    }
+                    result.wait(&c.name, w.reason, w.message);
+                    result.again(after);
+                    continue;
+                }
+            };
+            let config = match self
+                .configure(&pod, c, s.attempt, &pod_ip, &present.user)
+                .await
+            {
+                Ok(config) => config,
+                Err(message) => {
+                    self.record(&c.name, true, "Failed", format!("Error: {message}"));
+                    result.wait(&c.name, WaitingReason::CreateContainerConfigError, message);
+                    result.again(RETRY_AFTER);
+                    continue;
+                }
+            };
+            let spec =
+                containers::app_spec(&ident, c, s.attempt, s.restart_count, &sandbox_id, &config);
+            match self.create_and_start(&spec).await {
+                Ok(id) => {
+                    self.deps.refs.do_send(SetRef {
+                        container_id: id.clone(),
+                        reference: ContainerRef {
+                            namespace: ident.namespace().to_string(),
+                            pod: ident.name().to_string(),
+                            uid: self.uid.clone(),
+                            field_path: self.field_path(&c.name),
+                        },
+                    });
+                    self.record(
+                        &c.name,
+                        false,
+                        "Created",
+                        format!("Created container {}", c.name),
+                    );
+                    self.record(
+                        &c.name,
+                        false,
+                        "Started",
+                        // The short ID tells the starts of one container
+                        // apart (each restart is its own event).
+                        format!("Started container {} ({})", c.name, &id[..id.len().min(12)]),
+                    );
+                    result.started(&c.name, &id);
+                    if self.post_start(c, &id, &pod_ip).await.is_err() {
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    self.record(&c.name, true, "Failed", format!("Error: {e}"));
+                    result.again(RETRY_AFTER);
+                    result.wait(&c.name, WaitingReason::CreateContainerError, e.to_string());
+                }
+            }
+        }
+        result
+    }
+
+    /// Creates the pod's directory and volumes on the host (idempotent).
+    async fn setup_volumes(&self) -> std::io::Result<()> {
+        let vols = self.volumes.clone();
+        let dir = self.deps.node.rules.pod_dir(&self.uid);
+        tokio::task::spawn_blocking(move || volumes::setup_volumes(&vols, &dir))
+            .await
+            .map_err(std::io::Error::other)?
+    }
+
+    /// Removes the pod's directory (volumes, termination logs) once its
+    /// containers are gone.
+    pub(super) async fn teardown(&self) {
+        let dir = self.deps.node.rules.pod_dir(&self.uid);
+        let result = tokio::task::spawn_blocking(move || volumes::teardown_volumes(&dir)).await;
+        if let Ok(Err(e)) | Err(e) = result.map_err(std::io::Error::other) {
+            tracing::warn!(pod = %self.uid, error = %e, "cannot remove the pod's directory");
+        }
+    }
+
+    /// Decides a container's configuration (environment, resources,
+    /// security, mounts) and prepares its termination log.
+    async fn configure(
+        &self,
+        pod: &Pod,
+        c: &Container,
+        attempt: u32,
+        pod_ip: &str,
+        image_user: &str,
+    ) -> Result<containers::ContainerConfig, String> {
+        let log = self.termination_log(&c.name, attempt);
+        if let Some(dir) = log.parent() {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        tokio::fs::write(&log, b"")
+            .await
+            .map_err(|e| format!("{}: {e}", log.display()))?;
+        let (uid, rules, vols) = (&self.uid, &self.deps.node.rules, &self.volumes);
+        let config =
+            containers::configure(pod, uid, c, rules, vols, pod_ip, image_user, Some(&log))?;
+        let (c2, vols2) = (c.clone(), vols.clone());
+        tokio::task::spawn_blocking(move || volumes::check_subpaths(&c2, &vols2))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+
+    /// Stops one container: its preStop hook first (app containers), then
+    /// SIGTERM and SIGKILL at the end of the grace period, less what the
+    /// hook took (at least 2 s left).
+    async fn kill_one(&self, k: &plan::Kill, o: Option<&Observed>) -> Result<(), RuntimeError> {
+        let secs = self
+            .spec_pod()
+            .map(|p| p.grace_period_secs())
+            .or_else(|| o.and_then(|o| o.labels.grace_period_secs))
+            .unwrap_or(30);
+        let grace = Duration::from_secs(secs.max(0) as u64);
+        if k.kind == Kind::Container {
+            self.record(
+                &k.container_name,
+                false,
+                "Killing",
+                match k.reason {
+                    plan::KillReason::Unhealthy => format!(
+                        "Container {} failed liveness probe, will be restarted",
+                        k.container_name
+                    ),
+                    plan::KillReason::SpecChanged => format!(
+                        "Container {} definition changed, will be restarted",
+                        k.container_name
+                    ),
+                    _ => format!("Stopping container {}", k.container_name),
+                },
+            );
+        } else {
+            tracing::info!(pod = %self.uid, reason = ?k.reason, "Stopping infra container");
+        }
+        let mut left = grace;
+        let pre_stop = self
+            .container_spec(&k.container_name)
+            .filter(|_| k.kind == Kind::Container)
+            .and_then(|c| Some((c, c.lifecycle.as_ref()?.pre_stop.as_ref()?)));
+        if let Some((c, hook)) = pre_stop {
+            let started = std::time::Instant::now();
+            let sandbox = o.and_then(|o| o.labels.sandbox_id.as_deref());
+            let ip = self.pod_ip(sandbox).await;
+            let target = handlers::Target {
+                container_id: &k.id,
+                pod_ip: &ip,
+                container: c,
+                exec_handler: self.deps.node.exec_handler,
+            };
+            let verdict = handlers::run_hook(&*self.deps.runtime, &target, hook, grace).await;
+            if !verdict.ok() {
+                self.record(
+                    &k.container_name,
+                    true,
+                    "FailedPreStopHook",
+                    format!("PreStopHook failed: {}", verdict.message()),
+                );
+            }
+            left = grace
+                .saturating_sub(started.elapsed())
+                .max(MIN_GRACE_AFTER_HOOK);
+        }
+        self.deps.runtime.stop_container(&k.id, left).await
+    }
+
+    /// Runs a started container's postStart hook; on failure the container
+    /// is killed and the restart policy decides what follows.
+    async fn post_start(&self, c: &Container, id: &str, pod_ip: &str) -> Result<(), String> {
+        let Some(hook) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) else {
+            return Ok(());
+        };
+        let target = handlers::Target {
+            container_id: id,
+            pod_ip,
+            container: c,
+            exec_handler: self.deps.node.exec_handler,
+        };
+        let grace =
+            Duration::from_secs(self.spec_pod().map_or(30, |p| p.grace_period_secs()) as u64);
+        let verdict = handlers::run_hook(
+            &*self.deps.runtime,
+            &target,
+            hook,
+            grace.max(MIN_GRACE_AFTER_HOOK),
+        )
+        .await;
+        if verdict.ok() {
+            return Ok(());
+        }
+        let message = verdict.message().to_string();
+        self.record(
+            &c.name,
+            true,
+            "FailedPostStartHook",
+            format!("PostStartHook failed: {message}"),
+        );
+        let _ = self.deps.runtime.stop_container(id, grace).await;
+        Err(message)
+    }
+
+    /// Creates and starts a container; a name already taken means an earlier
+    /// run (or a crash between create and start) made it: it is adopted.
+    async fn create_and_start(
+        &self,
+        spec: &crate::runtime::CreateSpec,
+    ) -> Result<String, RuntimeError> {
+        let rt = &self.deps.runtime;
+        let id = match rt.create_container(spec).await {
+            Ok(id) => id,
+            Err(RuntimeError::NameConflict(_)) => match rt.inspect_container(&spec.name).await? {
+                Some(d) if d.summary.state == ContainerState::Running => return Ok(d.summary.id),
+                Some(d) => d.summary.id,
+                None => rt.create_container(spec).await?,
+            },
+            Err(e) => return Err(e),
+        };
+        rt.start_container(&id).await?;
+        Ok(id)
+    }
+
+    /// Asks the puller for `image`; on failure, the waiting state to show and
+    /// when to ask again.
+    async fn ensure_image(
+        &self,
+        image: &str,
+        policy: PullPolicy,
+        object: Option<EventRef>,
+    ) -> Result<ImageInfo, (Waiting, Duration)> {
+        let request = EnsureImage {
+            image: image.to_string(),
+            policy,
+            pod_uid: self.uid.clone(),
+            object,
+        };
+        match self.deps.puller.send(request).await {
+            Ok(Ok(outcome)) => Ok(outcome.image().clone()),
+            Ok(Err(e)) => Err((
+                Waiting {
+                    reason: e.reason,
+                    message: e.message,
+                },
+                e.retry_after,
+            )),
+            Err(e) => Err((
+                Waiting {
+                    reason: WaitingReason::ErrImagePull,
+                    message: format!("image puller unavailable: {e}"),
+                },
+                RETRY_AFTER,
+            )),
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! The PodWorker: one per pod. It observes the pod's containers, asks
+//! [`plan`](crate::decide::plan::plan) what to do, and does it, one sync at a time.
+//!
+//! Updates that arrive while a sync runs are not queued: the worker keeps the
+//! newest spec and syncs once more when the current sync ends (the kubelet
+//! keeps only the last undelivered update too).
+
+//!
+//! - this module: the actor, its messages, and the one-sync-at-a-time rule;
+//! - [`sync`]: one sync: observe the engine, plan, report status;
+//! - [`execute`]: carrying out a plan, with a typed result per container
+//!   ([`SyncResult`]) from which the waiting reasons in status are built.
+
+mod execute;
+mod sync;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient,
+    SpawnHandle, WrapFuture,
+};
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use tracing::Instrument;
+
+use super::prober::ProbeNews;
+use super::Deps;
+use crate::decide::backoff::Backoff;
+use crate::decide::status::{self, Waiting};
+use crate::model::PodExt;
+use crate::runtime::ContainerDetails;
+use crate::spec::volumes::PodVolumes;
+
+pub use execute::{ContainerResult, SyncResult};
+use sync::{Outcome, SyncJob};
+
+/// The newest spec for the pod, or `None` when the pod must go.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Update(pub Option<Arc<Pod>>);
+
+/// Something may have changed: sync now, for this reason.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct SyncNow(pub SyncReason);
+
+/// Why a sync ran: carried by its tracing span, so that the log lines of one
+/// sync can be grouped and traced back to what caused it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncReason {
+    /// The worker started (a new pod, or one adopted after a restart).
+    Start,
+    /// A new spec, or the pod was removed from the manifests.
+    ManifestChange,
+    /// An engine event for one of the pod's containers.
+    EngineEvent,
+    /// The periodic relist (`--sync-frequency`).
+    Relist,
+    /// A back-off ended, or work left undone is due.
+    Timer,
+    /// A probe's verdict changed.
+    Probe,
+}
+
+impl fmt::Display for SyncReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SyncReason::Start => "start",
+            SyncReason::ManifestChange => "manifest change",
+            SyncReason::EngineEvent => "engine event",
+            SyncReason::Relist => "relist",
+            SyncReason::Timer => "timer",
+            SyncReason::Probe => "probe",
+        })
+    }
+}
+
+/// The engine said this container died: sync now, and again shortly if the
+/// engine still lists it as running (its `die` event can come before its
+/// state changes).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct ContainerDied(pub String);
+
+/// How often a worker looks again for a container whose death was
+/// announced but not yet visible, and for how many tries.
+const DEATH_RECHECK: Duration = Duration::from_millis(20);
+const DEATH_RECHECKS: u32 = 50;
+
+/// What a worker tells the Supervisor.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub enum WorkerReport {
+    Status {
+        uid: String,
+        status: Box<PodStatus>,
+    },
+    /// The pod is gone from the engine; the worker has stopped.
+    Stopped {
+        uid: String,
+    },
+}
+
+/// What survives from one sync to the next.
+#[derive(Default)]
+pub(crate) struct Memory {
+    backoff: Backoff,
+    waiting: HashMap<String, Waiting>,
+    /// Inspect results by container ID, reused while the container's state
+    /// is unchanged (a dead container never changes).
+    inspected: HashMap<String, ContainerDetails>,
+    /// Container ID → termination message, read once after it exited.
+    messages: HashMap<String, String>,
+    /// Why the node refused the pod (logged when it changes).
+    refused: Option<status::Refusal>,
+}
+
+pub struct PodWorker {
+    uid: String,
+    deps: Deps,
+    desired: Option<Arc<Pod>>,
+    /// The newest spec ever desired, kept while terminating.
+    last_pod: Option<Arc<Pod>>,
+    supervisor: Recipient<WorkerReport>,
+    busy: bool,
+    /// Why to sync again once the running sync ends (the newest reason).
+    again: Option<SyncReason>,
+    memory: Memory,
+    wake: Option<SpawnHandle>,
+    /// Containers the prober asked to kill; dropped once they are dead.
+    kill_requests: Vec<String>,
+    /// Containers announced dead but maybe still listed running, with the
+    /// re-checks left.
+    dying: HashMap<String, u32>,
+}
+
+impl PodWorker {
+    pub fn new(
+        uid: String,
+        desired: Option<Arc<Pod>>,
+        deps: Deps,
+        supervisor: Recipient<WorkerReport>,
+    ) -> Self {
+        Self {
+            uid,
+            deps,
+            last_pod: desired.clone(),
+            desired,
+            supervisor,
+            busy: false,
+            again: None,
+            memory: Memory::default(),
+            wake: None,
+            kill_requests: Vec::new(),
+            dying: HashMap::new(),
+        }
+    }
+
+    fn sync(&mut self, reason: SyncReason, ctx: &mut Context<Self>) {
+        if self.busy {
+            self.again = Some(reason);
+            return;
+        }
+        self.busy = true;
+        if let Some(h) = self.wake.take() {
+            ctx.cancel_future(h);
+        }
+        let memory = std::mem::take(&mut self.memory);
+        let job = SyncJob {
+            deps: self.deps.clone(),
+            uid: self.uid.clone(),
+            pod: self.desired.clone(),
+            last_pod: self.last_pod.clone(),
+            kill_requests: self.kill_requests.clone(),
+            me: ctx.address().recipient(),
+            volumes: PodVolumes::default(),
+            memory,
+        };
+        let pod = self.last_pod.as_deref();
+        let span = tracing::info_span!(
+            "sync",
+            pod = %pod.map(|p| format!("{}/{}", p.namespace(), p.name())).unwrap_or_default(),
+            uid = %self.uid,
+            reason = %reason,
+        );
+        ctx.spawn(job.run().instrument(span).into_actor(self).map(
+            |(memory, outcome), act, ctx| {
+                act.memory = memory;
+                // A kill asked for is done once the container no longer
+                // runs; so is waiting for an announced death.
+                act.kill_requests.retain(|id| outcome.running.contains(id));
+                act.dying.retain(|id, left| {
+                    *left = left.saturating_sub(1);
+                    *left > 0 && outcome.running.contains(id)
+                });
+                act.busy = false;
+                act.finish(outcome, ctx);
+            },
+        ));
+    }
+
+    fn finish(&mut self, outcome: Outcome, ctx: &mut Context<Self>) {
+        if let Some(status) = outcome.status {
+            if self.desired.is_some() {
+                self.supervisor.do_send(WorkerReport::Status {
+                    uid: self.uid.clone(),
+                    status: Box::new(status),
+                });
+            }
+        }
+        if self.desired.is_none() && outcome.gone && self.again.is_none() {
+            self.supervisor.do_send(WorkerReport::Stopped {
+                uid: self.uid.clone(),
+            });
+            ctx.stop();
+            return;
+        }
+        if let Some(reason) = self.again.take() {
+            self.sync(reason, ctx);
+            return;
+        }
+        // Come back when a back-off ends or work left undone is due, or
+        // soon while an announced death is not visible yet.
+        let recheck = (!self.dying.is_empty()).then_some(DEATH_RECHECK);
+        let wake = [outcome.wake_after, recheck].into_iter().flatten().min();
+        if let Some(after) = wake {
+            self.wake = Some(ctx.notify_later(SyncNow(SyncReason::Timer), after));
+        }
+    }
+}
+
+impl Actor for PodWorker {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.sync(SyncReason::Start, ctx);
+    }
+}
+
+impl Handler<Update> for PodWorker {
+    type Result = ();
+    fn handle(&mut self, msg: Update, ctx: &mut Context<Self>) {
+        if let Some(p) = &msg.0 {
+            self.last_pod = Some(p.clone());
+        }
+        self.desired = msg.0;
+        self.sync(SyncReason::ManifestChange, ctx);
+    }
+}
+
+impl Handler<ProbeNews> for PodWorker {
+    type Result = ();
+    fn handle(&mut self, msg: ProbeNews, ctx: &mut Context<Self>) {
+        if let ProbeNews::Unhealthy { container_id } = msg {
+            if !self.kill_requests.contains(&container_id) {
+                self.kill_requests.push(container_id);
+            }
+        }
+        self.sync(SyncReason::Probe, ctx);
+    }
+}
+
+impl Handler<ContainerDied> for PodWorker {
+    type Result = ();
+    fn handle(&mut self, msg: ContainerDied, ctx: &mut Context<Self>) {
+        self.dying.insert(msg.0, DEATH_RECHECKS);
+        self.sync(SyncReason::EngineEvent, ctx);
+    }
+}
+
+impl Handler<SyncNow> for PodWorker {
+    type Result = ();
+    fn handle(&mut self, msg: SyncNow, ctx: &mut Context<Self>) {
+        self.sync(msg.0, ctx);
+    }
+}
+
+impl Memory {
+    /// Takes in what an execution did: a started container waits no more,
+    /// one that could not start waits with its reason. A new reason is
+    /// logged (the same one again is not, so a back-off does not flood the
+    /// log).
+    fn apply(&mut self, result: &SyncResult) {
+        for r in &result.containers {
+            match &r.outcome {
+                Ok(_) => {
+                    self.waiting.remove(&r.name);
+                }
+                Err(w) => self.set_waiting(&r.name, w.clone()),
+            }
+        }
+    }
+
+    fn set_waiting(&mut self, container: &str, w: Waiting) {
+        let changed = self
+            .waiting
+            .get(container)
+            .is_none_or(|old| old.reason != w.reason);
+        if changed {
+            tracing::info!(container, reason = %w.reason, "container waiting: {}", w.message);
+        }
+        self.waiting.insert(container.to_string(), w);
+    }
+}

@@ -1,0 +1,419 @@
+//! One sync of a pod: observe its containers, ask the planner, carry the
+//! plan out ([`execute`](super::execute)) and build the status.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Recipient;
+use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
+
+use super::{Memory, SyncResult};
+use crate::actors::events::{EventRef, Record};
+use crate::actors::prober::{ProbeNews, SyncWatches, Watched};
+use crate::actors::registries::{ContainerRef, Forget, SetRef};
+use crate::actors::Deps;
+use crate::decide::plan::{self, Desired, Observed, PodActions};
+use crate::decide::status;
+use crate::model::naming::{self, ContainerName, Kind, PodLabels};
+use crate::model::{PodExt, WaitingReason};
+use crate::runtime::{ContainerDetails, ContainerState, RuntimeError};
+use crate::spec::containers;
+use crate::spec::volumes::PodVolumes;
+
+/// How many plan/execute rounds one sync may take before it yields: a pod
+/// converges in one or two; the bound stops a container that dies at once
+/// from spinning the worker (its back-off takes over).
+const MAX_ROUNDS: usize = 4;
+/// When to try again after an engine call failed.
+pub(super) const RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// What one sync ended with.
+#[derive(Default)]
+pub(super) struct Outcome {
+    pub(super) status: Option<PodStatus>,
+    /// The pod has no containers left (meaningful when terminating).
+    pub(super) gone: bool,
+    /// Sync again after this long (a back-off ends, or work is left undone).
+    pub(super) wake_after: Option<Duration>,
+    /// The pod's running containers after the sync.
+    pub(super) running: Vec<String>,
+}
+
+/// One sync, run outside the actor with its own copy of what it needs.
+pub(super) struct SyncJob {
+    pub(super) deps: Deps,
+    pub(super) uid: String,
+    pub(super) pod: Option<Arc<Pod>>,
+    /// The last spec while terminating (for preStop hooks).
+    pub(super) last_pod: Option<Arc<Pod>>,
+    pub(super) memory: Memory,
+    pub(super) kill_requests: Vec<String>,
+    /// The worker itself, for the prober's news.
+    pub(super) me: Recipient<ProbeNews>,
+    /// The pod's volumes, once the node admitted it.
+    pub(super) volumes: PodVolumes,
+}
+
+impl SyncJob {
+    pub(super) async fn run(mut self) -> (Memory, Outcome) {
+        let mut outcome = Outcome::default();
+        // A pod the node refuses gets nothing created (what runs of an
+        // earlier spec is removed) and reports why.
+        let mut refused = None;
+        if let Some(pod) = &self.pod {
+            match containers::admit_pod(pod, &self.uid, &self.deps.node.rules) {
+                Ok(vols) => self.volumes = vols,
+                Err(r) => {
+                    if self.memory.refused.as_ref() != Some(&r) {
+                        tracing::warn!(reason = %r.reason, "pod refused: {}", r.message);
+                    }
+                    refused = Some(r);
+                }
+            }
+        }
+        self.memory.refused = refused.clone();
+        // Set when a round could not do all it planned: the next round only
+        // observes (for the status) instead of retrying at once.
+        let mut held_back = None;
+        for round in 0..MAX_ROUNDS {
+            let details = match self.observe().await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot observe pod containers");
+                    outcome.wake_after = Some(RETRY_AFTER);
+                    return (self.memory, outcome);
+                }
+            };
+            let observed: Vec<Observed> = details.iter().filter_map(observed_of).collect();
+            let actions = match self.pod.clone().filter(|_| refused.is_none()) {
+                Some(pod) => {
+                    let actions = plan::plan(
+                        &Desired {
+                            pod: &pod,
+                            infra_image: &self.deps.node.infra_image,
+                            backoff: &self.memory.backoff,
+                            now: self.deps.clock.now(),
+                            kill_requests: &self.kill_requests,
+                            gc: self.deps.node.gc,
+                        },
+                        &observed,
+                    );
+                    let backoff = self.note_backoff(&pod, &actions);
+                    self.memory.apply(&backoff);
+                    actions
+                }
+                None => plan::plan_removal(&observed),
+            };
+            self.read_termination_messages(&details).await;
+            if actions.is_empty() || held_back.is_some() || round + 1 == MAX_ROUNDS {
+                outcome.gone = observed.is_empty();
+                if outcome.gone && self.pod.is_none() {
+                    self.teardown().await;
+                }
+                let backoff_ends = actions.backing_off.iter().map(|b| b.remaining).min();
+                // Work left undone (a failed pull, a container that keeps
+                // dying at once) is tried again after a pause.
+                let undone = (!actions.is_empty()).then(|| held_back.unwrap_or(RETRY_AFTER));
+                outcome.wake_after = [backoff_ends, undone].into_iter().flatten().min();
+                outcome.running = details
+                    .iter()
+                    .filter(|d| d.summary.state == ContainerState::Running)
+                    .map(|d| d.summary.id.clone())
+                    .collect();
+                self.watch_probes(&details);
+                if let Some(pod) = &self.pod {
+                    let view = &self.deps.readiness_view;
+                    let facts = status::Facts {
+                        waiting: &self.memory.waiting,
+                        probes: &|id: &str| view.get(id).map(|s| *s),
+                        messages: &self.memory.messages,
+                        host_ip: &self.deps.node.host_ip,
+                        refused: refused.as_ref(),
+                    };
+                    outcome.status = Some(status::pod_status(pod, &details, &facts));
+                }
+                return (self.memory, outcome);
+            }
+            let result = self.execute(&actions, &observed).await;
+            self.memory.apply(&result);
+            if let Some(e) = &result.error {
+                tracing::warn!(error = %e, "sync failed");
+            }
+            held_back = result.retry_after();
+        }
+        unreachable!("the last round always returns")
+    }
+
+    /// Tells the prober which app containers run now (none when the pod is
+    /// going), with the pod IP its httpGet and tcpSocket probes use.
+    fn watch_probes(&self, details: &[ContainerDetails]) {
+        let spec = self.pod.as_deref().and_then(|p| p.spec.clone());
+        let host_network = spec.as_ref().and_then(|s| s.host_network).unwrap_or(false);
+        let mut pod_ip = String::new();
+        let mut containers = Vec::new();
+        for d in details
+            .iter()
+            .filter(|d| d.summary.state == ContainerState::Running)
+        {
+            let Some(labels) = PodLabels::parse(&d.summary.labels) else {
+                continue;
+            };
+            if labels.kind == Kind::Sandbox {
+                pod_ip = if host_network {
+                    "127.0.0.1".into()
+                } else {
+                    d.ip_address.clone()
+                };
+                continue;
+            }
+            let spec_container = spec
+                .iter()
+                .flat_map(|s| s.containers.iter())
+                .find(|c| c.name == labels.container_name);
+            if let Some(c) = spec_container {
+                // Adopted containers (after a restart of podvisor) get their
+                // reference too; setting it again is harmless.
+                self.deps.refs.do_send(SetRef {
+                    container_id: d.summary.id.clone(),
+                    reference: ContainerRef {
+                        namespace: labels.namespace.clone(),
+                        pod: labels.pod_name.clone(),
+                        uid: self.uid.clone(),
+                        field_path: self.field_path(&c.name),
+                    },
+                });
+                containers.push(Watched {
+                    container_id: d.summary.id.clone(),
+                    container: c.clone(),
+                });
+            }
+        }
+        self.deps.prober.do_send(SyncWatches {
+            uid: self.uid.clone(),
+            pod_ip,
+            containers,
+            worker: self.me.clone(),
+        });
+    }
+
+    /// Lists the pod's containers and inspects those whose state is new.
+    async fn observe(&mut self) -> Result<Vec<ContainerDetails>, RuntimeError> {
+        let rt = &self.deps.runtime;
+        let filter = [
+            (
+                naming::LABEL_NODE.to_string(),
+                self.deps.node.node_name.clone(),
+            ),
+            (naming::LABEL_POD_UID.to_string(), self.uid.clone()),
+        ];
+        let summaries = rt.list_containers(&filter).await?;
+        let mut details = Vec::with_capacity(summaries.len());
+        let mut cache = std::mem::take(&mut self.memory.inspected);
+        for s in summaries {
+            let cached = cache.remove(&s.id).filter(|d| d.summary.state == s.state);
+            let d = match cached {
+                Some(d) => d,
+                None => match rt.inspect_container(&s.id).await? {
+                    Some(d) => d,
+                    None => continue, // removed meanwhile
+                },
+            };
+            self.memory.inspected.insert(s.id.clone(), d.clone());
+            details.push(d);
+        }
+        Ok(details)
+    }
+
+    /// Turns the planner's back-off verdicts into waiting reasons, with a
+    /// BackOff event when a container starts backing off (against the
+    /// container, init or app, that backs off).
+    fn note_backoff(&self, pod: &Pod, actions: &PodActions) -> SyncResult {
+        let mut result = SyncResult::default();
+        for b in &actions.backing_off {
+            let fresh = self
+                .memory
+                .waiting
+                .get(&b.name)
+                .is_none_or(|w| w.reason != WaitingReason::CrashLoopBackOff);
+            if fresh {
+                self.deps.events.do_send(Record::warning(
+                    self.event_ref(&b.name),
+                    "BackOff",
+                    format!("Back-off restarting failed container {}", b.name),
+                ));
+            }
+            let message = format!(
+                "back-off {}s restarting failed container={} pod={}_{}({})",
+                b.delay.as_secs(),
+                b.name,
+                pod.metadata.name.as_deref().unwrap_or_default(),
+                pod.metadata.namespace.as_deref().unwrap_or_default(),
+                self.uid
+            );
+            result.wait(&b.name, WaitingReason::CrashLoopBackOff, message);
+        }
+        result
+    }
+
+    /// `spec.containers{name}` or `spec.initContainers{name}`.
+    pub(super) fn field_path(&self, name: &str) -> String {
+        let init = self
+            .spec_pod()
+            .and_then(|p| p.spec.as_ref())
+            .and_then(|s| s.init_containers.as_ref())
+            .is_some_and(|i| i.iter().any(|c| c.name == name));
+        match init {
+            true => format!("spec.initContainers{{{name}}}"),
+            false => format!("spec.containers{{{name}}}"),
+        }
+    }
+
+    /// The event reference of one of the pod's containers.
+    pub(super) fn event_ref(&self, container: &str) -> EventRef {
+        let meta = self.spec_pod().map(|p| &p.metadata);
+        EventRef {
+            namespace: meta
+                .and_then(|m| m.namespace.clone())
+                .unwrap_or_else(|| "default".into()),
+            pod: meta.and_then(|m| m.name.clone()).unwrap_or_default(),
+            uid: self.uid.clone(),
+            field_path: Some(self.field_path(container)),
+        }
+    }
+
+    /// Records an event against one of the pod's containers.
+    pub(super) fn record(&self, container: &str, warning: bool, reason: &str, message: String) {
+        self.deps.events.do_send(Record {
+            object: self.event_ref(container),
+            warning,
+            reason: reason.into(),
+            message,
+        });
+    }
+
+    /// Where a container attempt's termination log lives on the host.
+    pub(super) fn termination_log(&self, container: &str, attempt: u32) -> std::path::PathBuf {
+        self.deps
+            .node
+            .rules
+            .pod_dir(&self.uid)
+            .join("containers")
+            .join(format!("{container}-{attempt}"))
+            .join("termination-log")
+    }
+
+    /// Reads the termination message of every container that exited since
+    /// the last look: the file at `terminationMessagePath`, or with
+    /// `FallbackToLogsOnError` and a failure, the tail of its log.
+    async fn read_termination_messages(&mut self, details: &[ContainerDetails]) {
+        const MAX_BYTES: usize = 4096;
+        for d in details {
+            if d.summary.state != ContainerState::Exited
+                || self.memory.messages.contains_key(&d.summary.id)
+            {
+                continue;
+            }
+            let Some(labels) = PodLabels::parse(&d.summary.labels) else {
+                continue;
+            };
+            if labels.kind != Kind::Container {
+                continue;
+            }
+            let attempt = ContainerName::parse(&d.summary.name).map_or(0, |n| n.attempt);
+            let path = self.termination_log(&labels.container_name, attempt);
+            let mut text = tokio::fs::read(&path)
+                .await
+                .map(|b| String::from_utf8_lossy(&b[..b.len().min(MAX_BYTES)]).into_owned())
+                .unwrap_or_default();
+            let fallback = self
+                .container_spec(&labels.container_name)
+                .and_then(|c| c.termination_message_policy.as_deref())
+                == Some("FallbackToLogsOnError");
+            if text.is_empty() && fallback && d.exit_code.unwrap_or(0) != 0 {
+                if let Ok(tail) = self.deps.runtime.logs_tail(&d.summary.id, 80).await {
+                    let start = tail.len().saturating_sub(2048);
+                    let start = (start..tail.len())
+                        .find(|i| tail.is_char_boundary(*i))
+                        .unwrap_or(tail.len());
+                    text = tail[start..].to_string();
+                }
+            }
+            self.memory.messages.insert(d.summary.id.clone(), text);
+        }
+        // Forget the messages of containers that are gone.
+        self.memory
+            .messages
+            .retain(|id, _| details.iter().any(|d| d.summary.id == *id));
+    }
+
+    /// Records an event against the pod itself.
+    pub(super) fn record_pod(&self, warning: bool, reason: &str, message: String) {
+        let mut object = self.event_ref("");
+        object.field_path = None;
+        self.deps.events.do_send(Record {
+            object,
+            warning,
+            reason: reason.into(),
+            message,
+        });
+    }
+
+    /// The pod spec to act on: the desired one, or while terminating the
+    /// last one this worker knew (so preStop hooks still run).
+    pub(super) fn spec_pod(&self) -> Option<&Pod> {
+        self.pod.as_deref().or(self.last_pod.as_deref())
+    }
+
+    /// The spec of the container named `name` (app or init).
+    pub(super) fn container_spec(&self, name: &str) -> Option<&Container> {
+        let spec = self.spec_pod()?.spec.as_ref()?;
+        spec.containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .find(|c| c.name == name)
+    }
+
+    /// Where hooks and probes reach the pod: its IP, or 127.0.0.1 for
+    /// `hostNetwork` pods.
+    pub(super) async fn pod_ip(&self, sandbox_id: Option<&str>) -> String {
+        if self.spec_pod().is_some_and(|p| p.host_network()) {
+            return "127.0.0.1".into();
+        }
+        let Some(id) = sandbox_id else {
+            return String::new();
+        };
+        match self.deps.runtime.inspect_container(id).await {
+            Ok(Some(d)) => d.ip_address,
+            _ => String::new(),
+        }
+    }
+
+    pub(super) fn forget(&mut self, id: &str) {
+        self.memory.inspected.remove(id);
+        let msg = Forget {
+            container_id: id.to_string(),
+        };
+        self.deps.refs.do_send(msg.clone());
+        self.deps.readiness.do_send(msg);
+    }
+}
+
+fn parse_time(t: Option<&str>) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(t?)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// The planner's view of one container; `None` for one without our labels.
+fn observed_of(d: &ContainerDetails) -> Option<Observed> {
+    Some(Observed {
+        id: d.summary.id.clone(),
+        labels: PodLabels::parse(&d.summary.labels)?,
+        attempt: ContainerName::parse(&d.summary.name).map_or(0, |n| n.attempt),
+        state: d.summary.state,
+        exit_code: d.exit_code,
+        created: d.summary.created,
+        started_at: parse_time(d.started_at.as_deref()),
+        finished_at: parse_time(d.finished_at.as_deref()),
+    })
+}
