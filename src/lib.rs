@@ -46,6 +46,7 @@
 //!   - `ManifestSource` and the URL source.
 //! - [`api`]: the HTTP API (`/healthz`, `/pods`).
 //! - [`daemon`]: wires it all together for `podvisor run`.
+//! - `testing` (feature `test-util`): the shared test fixtures.
 
 pub mod actors;
 pub mod api;
@@ -56,3 +57,5 @@ pub mod model;
 pub mod runtime;
 pub mod settings;
 pub mod spec;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Addr};
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::Container;
 use podvisor::actors::image_puller::PullerConfig;
 use podvisor::actors::supervisor::{Relist, SetDesired, Supervisor};
 use podvisor::actors::{Deps, DesiredPod, NodeConfig, StatusStore};
@@ -14,75 +13,9 @@ use podvisor::model::clock::ManualClock;
 use podvisor::model::naming::{self, ContainerName};
 use podvisor::runtime::fake::{Call, FakeContainer, FakeDocker};
 use podvisor::runtime::{ContainerState, CreateSpec};
+use podvisor::testing::{pod, BUSYBOX};
 
-const BUSYBOX: &str = "busybox:1";
 const WAIT: Duration = Duration::from_secs(5);
-
-/// Fluent pod fixtures: `pod("web").container("app").build()`.
-struct PodBuilder(Pod);
-
-fn pod(name: &str) -> PodBuilder {
-    PodBuilder(Pod {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some("default".into()),
-            ..Default::default()
-        },
-        spec: Some(PodSpec {
-            restart_policy: Some("Always".into()),
-            termination_grace_period_seconds: Some(2),
-            ..Default::default()
-        }),
-        ..Default::default()
-    })
-}
-
-impl PodBuilder {
-    fn spec(&mut self) -> &mut PodSpec {
-        self.0.spec.as_mut().expect("fixture has a spec")
-    }
-
-    fn container(mut self, name: &str) -> Self {
-        self.spec().containers.push(Container {
-            name: name.into(),
-            image: Some(BUSYBOX.into()),
-            image_pull_policy: Some("IfNotPresent".into()),
-            command: Some(vec!["sleep".into(), "3600".into()]),
-            ..Default::default()
-        });
-        self
-    }
-
-    fn restart(mut self, policy: &str) -> Self {
-        self.spec().restart_policy = Some(policy.into());
-        self
-    }
-
-    fn args(mut self, container: &str, args: &[&str]) -> Self {
-        if let Some(c) = self
-            .spec()
-            .containers
-            .iter_mut()
-            .find(|c| c.name == container)
-        {
-            c.args = Some(args.iter().map(|a| a.to_string()).collect());
-        }
-        self
-    }
-
-    fn build(self) -> DesiredPod {
-        let name = self.0.metadata.name.clone().unwrap_or_default();
-        let uid = naming::derived_pod_uid("file", "test-node", "default", &name);
-        let mut pod = self.0;
-        pod.metadata.uid = Some(uid.clone());
-        DesiredPod {
-            uid,
-            pod: Arc::new(pod),
-            source: format!("{name}.yaml"),
-            problem: None,
-        }
-    }
-}
 
 struct Harness {
     fake: Arc<FakeDocker>,
