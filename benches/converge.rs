@@ -18,7 +18,7 @@ use podvisor::actors::image_puller::{
     EnsureImage, ImagePuller, PullError, PullOutcome, PullerConfig,
 };
 use podvisor::actors::supervisor::{SetDesired, Supervisor};
-use podvisor::actors::{Deps, DesiredPod, NodeConfig, StatusStore};
+use podvisor::actors::{Deps, DesiredPod, NodeConfig};
 use podvisor::model::clock::{self, ManualClock};
 use podvisor::runtime::fake::FakeDocker;
 use podvisor::runtime::ContainerRuntime;
@@ -103,14 +103,14 @@ async fn converge(with_puller: bool) -> Duration {
     if !with_puller {
         deps.puller = PresenceOnly(fake.clone()).start().recipient();
     }
-    let store = StatusStore::default();
-    let supervisor = Supervisor::new(deps, store.clone())
-        .without_events()
-        .start();
+    let supervisor = Supervisor::new(deps).without_events();
+    let store = supervisor.status_view();
+    let supervisor = supervisor.start();
     let started = Instant::now();
     supervisor.do_send(SetDesired::files(pods()));
     loop {
         let running = store
+            .values()
             .iter()
             .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
             .count();

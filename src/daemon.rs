@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use actix::Actor;
 
-use crate::actors::events::EventStore;
+use crate::actors::events::EventView;
 use crate::actors::image_puller::PullerConfig;
 use crate::actors::source::ManifestSource;
 use crate::actors::supervisor::Supervisor;
 use crate::actors::url_source::UrlSource;
-use crate::actors::{Deps, NodeConfig, StatusStore};
+use crate::actors::{Deps, NodeConfig, StatusView};
 use crate::api::{self, ApiState};
 use crate::decide::plan::GcPolicy;
 use crate::runtime::bounded::Bounded;
@@ -50,7 +50,7 @@ pub fn start(
     settings: &Settings,
     runtime: Arc<dyn ContainerRuntime>,
     credentials: CredentialStore,
-) -> (StatusStore, EventStore) {
+) -> (StatusView, EventView) {
     let node = NodeConfig {
         node_name: settings.node_name.clone(),
         infra_image: settings.pod_infra_container_image.clone(),
@@ -75,14 +75,13 @@ pub fn start(
     let puller = puller_config(settings, credentials);
     let deps = Deps::start(runtime, node, puller, crate::model::clock::system());
     let events = deps.event_store.clone();
-    let store = StatusStore::default();
     let mut sources = vec!["file"];
     if settings.manifest_url.is_some() {
         sources.push("http");
     }
-    let supervisor = Supervisor::new(deps, store.clone())
-        .with_sources(sources)
-        .start();
+    let supervisor = Supervisor::new(deps).with_sources(sources);
+    let store = supervisor.status_view();
+    let supervisor = supervisor.start();
     if let Some(url) = &settings.manifest_url {
         UrlSource::new(
             url.clone(),

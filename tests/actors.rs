@@ -8,7 +8,7 @@ use actix::{Actor, Addr};
 use k8s_openapi::api::core::v1::Container;
 use podvisor::actors::image_puller::PullerConfig;
 use podvisor::actors::supervisor::{Relist, SetDesired, Supervisor};
-use podvisor::actors::{Deps, DesiredPod, NodeConfig, StatusStore};
+use podvisor::actors::{Deps, DesiredPod, NodeConfig, StatusView};
 use podvisor::model::clock::ManualClock;
 use podvisor::model::naming::{self, ContainerName};
 use podvisor::runtime::fake::{Call, FakeContainer, FakeDocker};
@@ -22,7 +22,7 @@ struct Harness {
     clock: ManualClock,
     deps: Deps,
     supervisor: Addr<Supervisor>,
-    store: StatusStore,
+    store: StatusView,
 }
 
 impl Harness {
@@ -40,8 +40,9 @@ impl Harness {
             PullerConfig::kubelet_defaults(),
             Arc::new(clock.clone()),
         );
-        let store = StatusStore::default();
-        let supervisor = Supervisor::new(deps.clone(), store.clone()).start();
+        let supervisor = Supervisor::new(deps.clone());
+        let store = supervisor.status_view();
+        let supervisor = supervisor.start();
         Self {
             fake,
             clock,
@@ -101,6 +102,7 @@ impl Harness {
                     self.running_names(),
                     self.deps
                         .event_store
+                        .values()
                         .iter()
                         .map(|e| e
                             .iter()
@@ -934,8 +936,9 @@ async fn a_hung_engine_call_times_out_and_other_pods_proceed() {
         PullerConfig::kubelet_defaults(),
         Arc::new(clock.clone()),
     );
-    let store = StatusStore::default();
-    let supervisor = Supervisor::new(deps.clone(), store.clone()).start();
+    let supervisor = Supervisor::new(deps.clone());
+    let store = supervisor.status_view();
+    let supervisor = supervisor.start();
     let h = Harness {
         fake,
         clock,

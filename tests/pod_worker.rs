@@ -351,12 +351,7 @@ async fn a_crash_looping_init_container_backs_off_with_an_event_on_its_own_field
         b.waiting("setup").as_deref() == Some("CrashLoopBackOff")
     })
     .await;
-    let events = b
-        .deps
-        .event_store
-        .get(&b.uid)
-        .map(|e| e.clone())
-        .unwrap_or_default();
+    let events = b.deps.event_store.get(&b.uid).unwrap_or_default();
     let backoff = events
         .iter()
         .find(|e| e.reason.as_deref() == Some("BackOff"))

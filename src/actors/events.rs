@@ -7,11 +7,11 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use actix::{Actor, Context, Handler, Message};
-use dashmap::DashMap;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
 use super::registries::ContainerRef;
+use super::shared::{Owned, View};
 use crate::model::clock::Clock;
 
 /// Events kept per pod; the oldest go first.
@@ -77,25 +77,22 @@ pub struct ForgetPod(pub String);
 
 /// Pod UID → its events in order of last occurrence, oldest first.
 /// Written only by the recorder.
-pub type EventStore = Arc<DashMap<String, VecDeque<Event>>>;
+/// Pod UID → its recent events, oldest first; written by the Recorder only.
+pub type EventView = View<String, VecDeque<Event>>;
 
 pub struct Recorder {
-    store: EventStore,
+    store: Owned<String, VecDeque<Event>>,
     /// The ContainerRefs registry's view, for [`RecordFor`].
-    refs: Arc<DashMap<String, ContainerRef>>,
+    refs: View<String, ContainerRef>,
     clock: Arc<dyn Clock>,
     node: String,
     seq: u64,
 }
 
 impl Recorder {
-    pub fn new(
-        clock: Arc<dyn Clock>,
-        node: String,
-        refs: Arc<DashMap<String, ContainerRef>>,
-    ) -> Self {
+    pub fn new(clock: Arc<dyn Clock>, node: String, refs: View<String, ContainerRef>) -> Self {
         Self {
-            store: EventStore::default(),
+            store: Owned::default(),
             refs,
             clock,
             node,
@@ -104,8 +101,8 @@ impl Recorder {
     }
 
     /// The read-only view the HTTP API serves.
-    pub fn store(&self) -> EventStore {
-        self.store.clone()
+    pub fn store(&self) -> EventView {
+        self.store.view()
     }
 }
 
@@ -189,7 +186,7 @@ impl Handler<RecordFor> for Recorder {
     type Result = ();
 
     fn handle(&mut self, msg: RecordFor, ctx: &mut Context<Self>) {
-        let Some(r) = self.refs.get(&msg.container_id).map(|r| r.clone()) else {
+        let Some(r) = self.refs.get(&msg.container_id) else {
             tracing::debug!(container = %msg.container_id, reason = %msg.reason, "event for an unknown container dropped");
             return;
         };
@@ -234,7 +231,11 @@ mod tests {
     #[actix::test]
     async fn repeats_count_and_distinct_events_line_up() {
         let clock = ManualClock::default();
-        let rec = Recorder::new(Arc::new(clock.clone()), "n".into(), Default::default());
+        let rec = Recorder::new(
+            Arc::new(clock.clone()),
+            "n".into(),
+            crate::actors::registries::ContainerRefs::default().snapshot(),
+        );
         let store = rec.store();
         let addr = rec.start();
         let c = Some("spec.containers{app}");
@@ -272,7 +273,7 @@ mod tests {
         let rec = Recorder::new(
             Arc::new(ManualClock::default()),
             "n".into(),
-            Default::default(),
+            crate::actors::registries::ContainerRefs::default().snapshot(),
         );
         let store = rec.store();
         let addr = rec.start();

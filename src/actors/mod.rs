@@ -22,6 +22,7 @@ pub mod image_puller;
 pub mod pod_worker;
 pub mod prober;
 pub mod registries;
+pub mod shared;
 pub mod source;
 pub mod supervisor;
 pub mod url_source;
@@ -30,7 +31,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Addr, Recipient};
-use dashmap::DashMap;
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::runtime::ContainerRuntime;
@@ -105,9 +105,10 @@ impl DesiredPod {
     }
 }
 
-/// The pods as the API shows them: the desired spec with its latest status.
-/// Written only by the Supervisor; read by the HTTP API without a mailbox.
-pub type StatusStore = Arc<DashMap<String, Arc<Pod>>>;
+/// The pods as the API shows them, by UID: the desired spec with its latest
+/// status. Written only by the Supervisor; read by the HTTP API without a
+/// mailbox.
+pub type StatusView = shared::View<String, Arc<Pod>>;
 
 /// Everything an actor needs from outside itself.
 #[derive(Clone)]
@@ -126,7 +127,7 @@ pub struct Deps {
     pub clock: Arc<dyn crate::model::clock::Clock>,
     /// The event recorder, and the events it keeps (for readers).
     pub events: Addr<events::Recorder>,
-    pub event_store: events::EventStore,
+    pub event_store: events::EventView,
 }
 
 impl Deps {

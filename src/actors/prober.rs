@@ -6,8 +6,8 @@
 //! the task of one that is gone. A task waits `initialDelaySeconds` from
 //! the container's start, runs the startup probe until it succeeds
 //! (liveness and readiness are held off until then), then liveness and
-//! readiness side by side. Readiness changes go to the Readiness registry
-//! and wake the worker (status); a liveness (or startup) failure records
+//! readiness side by side. Readiness changes go to the Readiness registry,
+//! which stores them and then wakes the worker (status); a liveness (or startup) failure records
 //! `Unhealthy` and asks the worker to kill the container, which its restart
 //! policy then brings back.
 
@@ -133,6 +133,7 @@ impl Handler<SyncWatches> for Prober {
             self.readiness.do_send(SetProbeState {
                 container_id: id.to_string(),
                 state: ProbeState::initial(&w.container),
+                notify: None,
             });
             let ctx = ProbeCtx {
                 runtime: self.runtime.clone(),
@@ -187,13 +188,12 @@ impl ProbeCtx {
         Verdict::Failure("probe has no supported action (grpc is not supported)".into())
     }
 
+    /// Stores the new state; the registry then tells the worker.
     fn state(&self, ready: bool, started: bool) {
         self.readiness.do_send(SetProbeState {
             container_id: self.watched.container_id.clone(),
             state: ProbeState { ready, started },
-        });
-        self.worker.do_send(ProbeNews::Changed {
-            container_id: self.watched.container_id.clone(),
+            notify: Some(self.worker.clone()),
         });
     }
 

@@ -14,17 +14,20 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, WrapFuture};
+use actix::{
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, SpawnHandle, WrapFuture,
+};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 
 use super::events::ForgetPod;
 use super::pod_worker::{ContainerDied, PodWorker, SyncNow, SyncReason, Update, WorkerReport};
-use super::{Deps, DesiredPod, StatusStore};
+use super::shared::Owned;
+use super::{Deps, DesiredPod, StatusView};
 use crate::decide::plan;
 use crate::decide::status;
 use crate::model::naming;
-use crate::runtime::RuntimeEvent;
+use crate::runtime::{EventAction, RuntimeEvent};
 
 /// The full set of pods one source wants now.
 #[derive(Message, Debug, Clone)]
@@ -67,11 +70,14 @@ pub struct Supervisor {
     by_source: HashMap<&'static str, Vec<DesiredPod>>,
     /// Whether every source delivered a first full set.
     source_synced: bool,
-    store: StatusStore,
+    /// UID → the pod as shown, with its status; the API reads a view.
+    store: Owned<String, Arc<Pod>>,
     /// The last status each worker reported, before any source problem is
     /// laid over it.
     last_status: HashMap<String, PodStatus>,
     subscribe_events: bool,
+    /// The task following the engine's events, while it runs.
+    event_stream: Option<SpawnHandle>,
 }
 
 /// The pod as the API shows it: the spec with its status, and the problem
@@ -86,7 +92,7 @@ fn shown(p: &DesiredPod, mut status: PodStatus) -> Arc<Pod> {
 }
 
 impl Supervisor {
-    pub fn new(deps: Deps, store: StatusStore) -> Self {
+    pub fn new(deps: Deps) -> Self {
         Self {
             deps,
             desired: HashMap::new(),
@@ -95,10 +101,16 @@ impl Supervisor {
             sources: vec!["file"],
             by_source: HashMap::new(),
             source_synced: false,
-            store,
+            store: Owned::default(),
             last_status: HashMap::new(),
             subscribe_events: true,
+            event_stream: None,
         }
+    }
+
+    /// What the HTTP API reads: the pods with their status, by UID.
+    pub fn status_view(&self) -> StatusView {
+        self.store.view()
     }
 
     /// The sources to hear from before anything is judged an orphan
@@ -132,12 +144,13 @@ impl Supervisor {
         )]
     }
 
-    /// Follows the engine's events, resubscribing when the stream ends.
-    fn follow_events(&self, ctx: &mut Context<Self>) {
+    /// Follows the engine's events, resubscribing when the stream ends. The
+    /// task is the Supervisor's own (`ctx.spawn`): it ends with the actor.
+    fn follow_events(&mut self, ctx: &mut Context<Self>) {
         let runtime = self.deps.runtime.clone();
         let addr = ctx.address();
         let label = format!("{}={}", naming::LABEL_NODE, self.deps.node.node_name);
-        actix::spawn(async move {
+        let follow = async move {
             let mut delay = Duration::from_millis(200);
             let mut resubscribing = false;
             loop {
@@ -176,7 +189,8 @@ impl Supervisor {
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
-        });
+        };
+        self.event_stream = Some(ctx.spawn(follow.into_actor(self)));
     }
 }
 
@@ -294,11 +308,14 @@ impl Handler<Relist> for Supervisor {
                             "removing dead containers over --maximum-dead-containers"
                         );
                         let runtime = act.deps.runtime.clone();
-                        actix::spawn(async move {
+                        let removals = async move {
                             for id in garbage {
-                                let _ = runtime.remove_container(&id).await;
+                                if let Err(e) = runtime.remove_container(&id).await {
+                                    tracing::warn!(container = %id, error = %e, "cannot remove a dead container");
+                                }
                             }
-                        });
+                        };
+                        ctx.spawn(removals.into_actor(act));
                     }
                 }),
         );
@@ -312,18 +329,20 @@ impl Handler<EngineEvent> for Supervisor {
         let e = msg.0;
         // What changes a pod: a container's start, death or removal. (A
         // `kill` is followed by its `die`.)
-        if !matches!(e.action.as_str(), "start" | "die" | "oom" | "destroy") {
+        if matches!(e.action, EventAction::Other(_)) {
             return;
         }
         let Some(uid) = e.labels.get(naming::LABEL_POD_UID) else {
             return;
         };
         match self.workers.get(uid) {
-            Some(w) if e.action == "die" => w.do_send(ContainerDied(e.container_id.clone())),
+            Some(w) if e.action == EventAction::Die => {
+                w.do_send(ContainerDied(e.container_id.clone()))
+            }
             Some(w) => w.do_send(SyncNow(SyncReason::EngineEvent)),
             None if self.source_synced
                 && !self.desired.contains_key(uid)
-                && e.action != "destroy" =>
+                && e.action != EventAction::Destroy =>
             {
                 ctx.notify(Relist);
             }

@@ -1,6 +1,5 @@
 //! The local HTTP API (read-only for now): `/healthz` and `/pods`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,8 +10,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use k8s_openapi::api::core::v1::Pod;
 
-use crate::actors::events::EventStore;
-use crate::actors::StatusStore;
+use crate::actors::events::EventView;
+use crate::actors::StatusView;
 use crate::runtime::ContainerRuntime;
 
 /// How long `/healthz` waits for the engine.
@@ -20,8 +19,8 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Clone)]
 pub struct ApiState {
-    pub store: StatusStore,
-    pub events: EventStore,
+    pub store: StatusView,
+    pub events: EventView,
     pub runtime: Arc<dyn ContainerRuntime>,
 }
 
@@ -48,7 +47,7 @@ async fn healthz(State(s): State<ApiState>) -> Response {
 
 /// The desired pods with their status, as a `v1` `PodList`.
 async fn pods(State(s): State<ApiState>) -> Json<serde_json::Value> {
-    let mut items: Vec<Pod> = s.store.iter().map(|p| (**p.value()).clone()).collect();
+    let mut items: Vec<Pod> = s.store.values().into_iter().map(|p| (*p).clone()).collect();
     items.sort_by(|a, b| {
         (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
     });
@@ -72,11 +71,11 @@ async fn pods(State(s): State<ApiState>) -> Json<serde_json::Value> {
 }
 
 /// The UID of the desired pod `namespace/name`.
-fn uid_of(store: &StatusStore, namespace: &str, name: &str) -> Option<String> {
-    store.iter().find_map(|p| {
-        let m = &p.value().metadata;
+fn uid_of(store: &StatusView, namespace: &str, name: &str) -> Option<String> {
+    store.find_map(|uid, p| {
+        let m = &p.metadata;
         (m.namespace.as_deref() == Some(namespace) && m.name.as_deref() == Some(name))
-            .then(|| p.key().clone())
+            .then(|| uid.clone())
     })
 }
 
@@ -108,11 +107,4 @@ async fn pod_events(
         "items": items,
     }))
     .into_response()
-}
-
-/// Binds and serves until the process ends.
-pub async fn serve(addr: SocketAddr, state: ApiState) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "HTTP API listening");
-    axum::serve(listener, router(state)).await
 }

@@ -23,7 +23,7 @@ use futures::stream::{BoxStream, StreamExt};
 
 use super::{
     split_image_ref, ContainerDetails, ContainerRuntime, ContainerState, ContainerSummary,
-    CreateSpec, Credentials, ExecOutput, ExecRequest, ImageInfo, Result, RuntimeError,
+    CreateSpec, Credentials, EventAction, ExecOutput, ExecRequest, ImageInfo, Result, RuntimeError,
     RuntimeEvent,
 };
 
@@ -544,7 +544,7 @@ impl ContainerRuntime for DockerRuntime {
                     let actor = msg.actor.unwrap_or_default();
                     Ok(RuntimeEvent {
                         container_id: actor.id.unwrap_or_default(),
-                        action: msg.action.unwrap_or_default(),
+                        action: EventAction::parse(msg.action.as_deref().unwrap_or_default()),
                         labels: labels_of(actor.attributes),
                     })
                 }

@@ -18,7 +18,7 @@ use crate::model::clock::{Clock, SystemClock};
 
 use super::{
     ContainerDetails, ContainerRuntime, ContainerState, ContainerSummary, CreateSpec, Credentials,
-    ExecOutput, ExecRequest, ImageInfo, Result, RuntimeError, RuntimeEvent,
+    EventAction, ExecOutput, ExecRequest, ImageInfo, Result, RuntimeError, RuntimeEvent,
 };
 
 /// One call made to the fake, with its main argument.
@@ -387,7 +387,7 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 fn event(c: &FakeContainer, action: &str) -> RuntimeEvent {
     RuntimeEvent {
         container_id: c.details.summary.id.clone(),
-        action: action.to_string(),
+        action: EventAction::parse(action),
         labels: c.details.summary.labels.clone(),
     }
 }

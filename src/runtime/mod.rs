@@ -170,9 +170,33 @@ impl ExecOutput {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeEvent {
     pub container_id: String,
-    /// `start`, `die`, `oom`, `destroy`, ...
-    pub action: String,
+    pub action: EventAction,
     pub labels: BTreeMap<String, String>,
+}
+
+/// What happened to a container, as the engine's event stream says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventAction {
+    Start,
+    Die,
+    Oom,
+    Destroy,
+    /// Anything else (`create`, `kill`, `exec_start: …`, …), as the engine
+    /// spelled it.
+    Other(String),
+}
+
+impl EventAction {
+    /// The engine's spelling (`die`, `exec_start: sh -c …`).
+    pub fn parse(action: &str) -> Self {
+        match action {
+            "start" => EventAction::Start,
+            "die" => EventAction::Die,
+            "oom" => EventAction::Oom,
+            "destroy" => EventAction::Destroy,
+            other => EventAction::Other(other.to_string()),
+        }
+    }
 }
 
 /// Registry credentials for one pull.

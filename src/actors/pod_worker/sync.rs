@@ -125,7 +125,7 @@ impl SyncJob {
                     let view = &self.deps.readiness_view;
                     let facts = status::Facts {
                         waiting: &self.memory.waiting,
-                        probes: &|id: &str| view.get(id).map(|s| *s),
+                        probes: &|id: &str| view.get(id),
                         messages: &self.memory.messages,
                         host_ip: &self.deps.node.host_ip,
                         refused: refused.as_ref(),
