@@ -3,7 +3,7 @@
 use config::{Value, ValueKind};
 
 use super::parse::*;
-use super::{Origin, RunArgs, Settings, SettingsError};
+use super::{Origin, RunArgs, Settings, SettingsError, ValueError};
 
 /// A setting: its name, its flag and how to parse and store a value.
 pub(super) struct Key {
@@ -14,7 +14,7 @@ pub(super) struct Key {
     /// The flag's value(s), if given.
     pub(super) flag: fn(&RunArgs) -> Option<Vec<String>>,
     /// Parses one value (one item for lists) and stores it.
-    pub(super) set: fn(&mut Settings, &str) -> Result<(), String>,
+    pub(super) set: fn(&mut Settings, &str) -> Result<(), ValueError>,
 }
 
 impl Key {
@@ -25,7 +25,7 @@ impl Key {
     /// Parses a merged value and stores it in `settings`.
     pub(super) fn apply(&self, settings: &mut Settings, value: Value) -> Result<(), SettingsError> {
         let origin = Origin::from_tag(value.origin());
-        let invalid = |value: String, reason: String| SettingsError::Invalid {
+        let invalid = |value: String, reason: ValueError| SettingsError::Invalid {
             flag: self.flag_name(),
             value,
             reason,
@@ -35,11 +35,11 @@ impl Key {
         // Scalars of any type (TOML numbers, booleans, ...) become strings.
         let text = |v: Value| match v.kind {
             ValueKind::Table(_) | ValueKind::Array(_) | ValueKind::Nil => {
-                Err(invalid(shown.clone(), "expected a single value".into()))
+                Err(invalid(shown.clone(), ValueError::NotSingle))
             }
             _ => v
                 .into_string()
-                .map_err(|e| invalid(shown.clone(), e.to_string())),
+                .map_err(|e| invalid(shown.clone(), ValueError::NotText(Box::new(e)))),
         };
         if !self.list {
             let one = text(value)?;

@@ -10,7 +10,7 @@ use config::{Config, FileFormat, Map, Source, Value, ValueKind};
 
 use super::defaults::default_layer;
 use super::keys::KEYS;
-use super::{RunArgs, Settings, SettingsError};
+use super::{FileError, RunArgs, Settings, SettingsError};
 
 /// The layer a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,7 +89,7 @@ pub fn resolve(args: &RunArgs, env: &HashMap<String, String>) -> Result<Settings
         .and_then(|config| config.collect())
         .map_err(|e| SettingsError::ConfigFile {
             path: args.config.clone().unwrap_or_default(),
-            reason: e.to_string(),
+            reason: FileError::Config(Box::new(e)),
         })?;
 
     let mut settings = Settings::for_tests(PathBuf::new());
@@ -127,16 +127,16 @@ pub fn resolve(args: &RunArgs, env: &HashMap<String, String>) -> Result<Settings
 
 /// The `--config` file: TOML parsed by the `config` crate, keys normalized to snake_case.
 fn file_layer(path: &Path) -> Result<Layer, SettingsError> {
-    let file_error = |reason: String| SettingsError::ConfigFile {
+    let file_error = |reason: FileError| SettingsError::ConfigFile {
         path: path.to_path_buf(),
         reason,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| file_error(FileError::Read(e)))?;
     let table = Config::builder()
         .add_source(config::File::from_str(&text, FileFormat::Toml))
         .build()
         .and_then(|config| config.collect())
-        .map_err(|e| file_error(e.to_string()))?;
+        .map_err(|e| file_error(FileError::Config(Box::new(e))))?;
     let mut entries: Vec<(String, Value)> = table.into_iter().collect();
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     let origin = Origin::File(path.to_path_buf());
@@ -151,9 +151,10 @@ fn file_layer(path: &Path) -> Result<Layer, SettingsError> {
             });
         };
         if let Some(first) = seen.insert(key.name, written.clone()) {
-            return Err(file_error(format!(
-                "{first:?} and {written:?} are the same key"
-            )));
+            return Err(file_error(FileError::SameKey {
+                first,
+                second: written,
+            }));
         }
         values.push((key.name, origin.clone(), value.kind));
     }

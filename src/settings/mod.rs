@@ -32,7 +32,7 @@ mod test_support;
 mod types;
 
 pub use args::RunArgs;
-pub use error::SettingsError;
+pub use error::{DurationError, FileError, SettingsError, ValueError};
 pub use layers::{resolve, Origin};
 pub use parse::parse_duration;
 pub use types::{ExecHandler, LogFormat, Settings};

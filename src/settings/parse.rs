@@ -5,13 +5,13 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{ExecHandler, LogFormat};
+use super::{DurationError, ExecHandler, LogFormat, ValueError};
 
-pub(super) type Parsed<T> = Result<T, String>;
+pub(super) type Parsed<T> = Result<T, ValueError>;
 
 pub(super) fn non_empty(v: &str) -> Parsed<String> {
     if v.trim().is_empty() {
-        return Err("must not be empty".into());
+        return Err(ValueError::Empty);
     }
     Ok(v.to_string())
 }
@@ -32,21 +32,20 @@ pub(super) fn manifest_dir(v: &str) -> Parsed<PathBuf> {
     let dir = path(v)?;
     match std::fs::metadata(&dir) {
         Ok(meta) if meta.is_dir() => Ok(dir),
-        Ok(_) => Err("not a directory".into()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err("no such directory".into()),
-        Err(e) => Err(e.to_string()),
+        Ok(_) => Err(ValueError::NotADirectory),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ValueError::NoSuchDirectory),
+        Err(e) => Err(ValueError::Unreadable(e)),
     }
 }
 
 pub(super) fn ip_address(v: &str) -> Parsed<IpAddr> {
-    v.parse()
-        .map_err(|_| "must be an IPv4 or IPv6 address".into())
+    v.parse().map_err(|_| ValueError::NotAnIp)
 }
 
 pub(super) fn existing_file(v: &str) -> Parsed<PathBuf> {
     let file = PathBuf::from(v);
     if !file.is_file() {
-        return Err("no such file".into());
+        return Err(ValueError::NoSuchFile);
     }
     Ok(file)
 }
@@ -54,7 +53,7 @@ pub(super) fn existing_file(v: &str) -> Parsed<PathBuf> {
 pub(super) fn absolute_path(v: &str) -> Parsed<PathBuf> {
     let p = PathBuf::from(v);
     if !p.is_absolute() {
-        return Err("must be an absolute path".into());
+        return Err(ValueError::NotAbsolute);
     }
     Ok(p)
 }
@@ -65,7 +64,7 @@ pub(super) fn docker_endpoint(v: &str) -> Parsed<String> {
         .find_map(|scheme| v.strip_prefix(scheme));
     match rest {
         Some(rest) if !rest.is_empty() => Ok(v.to_string()),
-        _ => Err("must be unix://PATH, tcp://HOST:PORT or http://HOST:PORT".into()),
+        _ => Err(ValueError::NotAnEndpoint),
     }
 }
 
@@ -75,32 +74,32 @@ pub(super) fn http_url(v: &str) -> Parsed<String> {
         .or_else(|| v.strip_prefix("https://"));
     match rest {
         Some(rest) if !rest.is_empty() => Ok(v.to_string()),
-        _ => Err("must be an http:// or https:// URL".into()),
+        _ => Err(ValueError::NotAnHttpUrl),
     }
 }
 
 pub(super) fn qps(v: &str) -> Parsed<f64> {
     match v.parse::<f64>() {
         Ok(q) if q.is_finite() && q >= 0.0 => Ok(q),
-        _ => Err("must be a number >= 0".into()),
+        _ => Err(ValueError::NotANonNegativeNumber),
     }
 }
 
 pub(super) fn at_least_one(v: &str) -> Parsed<u32> {
     match v.parse::<u32>() {
         Ok(n) if n >= 1 => Ok(n),
-        _ => Err("must be an integer >= 1".into()),
+        _ => Err(ValueError::NotAtLeastOne),
     }
 }
 
 pub(super) fn integer(v: &str) -> Parsed<i64> {
-    v.parse().map_err(|_| "must be an integer".into())
+    v.parse().map_err(|_| ValueError::NotAnInteger)
 }
 
 pub(super) fn port(v: &str) -> Parsed<u16> {
     match v.parse::<u16>() {
         Ok(p) if p != 0 => Ok(p),
-        _ => Err("must be a port number from 1 to 65535".into()),
+        _ => Err(ValueError::NotAPort),
     }
 }
 
@@ -109,7 +108,7 @@ pub(super) fn boolean(v: &str) -> Parsed<bool> {
     match v {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-        _ => Err("must be true or false".into()),
+        _ => Err(ValueError::NotABoolean),
     }
 }
 
@@ -117,7 +116,7 @@ pub(super) fn exec_handler(v: &str) -> Parsed<ExecHandler> {
     match v {
         "native" => Ok(ExecHandler::Native),
         "nsenter" => Ok(ExecHandler::Nsenter),
-        _ => Err("must be native or nsenter".into()),
+        _ => Err(ValueError::NotAnExecHandler),
     }
 }
 
@@ -125,22 +124,22 @@ pub(super) fn log_format(v: &str) -> Parsed<LogFormat> {
     match v {
         "plain" => Ok(LogFormat::Plain),
         "json" => Ok(LogFormat::Json),
-        _ => Err("must be plain or json".into()),
+        _ => Err(ValueError::NotALogFormat),
     }
 }
 
 /// `Name:Value`; both sides are trimmed, the name must be an HTTP token.
 pub(super) fn header(v: &str) -> Parsed<(String, String)> {
     let Some((name, value)) = v.split_once(':') else {
-        return Err("must be Name:Value".into());
+        return Err(ValueError::NotAHeader);
     };
     let (name, value) = (name.trim(), value.trim());
     let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
     if name.is_empty() || !name.bytes().all(token) {
-        return Err("must be Name:Value with a valid header name".into());
+        return Err(ValueError::BadHeaderName);
     }
     if value.chars().any(|c| c.is_control() && c != '\t') {
-        return Err("header value must not hold control characters".into());
+        return Err(ValueError::BadHeaderValue);
     }
     Ok((name.to_string(), value.to_string()))
 }
@@ -157,18 +156,14 @@ pub(super) fn node_name(v: &str) -> Parsed<String> {
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
     };
     if name.len() > 253 || !name.split('.').all(label_ok) {
-        return Err(
-            "must be a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', \
-                    starting and ending with a letter or digit, at most 253 characters"
-                .into(),
-        );
+        return Err(ValueError::NotASubdomain);
     }
     Ok(name)
 }
 
 pub(super) fn positive_duration(v: &str) -> Parsed<Duration> {
     match parse_duration(v)? {
-        Duration::ZERO => Err("must be greater than 0".into()),
+        Duration::ZERO => Err(ValueError::NotPositive),
         d => Ok(d),
     }
 }
@@ -176,17 +171,16 @@ pub(super) fn positive_duration(v: &str) -> Parsed<Duration> {
 /// Parses a duration as Go's `time.ParseDuration` does, negative ones excepted: a sequence of
 /// decimal numbers, each with a unit among `ns`, `us`/`µs`, `ms`, `s`, `m`, `h` (`1m30s`,
 /// `1.5h`, `500ms`). A number without a unit is refused, except `0`.
-pub fn parse_duration(v: &str) -> Result<Duration, String> {
-    const BAD: &str = "must be a duration such as 500ms, 10s, 1m30s or 2h";
+pub fn parse_duration(v: &str) -> Result<Duration, DurationError> {
     if v == "0" {
         return Ok(Duration::ZERO);
     }
     if v.starts_with('-') {
-        return Err("must not be negative".into());
+        return Err(DurationError::Negative);
     }
     let mut rest = v.strip_prefix('+').unwrap_or(v);
     if rest.is_empty() {
-        return Err(BAD.into());
+        return Err(DurationError::Malformed);
     }
     let mut total: u128 = 0;
     while !rest.is_empty() {
@@ -198,7 +192,7 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
             None => ("", after),
         };
         if int.is_empty() && frac.is_empty() {
-            return Err(BAD.into());
+            return Err(DurationError::Malformed);
         }
         let unit_len = after
             .find(|c: char| c.is_ascii_digit() || c == '.')
@@ -211,18 +205,18 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
             "s" => 1_000_000_000,
             "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
-            _ => return Err(BAD.into()),
+            _ => return Err(DurationError::Malformed),
         };
         let int: u128 = if int.is_empty() {
             0
         } else {
-            int.parse().map_err(|_| BAD.to_string())?
+            int.parse().map_err(|_| DurationError::Malformed)?
         };
         let frac = &frac[..frac.len().min(18)];
         let frac_value: u128 = if frac.is_empty() {
             0
         } else {
-            frac.parse().map_err(|_| BAD.to_string())?
+            frac.parse().map_err(|_| DurationError::Malformed)?
         };
         let scaled = frac_value * nanos / 10u128.pow(frac.len() as u32);
         total = int
@@ -230,7 +224,7 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
             .and_then(|n| n.checked_add(scaled))
             .and_then(|n| n.checked_add(total))
             .filter(|n| *n <= u128::from(u64::MAX))
-            .ok_or_else(|| "duration too large".to_string())?;
+            .ok_or(DurationError::TooLarge)?;
         rest = after;
     }
     // `total` is at most u64::MAX by the filter above.
