@@ -1,75 +1,259 @@
-//! The built-in defaults: the lowest layer.
+//! The built-in defaults, the lowest layer: each key's is written once, in its row of
+//! [`KEYS`], as a [`Builtin`]; the default layer, the `[default: …]` of `--help` and
+//! [`Settings::for_tests`] are all read from there.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use clap::builder::StyledStr;
 use config::ValueKind;
 
+use super::keys::KEYS;
 use super::layers::Layer;
-use super::Origin;
+use super::{Origin, Settings};
 
-/// Built-in defaults, and those taken from the machine: `DOCKER_HOST`, the hostname and
-/// `$HOME/.docker/config.json`.
-pub(super) fn default_layer(env: &HashMap<String, String>) -> Layer {
-    let mut values: Vec<(&str, Origin, String)> = [
-        ("docker_endpoint", "unix:///var/run/docker.sock"),
-        ("root_dir", "/var/lib/podvisor"),
-        ("pod_infra_container_image", "registry.k8s.io/pause:3.10"),
-        ("registry_qps", "5"),
-        ("registry_burst", "10"),
-        ("serialize_image_pulls", "true"),
-        ("docker_exec_handler", "native"),
-        ("cpu_cfs_quota", "true"),
-        (
-            "network_plugin_dir",
-            "/usr/libexec/kubernetes/kubelet-plugins/net/exec/",
-        ),
-        ("sync_frequency", "10s"),
-        ("file_check_frequency", "20s"),
-        ("http_check_frequency", "20s"),
-        ("image_pull_progress_deadline", "1m"),
-        ("allow_privileged", "false"),
-        ("minimum_container_ttl_duration", "1m"),
-        ("maximum_dead_containers_per_container", "2"),
-        ("maximum_dead_containers", "100"),
-        ("address", "127.0.0.1"),
-        ("port", "10250"),
-        ("log_format", "plain"),
-    ]
-    .into_iter()
-    .map(|(key, value)| (key, Origin::Default, value.to_string()))
-    .collect();
-    if let Some(host) = env.get("DOCKER_HOST").filter(|h| !h.is_empty()) {
-        values.push((
-            "docker_endpoint",
-            Origin::Env("DOCKER_HOST".into()),
-            host.clone(),
-        ));
-    }
-    if let Some(host) = hostname::get().ok().and_then(|h| h.into_string().ok()) {
-        values.push(("node_name", Origin::Default, host));
-    }
-    if let Some(home) = env.get("HOME").filter(|h| !h.is_empty()) {
-        let file = Path::new(home).join(".docker/config.json");
-        if file.is_file() {
-            values.push((
-                "image_credential_file",
-                Origin::Default,
-                file.display().to_string(),
-            ));
+/// A key's built-in default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Builtin {
+    /// None: the key must be given (flag, environment or file).
+    Required,
+    /// None: the setting is unset (`None` or empty) unless given.
+    Unset,
+    /// This value, read by the key's parser as if it were given.
+    Fixed(&'static str),
+    /// The environment variable `var` when it is set and not empty, else `otherwise`.
+    EnvOr {
+        /// The variable, e.g. `DOCKER_HOST`.
+        var: &'static str,
+        /// The value when the variable is unset or empty.
+        otherwise: &'static str,
+    },
+    /// The machine's hostname; the key must be given when there is none.
+    Hostname,
+    /// `$HOME/<path>` when that file exists, else unset.
+    HomeFile(&'static str),
+}
+
+impl Builtin {
+    /// The default without a look at the machine: a `Fixed` value or the `otherwise` of
+    /// `EnvOr`.
+    pub(super) fn fixed(self) -> Option<&'static str> {
+        match self {
+            Builtin::Fixed(value)
+            | Builtin::EnvOr {
+                otherwise: value, ..
+            } => Some(value),
+            Builtin::Required | Builtin::Unset | Builtin::Hostname | Builtin::HomeFile(_) => None,
         }
     }
-    Layer::new(
-        values
-            .into_iter()
-            .map(|(key, origin, value)| (key, origin, ValueKind::String(value))),
-    )
+
+    /// Whether the key must be given when there is no default for it.
+    pub(super) fn required(self) -> bool {
+        matches!(self, Builtin::Required | Builtin::Hostname)
+    }
+
+    /// What `--help` shows as `[default: …]`; `None` for nothing.
+    pub(super) fn shown(self) -> Option<String> {
+        match self {
+            Builtin::Required | Builtin::Unset => None,
+            Builtin::Fixed(value) => Some(value.to_string()),
+            Builtin::EnvOr { var, otherwise } => Some(format!("${var}, else {otherwise}")),
+            Builtin::Hostname => Some("the hostname, lowercased".into()),
+            Builtin::HomeFile(path) => Some(format!("$HOME/{path} if it exists")),
+        }
+    }
+
+    /// The default on this machine, and where it came from; `env` stands for the process
+    /// environment.
+    fn on_machine(self, env: &HashMap<String, String>) -> Option<(Origin, String)> {
+        let non_empty = |var: &str| env.get(var).filter(|v| !v.is_empty());
+        match self {
+            Builtin::Required | Builtin::Unset => None,
+            Builtin::Fixed(value) => Some((Origin::Default, value.to_string())),
+            Builtin::EnvOr { var, otherwise } => Some(match non_empty(var) {
+                Some(value) => (Origin::Env(var.to_string()), value.clone()),
+                None => (Origin::Default, otherwise.to_string()),
+            }),
+            Builtin::Hostname => hostname::get()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .map(|host| (Origin::Default, host)),
+            Builtin::HomeFile(path) => {
+                let file = Path::new(non_empty("HOME")?).join(path);
+                file.is_file()
+                    .then(|| (Origin::Default, file.display().to_string()))
+            }
+        }
+    }
+}
+
+/// The built-in defaults of [`KEYS`], with those taken from the machine: `DOCKER_HOST`, the
+/// hostname and `$HOME/.docker/config.json`.
+pub(super) fn default_layer(env: &HashMap<String, String>) -> Layer {
+    Layer::new(KEYS.iter().filter_map(|key| {
+        let (origin, value) = key.default.on_machine(env)?;
+        Some((key.name, origin, ValueKind::String(value)))
+    }))
+}
+
+/// Ends the help of a flag with the `[default: …]` of its key in [`KEYS`], if it shows one;
+/// `RunArgs` passes every flag through it (`mut_args`).
+pub(super) fn with_default_help(arg: clap::Arg) -> clap::Arg {
+    let key = KEYS.iter().find(|key| key.name == arg.get_id().as_str());
+    let Some(shown) = key.and_then(|key| key.default.shown()) else {
+        return arg;
+    };
+    let suffixed = |help: &StyledStr| format!("{help} [default: {shown}]");
+    let (help, long_help) = (
+        arg.get_help().map(suffixed),
+        arg.get_long_help().map(suffixed),
+    );
+    let arg = match help {
+        Some(help) => arg.help(help),
+        None => arg,
+    };
+    match long_help {
+        Some(long_help) => arg.long_help(long_help),
+        None => arg,
+    }
+}
+
+impl Settings {
+    /// The built-in defaults of [`KEYS`], manifests in `manifest_dir`; no checks on the
+    /// filesystem and no look at the machine. Not what [`resolve`](super::resolve) starts
+    /// from (it reads the same table through the default layer).
+    ///
+    /// Where production takes a default from the machine, this takes a fixed one on purpose,
+    /// so that tests do not depend on where they run:
+    /// - `node_name` is `test-node`, not the hostname;
+    /// - `docker_endpoint` is the `otherwise` of its default, whatever `DOCKER_HOST` says;
+    /// - `image_credential_file` is `None`, whatever `$HOME/.docker/config.json` holds.
+    pub fn for_tests(manifest_dir: PathBuf) -> Settings {
+        let mut settings = Settings::unset();
+        for key in KEYS {
+            if let Some(value) = key.default.fixed() {
+                if let Err(e) = (key.set)(&mut settings, value) {
+                    panic!("built-in default {value:?} of {} refused: {e}", key.name);
+                }
+            }
+        }
+        settings.pod_manifest_path = manifest_dir;
+        settings.node_name = "test-node".into();
+        settings
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{err, Fixture};
+    use super::super::test_support::{err, Cli, Fixture};
     use super::super::*;
+    use super::{default_layer, Builtin, KEYS};
+    use clap::CommandFactory;
+    use config::Source;
+    use std::collections::HashMap;
+
+    #[test]
+    fn fixed_defaults_parse() {
+        for key in KEYS {
+            if let Some(value) = key.default.fixed() {
+                let parsed = (key.set)(&mut Settings::unset(), value);
+                assert!(parsed.is_ok(), "{}: {value:?}: {parsed:?}", key.name);
+            }
+        }
+    }
+
+    #[test]
+    fn keys_without_a_value_are_none_or_empty_when_unset() {
+        for key in KEYS {
+            if !matches!(key.default, Builtin::Unset | Builtin::HomeFile(_)) || key.list {
+                continue;
+            }
+            let mut settings = Settings::unset();
+            let empty = (key.set)(&mut settings, "");
+            assert!(
+                empty.is_ok() && settings == Settings::unset(),
+                "{}: an empty value must mean unset",
+                key.name
+            );
+        }
+    }
+
+    /// The default layer of an environment without `DOCKER_HOST` and `HOME`, as
+    /// `(key, origin, value)`; the hostname is left out.
+    fn default_values() -> Vec<(String, Origin, String)> {
+        let layer = default_layer(&HashMap::new()).collect().expect("layer");
+        let mut values: Vec<_> = layer
+            .into_iter()
+            .filter(|(key, _)| key != "node_name")
+            .map(|(key, value)| {
+                let origin = Origin::from_tag(value.origin());
+                (key, origin, value.into_string().expect("a string"))
+            })
+            .collect();
+        values.sort_by(|a, b| a.0.cmp(&b.0));
+        values
+    }
+
+    #[test]
+    fn default_layer_holds_the_fixed_defaults() {
+        let mut expected: Vec<_> = KEYS
+            .iter()
+            .filter_map(|key| {
+                Some((
+                    key.name.to_string(),
+                    Origin::Default,
+                    key.default.fixed()?.to_string(),
+                ))
+            })
+            .collect();
+        expected.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(default_values(), expected);
+    }
+
+    #[test]
+    fn help_shows_the_default_layer_values() {
+        let command = Cli::command();
+        let layer = default_values();
+        for key in KEYS {
+            let arg = command
+                .get_arguments()
+                .find(|arg| arg.get_id() == key.name)
+                .unwrap_or_else(|| panic!("no flag for {}", key.name));
+            let help = arg.get_help().expect("help").to_string();
+            let shown = help.split_once(" [default: ").map(|(_, rest)| rest);
+            let Some(expected) = key.default.shown() else {
+                assert_eq!(shown, None, "{}: {help}", key.name);
+                continue;
+            };
+            assert_eq!(shown, Some(format!("{expected}]").as_str()), "{}", key.name);
+            let value = layer.iter().find(|(name, ..)| name == key.name);
+            match key.default {
+                Builtin::Fixed(_) => {
+                    let value = &value.expect("in the default layer").2;
+                    assert_eq!(shown, Some(format!("{value}]").as_str()), "{}", key.name);
+                }
+                Builtin::EnvOr { .. } => {
+                    let value = &value.expect("in the default layer").2;
+                    assert!(help.ends_with(&format!(", else {value}]")), "{help}");
+                }
+                _ => assert_eq!(value, None, "{}: not in the default layer", key.name),
+            }
+        }
+    }
+
+    #[test]
+    fn resolve_without_layers_gives_the_table_values() {
+        let f = Fixture::new();
+        let given: Vec<String> = KEYS
+            .iter()
+            .filter_map(|key| Some(format!("--{}={}", key.flag_name(), key.default.fixed()?)))
+            .collect();
+        let given: Vec<&str> = given.iter().map(String::as_str).collect();
+        assert_eq!(
+            f.resolve(&[], &[]).expect("resolves"),
+            f.resolve(&given, &[]).expect("resolves"),
+        );
+    }
 
     #[test]
     fn defaults() {

@@ -92,7 +92,7 @@ pub fn resolve(args: &RunArgs, env: &HashMap<String, String>) -> Result<Settings
             reason: FileError::Config(Box::new(e)),
         })?;
 
-    let mut settings = Settings::for_tests(PathBuf::new());
+    let mut settings = Settings::unset();
     let mut origins = HashMap::new();
     for key in KEYS {
         match merged.get(key.name) {
@@ -100,7 +100,7 @@ pub fn resolve(args: &RunArgs, env: &HashMap<String, String>) -> Result<Settings
                 origins.insert(key.name, Origin::from_tag(value.origin()));
                 key.apply(&mut settings, value.clone())?;
             }
-            None if key.name == "pod_manifest_path" || key.name == "node_name" => {
+            None if key.default.required() => {
                 return Err(SettingsError::Missing {
                     flag: key.flag_name(),
                 });

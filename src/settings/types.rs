@@ -84,37 +84,40 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// All built-in defaults, node name `test-node`, manifests in `manifest_dir`; no checks
-    /// on the filesystem and no look at the environment.
-    pub fn for_tests(manifest_dir: PathBuf) -> Settings {
+    /// Nothing given yet: what [`resolve`](super::resolve) fills in key by key, from the
+    /// default layer up. Empty, zero, `false` or the first variant everywhere; none of these
+    /// is a default: a key with a built-in value always gets it from the default layer, and
+    /// the others (no default, or none on this machine) are `None` or empty here, or must
+    /// be given.
+    pub(super) fn unset() -> Settings {
         Settings {
-            pod_manifest_path: manifest_dir,
-            docker_endpoint: "unix:///var/run/docker.sock".into(),
-            root_dir: "/var/lib/podvisor".into(),
-            pod_infra_container_image: "registry.k8s.io/pause:3.10".into(),
-            registry_qps: 5.0,
-            registry_burst: 10,
-            serialize_image_pulls: true,
+            pod_manifest_path: PathBuf::new(),
+            docker_endpoint: String::new(),
+            root_dir: PathBuf::new(),
+            pod_infra_container_image: String::new(),
+            registry_qps: 0.0,
+            registry_burst: 0,
+            serialize_image_pulls: false,
             max_parallel_image_pulls: None,
             docker_exec_handler: ExecHandler::Native,
-            cpu_cfs_quota: true,
+            cpu_cfs_quota: false,
             network_plugin: None,
-            network_plugin_dir: "/usr/libexec/kubernetes/kubelet-plugins/net/exec/".into(),
-            sync_frequency: Duration::from_secs(10),
-            file_check_frequency: Duration::from_secs(20),
-            http_check_frequency: Duration::from_secs(20),
+            network_plugin_dir: PathBuf::new(),
+            sync_frequency: Duration::ZERO,
+            file_check_frequency: Duration::ZERO,
+            http_check_frequency: Duration::ZERO,
             manifest_url: None,
             manifest_url_header: Vec::new(),
-            image_pull_progress_deadline: Duration::from_secs(60),
+            image_pull_progress_deadline: Duration::ZERO,
             image_credential_file: None,
             allow_privileged: false,
             allowed_host_paths: Vec::new(),
-            minimum_container_ttl_duration: Duration::from_secs(60),
-            maximum_dead_containers_per_container: 2,
-            maximum_dead_containers: 100,
-            node_name: "test-node".into(),
-            address: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            port: 10250,
+            minimum_container_ttl_duration: Duration::ZERO,
+            maximum_dead_containers_per_container: 0,
+            maximum_dead_containers: 0,
+            node_name: String::new(),
+            address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: 0,
             log_format: LogFormat::Plain,
         }
     }
