@@ -119,9 +119,9 @@ pub(super) fn with_default_help(arg: clap::Arg) -> clap::Arg {
 }
 
 impl Settings {
-    /// The built-in defaults of [`KEYS`], manifests in `manifest_dir`; no checks on the
-    /// filesystem and no look at the machine. Not what [`resolve`](super::resolve) starts
-    /// from (it reads the same table through the default layer).
+    /// The built-in defaults of the table of keys, manifests in `manifest_dir`; no checks on
+    /// the filesystem and no look at the machine. Not what [`resolve`](super::resolve)
+    /// starts from (it reads the same table through the default layer).
     ///
     /// Where production takes a default from the machine, this takes a fixed one on purpose,
     /// so that tests do not depend on where they run:

@@ -5,18 +5,19 @@
 //! (`registry_qps`); the flag is its kebab-case form (`--registry-qps`), the file accepts both
 //! forms and the environment variable is `PODVISOR_REGISTRY_QPS`.
 //!
-//! Every layer hands over strings (or TOML scalars, turned into strings), and [`keys::KEYS`]
-//! holds one parser per key, so that a bad value gets the same error whichever layer it came
-//! from, naming the flag, the value, the reason and the layer ([`Origin`]).
+//! Every layer hands over strings (or TOML scalars, turned into strings), and the table of
+//! keys (`keys.rs`) holds one parser per key, so that a bad value gets the same error
+//! whichever layer it came from, naming the flag, the value, the reason and the layer
+//! ([`Origin`]).
 //!
 //! The files:
-//! [`args`] holds the flags as clap parses them ([`RunArgs`]), strings not yet checked;
-//! [`keys`] the table of keys, one row per setting, and how a value is applied;
-//! [`parse`] the parsers of values, one per kind ([`parse_duration`] among them);
-//! [`defaults`] the built-in defaults, the lowest layer;
-//! [`layers`] the file, environment and flag layers, merged by [`resolve`];
-//! [`types`] the resolved [`Settings`] and their typed values;
-//! [`error`] why the settings could not be resolved ([`SettingsError`]).
+//! `args.rs` holds the flags as clap parses them ([`RunArgs`]), strings not yet checked;
+//! `keys.rs` the table of keys, one row per setting, and how a value is applied;
+//! `parse.rs` the parsers of values, one per kind ([`parse_duration`] among them);
+//! `defaults.rs` the built-in defaults, the lowest layer;
+//! `layers.rs` the file, environment and flag layers, merged by [`resolve`];
+//! `types.rs` the resolved [`Settings`] and their typed values;
+//! `error.rs` why the settings could not be resolved ([`SettingsError`]).
 
 /// Exit code of `podvisor` when its settings are invalid.
 pub const EXIT_CODE: i32 = 2;
