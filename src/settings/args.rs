@@ -1,0 +1,146 @@
+//! The flags of `podvisor run`, as clap parses them: strings, checked later by [`resolve`].
+//!
+//! [`resolve`]: super::resolve
+
+use std::path::PathBuf;
+
+use super::defaults::with_default_help;
+
+/// Runs the Pod manifests of a directory on Docker; the flags are the kubelet's.
+///
+/// The flags of `podvisor run`. Every value is kept as given (`None` = not given);
+/// [`resolve`](super::resolve) parses and checks them. Boolean flags take `--flag`,
+/// `--flag=true` or `--flag=false`; a flag given twice keeps its last value, except
+/// `--manifest-url-header`, whose values add up.
+#[derive(clap::Args, Debug, Default, Clone)]
+// The help of each flag ends with its default from the table of keys (`[default: …]`).
+#[command(args_override_self = true, mut_args = with_default_help)]
+pub struct RunArgs {
+    /// TOML file with settings; keys are the flag names in snake_case or kebab-case.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory of Pod manifests (YAML or JSON) to run. Required.
+    #[arg(long, value_name = "DIR")]
+    pub pod_manifest_path: Option<String>,
+    /// Docker engine endpoint, unix://, tcp:// or http://
+    #[arg(long, value_name = "URL")]
+    pub docker_endpoint: Option<String>,
+    /// Directory for podvisor's own state
+    #[arg(long, value_name = "DIR")]
+    pub root_dir: Option<String>,
+    /// Image of the container that holds each pod's namespaces
+    #[arg(long, value_name = "IMAGE")]
+    pub pod_infra_container_image: Option<String>,
+    /// Image pulls per second, 0 for no limit
+    #[arg(long, value_name = "QPS")]
+    pub registry_qps: Option<String>,
+    /// Largest burst of image pulls, at least 1
+    #[arg(long, value_name = "N")]
+    pub registry_burst: Option<String>,
+    /// Pull one image at a time
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub serialize_image_pulls: Option<String>,
+    /// Most image pulls at once; needs --serialize-image-pulls=false when above 1
+    #[arg(long, value_name = "N")]
+    pub max_parallel_image_pulls: Option<String>,
+    /// How to exec into containers: native or nsenter
+    #[arg(long, value_name = "HANDLER")]
+    pub docker_exec_handler: Option<String>,
+    /// Enforce CPU limits with CFS quota
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub cpu_cfs_quota: Option<String>,
+    /// Network plugin to use; empty for none
+    #[arg(long, value_name = "NAME")]
+    pub network_plugin: Option<String>,
+    /// Directory of network plugins
+    #[arg(long, value_name = "DIR")]
+    pub network_plugin_dir: Option<String>,
+    /// Period between syncs of running pods with their manifests
+    #[arg(long, value_name = "DURATION")]
+    pub sync_frequency: Option<String>,
+    /// Period between checks of the manifest directory
+    #[arg(long, value_name = "DURATION")]
+    pub file_check_frequency: Option<String>,
+    /// Period between fetches of --manifest-url
+    #[arg(long, value_name = "DURATION")]
+    pub http_check_frequency: Option<String>,
+    /// http:// or https:// URL of more Pod manifests
+    #[arg(long, value_name = "URL")]
+    pub manifest_url: Option<String>,
+    /// HTTP header for --manifest-url, as Name:Value; repeat it or separate pairs with commas
+    #[arg(long, value_name = "NAME:VALUE")]
+    pub manifest_url_header: Vec<String>,
+    /// Cancel an image pull that makes no progress for this long
+    #[arg(long, value_name = "DURATION")]
+    pub image_pull_progress_deadline: Option<String>,
+    /// Docker config.json with registry credentials
+    #[arg(long, value_name = "FILE")]
+    pub image_credential_file: Option<String>,
+    /// Allow privileged containers
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub allow_privileged: Option<String>,
+    /// Comma-separated absolute paths that hostPath volumes may use (and what is below them)
+    #[arg(long, value_name = "PATHS")]
+    pub allowed_host_paths: Option<String>,
+    /// Least age of a dead container before it may be removed
+    #[arg(long, value_name = "DURATION")]
+    pub minimum_container_ttl_duration: Option<String>,
+    /// Dead containers kept per container, negative for no limit
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub maximum_dead_containers_per_container: Option<String>,
+    /// Dead containers kept in all, negative for no limit
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub maximum_dead_containers: Option<String>,
+    /// Name of this node, a DNS-1123 subdomain
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// Address the HTTP server listens on
+    #[arg(long, value_name = "IP")]
+    pub address: Option<String>,
+    /// Port the HTTP server listens on
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<String>,
+    /// Log format: plain or json
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::Cli;
+    use clap::Parser;
+
+    #[test]
+    fn bool_flag_does_not_take_next_word() {
+        let r = Cli::try_parse_from(["podvisor", "--allow-privileged", "false"]);
+        assert!(r.is_err(), "`false` is no value of a bare boolean flag");
+    }
+
+    #[test]
+    fn last_flag_wins_but_headers_add_up() {
+        let argv = [
+            "podvisor",
+            "--port=1",
+            "--port=2",
+            "--allow-privileged",
+            "--allow-privileged=false",
+        ];
+        let args = Cli::try_parse_from(argv).expect("parses").run;
+        assert_eq!(
+            (args.port.as_deref(), args.allow_privileged.as_deref()),
+            (Some("2"), Some("false"))
+        );
+        let argv = [
+            "podvisor",
+            "--manifest-url-header=a:1",
+            "--manifest-url-header=b:2",
+        ];
+        assert_eq!(
+            Cli::try_parse_from(argv)
+                .expect("parses")
+                .run
+                .manifest_url_header,
+            ["a:1", "b:2"]
+        );
+    }
+}

@@ -1,0 +1,492 @@
+//! One parser per kind of value: each takes the value as given and returns the typed value or
+//! the reason it is bad.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{DurationError, ExecHandler, LogFormat, ValueError};
+
+pub(super) type Parsed<T> = Result<T, ValueError>;
+
+pub(super) fn non_empty(v: &str) -> Parsed<String> {
+    if v.trim().is_empty() {
+        return Err(ValueError::Empty);
+    }
+    Ok(v.to_string())
+}
+
+pub(super) fn path(v: &str) -> Parsed<PathBuf> {
+    non_empty(v).map(PathBuf::from)
+}
+
+/// An empty value is `None`, anything else goes through `parse`.
+pub(super) fn optional<T>(v: &str, parse: fn(&str) -> Parsed<T>) -> Parsed<Option<T>> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    parse(v).map(Some)
+}
+
+pub(super) fn manifest_dir(v: &str) -> Parsed<PathBuf> {
+    let dir = path(v)?;
+    match std::fs::metadata(&dir) {
+        Ok(meta) if meta.is_dir() => Ok(dir),
+        Ok(_) => Err(ValueError::NotADirectory),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ValueError::NoSuchDirectory),
+        Err(e) => Err(ValueError::Unreadable(e)),
+    }
+}
+
+pub(super) fn ip_address(v: &str) -> Parsed<IpAddr> {
+    v.parse().map_err(|_| ValueError::NotAnIp)
+}
+
+pub(super) fn existing_file(v: &str) -> Parsed<PathBuf> {
+    let file = PathBuf::from(v);
+    if !file.is_file() {
+        return Err(ValueError::NoSuchFile);
+    }
+    Ok(file)
+}
+
+pub(super) fn absolute_path(v: &str) -> Parsed<PathBuf> {
+    let p = PathBuf::from(v);
+    if !p.is_absolute() {
+        return Err(ValueError::NotAbsolute);
+    }
+    Ok(p)
+}
+
+pub(super) fn docker_endpoint(v: &str) -> Parsed<String> {
+    let rest = ["unix://", "tcp://", "http://"]
+        .iter()
+        .find_map(|scheme| v.strip_prefix(scheme));
+    match rest {
+        Some(rest) if !rest.is_empty() => Ok(v.to_string()),
+        _ => Err(ValueError::NotAnEndpoint),
+    }
+}
+
+pub(super) fn http_url(v: &str) -> Parsed<String> {
+    let rest = v
+        .strip_prefix("http://")
+        .or_else(|| v.strip_prefix("https://"));
+    match rest {
+        Some(rest) if !rest.is_empty() => Ok(v.to_string()),
+        _ => Err(ValueError::NotAnHttpUrl),
+    }
+}
+
+pub(super) fn qps(v: &str) -> Parsed<f64> {
+    match v.parse::<f64>() {
+        Ok(q) if q.is_finite() && q >= 0.0 => Ok(q),
+        _ => Err(ValueError::NotANonNegativeNumber),
+    }
+}
+
+pub(super) fn at_least_one(v: &str) -> Parsed<u32> {
+    match v.parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(ValueError::NotAtLeastOne),
+    }
+}
+
+pub(super) fn integer(v: &str) -> Parsed<i64> {
+    v.parse().map_err(|_| ValueError::NotAnInteger)
+}
+
+pub(super) fn port(v: &str) -> Parsed<u16> {
+    match v.parse::<u16>() {
+        Ok(p) if p != 0 => Ok(p),
+        _ => Err(ValueError::NotAPort),
+    }
+}
+
+/// Booleans as Go's `strconv.ParseBool` (the kubelet's) reads them.
+pub(super) fn boolean(v: &str) -> Parsed<bool> {
+    match v {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(ValueError::NotABoolean),
+    }
+}
+
+pub(super) fn exec_handler(v: &str) -> Parsed<ExecHandler> {
+    match v {
+        "native" => Ok(ExecHandler::Native),
+        "nsenter" => Ok(ExecHandler::Nsenter),
+        _ => Err(ValueError::NotAnExecHandler),
+    }
+}
+
+pub(super) fn log_format(v: &str) -> Parsed<LogFormat> {
+    match v {
+        "plain" => Ok(LogFormat::Plain),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(ValueError::NotALogFormat),
+    }
+}
+
+/// `Name:Value`; both sides are trimmed, the name must be an HTTP token.
+pub(super) fn header(v: &str) -> Parsed<(String, String)> {
+    let Some((name, value)) = v.split_once(':') else {
+        return Err(ValueError::NotAHeader);
+    };
+    let (name, value) = (name.trim(), value.trim());
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(token) {
+        return Err(ValueError::BadHeaderName);
+    }
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(ValueError::BadHeaderValue);
+    }
+    Ok((name.to_string(), value.to_string()))
+}
+
+/// Lowercased, then checked as a DNS-1123 subdomain, as the kubelet does with hostnames.
+pub(super) fn node_name(v: &str) -> Parsed<String> {
+    let name = v.trim().to_lowercase();
+    let label_ok = |l: &str| {
+        let b = l.as_bytes();
+        !b.is_empty()
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+    };
+    if name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err(ValueError::NotASubdomain);
+    }
+    Ok(name)
+}
+
+pub(super) fn positive_duration(v: &str) -> Parsed<Duration> {
+    match parse_duration(v)? {
+        Duration::ZERO => Err(ValueError::NotPositive),
+        d => Ok(d),
+    }
+}
+
+/// Parses a duration as Go's `time.ParseDuration` does, negative ones excepted: a sequence of
+/// decimal numbers, each with a unit among `ns`, `us`/`µs`, `ms`, `s`, `m`, `h` (`1m30s`,
+/// `1.5h`, `500ms`). A number without a unit is refused, except `0`.
+pub fn parse_duration(v: &str) -> Result<Duration, DurationError> {
+    if v == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if v.starts_with('-') {
+        return Err(DurationError::Negative);
+    }
+    let mut rest = v.strip_prefix('+').unwrap_or(v);
+    if rest.is_empty() {
+        return Err(DurationError::Malformed);
+    }
+    let mut total: u128 = 0;
+    while !rest.is_empty() {
+        let digits = |s: &str| s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let int_len = digits(rest);
+        let (int, after) = rest.split_at(int_len);
+        let (frac, after) = match after.strip_prefix('.') {
+            Some(after) => after.split_at(digits(after)),
+            None => ("", after),
+        };
+        if int.is_empty() && frac.is_empty() {
+            return Err(DurationError::Malformed);
+        }
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_len);
+        let nanos: u128 = match unit {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return Err(DurationError::Malformed),
+        };
+        let int: u128 = if int.is_empty() {
+            0
+        } else {
+            int.parse().map_err(|_| DurationError::Malformed)?
+        };
+        let frac = &frac[..frac.len().min(18)];
+        let frac_value: u128 = if frac.is_empty() {
+            0
+        } else {
+            frac.parse().map_err(|_| DurationError::Malformed)?
+        };
+        let scaled = frac_value * nanos / 10u128.pow(frac.len() as u32);
+        total = int
+            .checked_mul(nanos)
+            .and_then(|n| n.checked_add(scaled))
+            .and_then(|n| n.checked_add(total))
+            .filter(|n| *n <= u128::from(u64::MAX))
+            .ok_or(DurationError::TooLarge)?;
+        rest = after;
+    }
+    // `total` is at most u64::MAX by the filter above.
+    Ok(Duration::from_nanos(
+        u64::try_from(total).unwrap_or(u64::MAX),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{err, Fixture};
+    use super::super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn missing_or_file_manifest_dir_refused() {
+        let f = Fixture::new();
+        let missing = f.dir.path().join("nope");
+        let e = err(f.resolve(
+            &[&format!("--pod-manifest-path={}", missing.display())],
+            &[],
+        ));
+        assert!(
+            e.contains("--pod-manifest-path") && e.contains(&missing.display().to_string()),
+            "{e}"
+        );
+        assert!(e.contains("no such directory"), "{e}");
+        let file = f.file("plain", "");
+        let e = err(f.resolve(&[&format!("--pod-manifest-path={}", file.display())], &[]));
+        assert!(
+            e.contains("not a directory") && e.contains(&file.display().to_string()),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bool_flag_forms() {
+        let f = Fixture::new();
+        let s = f.resolve(
+            &[
+                "--serialize-image-pulls=false",
+                "--allow-privileged",
+                "--cpu-cfs-quota=false",
+            ],
+            &[],
+        );
+        let s = s.expect("resolves");
+        assert!(!s.serialize_image_pulls && s.allow_privileged && !s.cpu_cfs_quota);
+        let s = f
+            .resolve(&["--allow-privileged=true", "--serialize-image-pulls"], &[])
+            .expect("resolves");
+        assert!(s.allow_privileged && s.serialize_image_pulls);
+        let e = err(f.resolve(&["--allow-privileged=yes"], &[]));
+        assert!(
+            e.contains("--allow-privileged") && e.contains("\"yes\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn durations() {
+        let ok = [
+            ("500ms", 500),
+            ("10s", 10_000),
+            ("1m", 60_000),
+            ("1m30s", 90_000),
+            ("2h", 7_200_000),
+            ("1.5s", 1_500),
+            ("0", 0),
+            ("0s", 0),
+        ];
+        for (text, millis) in ok {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_millis(millis)),
+                "{text}"
+            );
+        }
+        for bad in ["10", "ten", "-1s", "", "1x", "s", "1m30", "1d"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn duration_flags() {
+        let f = Fixture::new();
+        let s = f
+            .resolve(
+                &[
+                    "--sync-frequency=1m30s",
+                    "--minimum-container-ttl-duration=0s",
+                ],
+                &[],
+            )
+            .expect("resolves");
+        assert_eq!(s.sync_frequency, Duration::from_secs(90));
+        assert_eq!(s.minimum_container_ttl_duration, Duration::ZERO);
+        let e = err(f.resolve(&["--file-check-frequency=10"], &[]));
+        assert!(
+            e.starts_with("invalid value \"10\" for --file-check-frequency:"),
+            "{e}"
+        );
+        let e = err(f.resolve(&["--sync-frequency=0s"], &[]));
+        assert!(e.contains("must be greater than 0"), "{e}");
+        let e = err(f.resolve(&[], &[("PODVISOR_HTTP_CHECK_FREQUENCY", "-1s")]));
+        assert!(
+            e.contains("negative") && e.contains("PODVISOR_HTTP_CHECK_FREQUENCY"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn negative_qps_names_flag_value_and_env() {
+        let f = Fixture::new();
+        let e = err(f.resolve(&[], &[("PODVISOR_REGISTRY_QPS", "-1")]));
+        assert_eq!(
+            e,
+            "invalid value \"-1\" for --registry-qps: must be a number >= 0 (from environment PODVISOR_REGISTRY_QPS)"
+        );
+        let e = err(f.resolve(&["--registry-qps=-1"], &[]));
+        assert!(e.ends_with("(from command line)"), "{e}");
+        for bad in ["NaN", "inf", "fast"] {
+            assert!(
+                f.resolve(&[&format!("--registry-qps={bad}")], &[]).is_err(),
+                "{bad}"
+            );
+        }
+        let s = f.resolve(&["--registry-qps=0"], &[]).expect("0 = no limit");
+        assert_eq!(s.registry_qps, 0.0);
+    }
+
+    #[test]
+    fn burst_must_be_positive() {
+        let f = Fixture::new();
+        let e = err(f.resolve(&["--registry-burst=0"], &[]));
+        assert!(e.contains("--registry-burst") && e.contains("\"0\""), "{e}");
+    }
+
+    #[test]
+    fn exec_handler_values() {
+        let f = Fixture::new();
+        let s = f
+            .resolve(&["--docker-exec-handler=nsenter"], &[])
+            .expect("resolves");
+        assert_eq!(s.docker_exec_handler, ExecHandler::Nsenter);
+        let e = err(f.resolve(&["--docker-exec-handler=ssh"], &[]));
+        assert!(
+            e.contains("--docker-exec-handler")
+                && e.contains("\"ssh\"")
+                && e.contains("native or nsenter"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn headers_repeated_or_comma_separated() {
+        let f = Fixture::new();
+        let s = f
+            .resolve(
+                &[
+                    "--manifest-url-header=A:1",
+                    "--manifest-url-header=B: two,C:x:y",
+                ],
+                &[],
+            )
+            .expect("resolves");
+        let pairs = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            s.manifest_url_header,
+            pairs(&[("A", "1"), ("B", "two"), ("C", "x:y")])
+        );
+        let s = f
+            .resolve(&[], &[("PODVISOR_MANIFEST_URL_HEADER", "X-Token:abc")])
+            .expect("resolves");
+        assert_eq!(s.manifest_url_header, pairs(&[("X-Token", "abc")]));
+        let e = err(f.resolve(&["--manifest-url-header=novalue"], &[]));
+        assert!(
+            e.contains("--manifest-url-header") && e.contains("\"novalue\""),
+            "{e}"
+        );
+        assert!(f
+            .resolve(&["--manifest-url-header=Bad Name:1"], &[])
+            .is_err());
+    }
+
+    #[test]
+    fn optional_strings() {
+        let f = Fixture::new();
+        let s = f
+            .resolve(&["--network-plugin=", "--manifest-url="], &[])
+            .expect("resolves");
+        assert_eq!((s.network_plugin, s.manifest_url), (None, None));
+        let s = f
+            .resolve(
+                &["--network-plugin=cni", "--manifest-url=https://x/pods"],
+                &[],
+            )
+            .expect("resolves");
+        assert_eq!(s.network_plugin.as_deref(), Some("cni"));
+        assert_eq!(s.manifest_url.as_deref(), Some("https://x/pods"));
+        let e = err(f.resolve(&["--manifest-url=ftp://x"], &[]));
+        assert!(
+            e.contains("--manifest-url") && e.contains("\"ftp://x\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn node_name_rules() {
+        let f = Fixture::new();
+        assert_eq!(
+            f.resolve(&["--node-name=Node-1.Example"], &[])
+                .expect("ok")
+                .node_name,
+            "node-1.example"
+        );
+        for bad in ["my_host", "-a", "a..b", "a-"] {
+            let e = err(f.resolve(&[&format!("--node-name={bad}")], &[]));
+            assert!(e.contains("--node-name") && e.contains("DNS-1123"), "{e}");
+        }
+    }
+
+    #[test]
+    fn address_port_endpoint() {
+        let f = Fixture::new();
+        let s = f
+            .resolve(&["--address=::1", "--port=8080"], &[])
+            .expect("resolves");
+        assert_eq!((s.address, s.port), ("::1".parse().expect("ip"), 8080));
+        assert!(err(f.resolve(&["--port=0"], &[])).contains("--port"));
+        assert!(err(f.resolve(&["--port=70000"], &[])).contains("\"70000\""));
+        assert!(err(f.resolve(&["--address=localhost"], &[])).contains("--address"));
+        let e = err(f.resolve(&["--docker-endpoint=/var/run/docker.sock"], &[]));
+        assert!(
+            e.contains("--docker-endpoint") && e.contains("unix://"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn dead_container_limits_take_any_integer() {
+        let f = Fixture::new();
+        let s = f
+            .resolve(
+                &[
+                    "--maximum-dead-containers=-1",
+                    "--maximum-dead-containers-per-container=0",
+                ],
+                &[],
+            )
+            .expect("resolves");
+        assert_eq!(
+            (
+                s.maximum_dead_containers,
+                s.maximum_dead_containers_per_container
+            ),
+            (-1, 0)
+        );
+        assert!(err(f.resolve(&["--maximum-dead-containers=1.5"], &[])).contains("integer"));
+    }
+}

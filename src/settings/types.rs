@@ -1,0 +1,124 @@
+//! The resolved settings and their typed values.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How commands are run inside containers (`--docker-exec-handler`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecHandler {
+    /// Docker's own exec API.
+    Native,
+    /// `nsenter` into the container's namespaces.
+    Nsenter,
+}
+
+/// Format of log lines (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The checked settings of `podvisor run`; each field is named as its flag, in snake_case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Directory of Pod manifests (exists when resolved).
+    pub pod_manifest_path: PathBuf,
+    /// Docker endpoint: `unix://…`, `tcp://…` or `http://…`.
+    pub docker_endpoint: String,
+    /// Directory for podvisor's own state.
+    pub root_dir: PathBuf,
+    /// Image of each pod's infra (pause) container.
+    pub pod_infra_container_image: String,
+    /// Image pulls per second; 0 = no limit.
+    pub registry_qps: f64,
+    /// Largest burst of image pulls (>= 1).
+    pub registry_burst: u32,
+    /// Pull one image at a time.
+    pub serialize_image_pulls: bool,
+    /// Most image pulls at once (>= 1); above 1 only when `serialize_image_pulls` is false.
+    pub max_parallel_image_pulls: Option<u32>,
+    /// How to exec into containers.
+    pub docker_exec_handler: ExecHandler,
+    /// Enforce CPU limits with CFS quota.
+    pub cpu_cfs_quota: bool,
+    /// Network plugin, `None` for none.
+    pub network_plugin: Option<String>,
+    /// Directory of network plugins.
+    pub network_plugin_dir: PathBuf,
+    /// Period between syncs (> 0).
+    pub sync_frequency: Duration,
+    /// Period between checks of the manifest directory (> 0).
+    pub file_check_frequency: Duration,
+    /// Period between fetches of `manifest_url` (> 0).
+    pub http_check_frequency: Duration,
+    /// URL of more manifests (http:// or https://).
+    pub manifest_url: Option<String>,
+    /// Headers sent with `manifest_url` requests, `(name, value)`, in the order given.
+    pub manifest_url_header: Vec<(String, String)>,
+    /// Cancel an image pull that makes no progress for this long (> 0).
+    pub image_pull_progress_deadline: Duration,
+    /// Docker `config.json` with registry credentials.
+    pub image_credential_file: Option<PathBuf>,
+    /// Allow privileged containers.
+    pub allow_privileged: bool,
+    /// Absolute paths that hostPath volumes may use; empty = none.
+    pub allowed_host_paths: Vec<PathBuf>,
+    /// Least age of a dead container before it may be removed.
+    pub minimum_container_ttl_duration: Duration,
+    /// Dead containers kept per container; negative = no limit.
+    pub maximum_dead_containers_per_container: i64,
+    /// Dead containers kept in all; negative = no limit.
+    pub maximum_dead_containers: i64,
+    /// Name of this node (a lowercase DNS-1123 subdomain).
+    pub node_name: String,
+    /// Address of the HTTP server.
+    pub address: IpAddr,
+    /// Port of the HTTP server (not 0).
+    pub port: u16,
+    /// Format of log lines.
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// Nothing given yet: what [`resolve`](super::resolve) fills in key by key, from the
+    /// default layer up. Empty, zero, `false` or the first variant everywhere; none of these
+    /// is a default: a key with a built-in value always gets it from the default layer, and
+    /// the others (no default, or none on this machine) are `None` or empty here, or must
+    /// be given.
+    pub(super) fn unset() -> Settings {
+        Settings {
+            pod_manifest_path: PathBuf::new(),
+            docker_endpoint: String::new(),
+            root_dir: PathBuf::new(),
+            pod_infra_container_image: String::new(),
+            registry_qps: 0.0,
+            registry_burst: 0,
+            serialize_image_pulls: false,
+            max_parallel_image_pulls: None,
+            docker_exec_handler: ExecHandler::Native,
+            cpu_cfs_quota: false,
+            network_plugin: None,
+            network_plugin_dir: PathBuf::new(),
+            sync_frequency: Duration::ZERO,
+            file_check_frequency: Duration::ZERO,
+            http_check_frequency: Duration::ZERO,
+            manifest_url: None,
+            manifest_url_header: Vec::new(),
+            image_pull_progress_deadline: Duration::ZERO,
+            image_credential_file: None,
+            allow_privileged: false,
+            allowed_host_paths: Vec::new(),
+            minimum_container_ttl_duration: Duration::ZERO,
+            maximum_dead_containers_per_container: 0,
+            maximum_dead_containers: 0,
+            node_name: String::new(),
+            address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: 0,
+            log_format: LogFormat::Plain,
+        }
+    }
+}
