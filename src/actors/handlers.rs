@@ -16,6 +16,15 @@ use tokio::net::TcpStream;
 use crate::runtime::{ContainerRuntime, ExecOutput, ExecRequest, RuntimeError};
 use crate::settings::ExecHandler;
 
+/// A port an `httpGet` or `tcpSocket` action cannot reach.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    #[error("invalid port {0}")]
+    Invalid(i32),
+    #[error("no container port named {0:?}")]
+    NoSuchName(String),
+}
+
 /// How to reach a container for an action.
 #[derive(Debug, Clone)]
 pub struct Target<'a> {
@@ -31,7 +40,7 @@ pub struct Target<'a> {
 impl Target<'_> {
     /// Where an `httpGet` or `tcpSocket` action connects: its `host`, or
     /// the pod's IP, and its port by number or name.
-    fn endpoint(&self, host: Option<&str>, port: &IntOrString) -> Result<(String, u16), String> {
+    fn endpoint(&self, host: Option<&str>, port: &IntOrString) -> Result<(String, u16), PortError> {
         let port = resolve_port(port, self.container)?;
         let host = host.filter(|h| !h.is_empty()).unwrap_or(self.pod_ip);
         Ok((host.to_string(), port))
@@ -58,12 +67,12 @@ impl Verdict {
 }
 
 /// Resolves a port given by number or by container port name.
-pub fn resolve_port(port: &IntOrString, container: &Container) -> Result<u16, String> {
+pub fn resolve_port(port: &IntOrString, container: &Container) -> Result<u16, PortError> {
     match port {
         IntOrString::Int(n) => u16::try_from(*n)
             .ok()
             .filter(|p| *p > 0)
-            .ok_or_else(|| format!("invalid port {n}")),
+            .ok_or(PortError::Invalid(*n)),
         IntOrString::String(name) => {
             if let Ok(n) = name.parse::<u16>() {
                 return Ok(n);
@@ -74,7 +83,7 @@ pub fn resolve_port(port: &IntOrString, container: &Container) -> Result<u16, St
                 .flatten()
                 .find(|p| p.name.as_deref() == Some(name.as_str()))
                 .and_then(|p| u16::try_from(p.container_port).ok())
-                .ok_or_else(|| format!("no container port named {name:?}"))
+                .ok_or_else(|| PortError::NoSuchName(name.clone()))
         }
     }
 }
@@ -161,7 +170,7 @@ pub async fn nsenter(
 pub async fn http_get(target: &Target<'_>, action: &HTTPGetAction, timeout: Duration) -> Verdict {
     let (host, port) = match target.endpoint(action.host.as_deref(), &action.port) {
         Ok(e) => e,
-        Err(e) => return Verdict::Failure(e),
+        Err(e) => return Verdict::Failure(e.to_string()),
     };
     if action
         .scheme
@@ -238,7 +247,7 @@ async fn get_status(
 pub async fn tcp(target: &Target<'_>, action: &TCPSocketAction, timeout: Duration) -> Verdict {
     let (host, port) = match target.endpoint(action.host.as_deref(), &action.port) {
         Ok(e) => e,
-        Err(e) => return Verdict::Failure(e),
+        Err(e) => return Verdict::Failure(e.to_string()),
     };
     match tokio::time::timeout(timeout, TcpStream::connect((host.as_str(), port))).await {
         Ok(Ok(_)) => Verdict::Success(String::new()),
@@ -299,6 +308,7 @@ mod tests {
         assert_eq!(resolve_port(&IntOrString::String("81".into()), &c), Ok(81));
         assert!(resolve_port(&IntOrString::String("grpc".into()), &c)
             .unwrap_err()
+            .to_string()
             .contains("grpc"));
         assert!(resolve_port(&IntOrString::Int(0), &c).is_err());
         assert!(resolve_port(&IntOrString::Int(70000), &c).is_err());
