@@ -1,7 +1,7 @@
 //! Container resources: Kubernetes quantities, the engine's CPU shares, CFS
 //! quota and memory limit (DESIGN.md §4), and the node's admission check.
 //!
-//! Everything here is pure except [`node_capacity`], which reads the machine.
+//! Pure: the node's capacity is read by [`crate::host::node_capacity`].
 //!
 //! # Quantities
 //!
@@ -365,53 +365,6 @@ pub struct NodeCapacity {
     pub cpu_millis: i64,
     /// Bytes of memory.
     pub memory_bytes: i64,
-}
-
-/// `MemTotal` of a `/proc/meminfo` text, in bytes.
-fn meminfo_total_bytes(meminfo: &str) -> Option<i64> {
-    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let mut words = line["MemTotal:".len()..].split_whitespace();
-    let value: i64 = words.next()?.parse().ok()?;
-    let factor = match words.next() {
-        Some("kB") => 1024,
-        None => 1,
-        Some(_) => return None,
-    };
-    value.checked_mul(factor)
-}
-
-/// The number of `processor` entries of a `/proc/cpuinfo` text.
-fn cpuinfo_processors(cpuinfo: &str) -> usize {
-    cpuinfo
-        .lines()
-        .filter(|l| l.split(':').next().is_some_and(|k| k.trim() == "processor"))
-        .count()
-}
-
-/// The machine's capacity: the CPUs this process may use
-/// (`available_parallelism`, which honours affinity and cgroup quotas;
-/// else the `processor` entries of `/proc/cpuinfo`; else 1) and `MemTotal`
-/// from `/proc/meminfo`. When the memory total cannot be read it is
-/// `i64::MAX`: memory admission is then effectively off (and a warning logged).
-pub fn node_capacity() -> NodeCapacity {
-    let cpus = std::thread::available_parallelism()
-        .ok()
-        .map(|n| n.get())
-        .or_else(|| {
-            let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
-            Some(cpuinfo_processors(&text)).filter(|n| *n > 0)
-        })
-        .unwrap_or(1);
-    let memory = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|text| meminfo_total_bytes(&text));
-    if memory.is_none() {
-        tracing::warn!("cannot read MemTotal from /proc/meminfo; memory admission is off");
-    }
-    NodeCapacity {
-        cpu_millis: i64::try_from(cpus).unwrap_or(i64::MAX / 1000) * 1000,
-        memory_bytes: memory.unwrap_or(i64::MAX),
-    }
 }
 
 /// Why the node refuses a pod, as the kubelet reports it in the pod's status.
@@ -854,22 +807,5 @@ mod tests {
             "{}",
             e.message
         );
-    }
-
-    #[test]
-    fn meminfo_and_cpuinfo_parsing() {
-        let meminfo = "MemTotal:       24684084 kB\nMemFree:         1000 kB\n";
-        assert_eq!(meminfo_total_bytes(meminfo), Some(24_684_084 * 1024));
-        assert_eq!(meminfo_total_bytes("MemFree: 1 kB\n"), None);
-        assert_eq!(meminfo_total_bytes("MemTotal: x kB\n"), None);
-        let cpuinfo = "processor\t: 0\nmodel name\t: x\n\nprocessor\t: 1\nmodel name\t: x\n";
-        assert_eq!(cpuinfo_processors(cpuinfo), 2);
-    }
-
-    #[test]
-    fn node_capacity_reads_this_machine() {
-        let n = node_capacity();
-        assert!(n.cpu_millis >= 1000 && n.cpu_millis % 1000 == 0, "{n:?}");
-        assert!(n.memory_bytes > 0, "{n:?}");
     }
 }
