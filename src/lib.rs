@@ -33,8 +33,8 @@
 //! - [`spec`]: pure translation of a pod into the engine's create requests:
 //!   admission, environment, resources, security, volumes.
 //! - [`host`]: the [`host::Host`] seam to the node (directories, tmpfs
-//!   mounts, `/proc`), `RealHost`, (feature `test-util`) `FakeHost`; reads
-//!   the node's capacity.
+//!   mounts, `/proc`), `RealHost`, (feature `test-util`) `FakeHost`; carries
+//!   out the volume plans of [`spec::volumes`] and reads the node's capacity.
 //! - [`runtime`]: the [`runtime::ContainerRuntime`] seam, its bollard
 //!   implementation, the bounded (timed) wrapper, registry credentials and
 //!   (feature `test-util`) `FakeDocker`.

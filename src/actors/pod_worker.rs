@@ -25,10 +25,11 @@ use crate::actors::handlers;
 use crate::decide::backoff::Backoff;
 use crate::decide::plan::{self, Desired, Observed, PodActions, StartReason};
 use crate::decide::status::{self, Waiting};
+use crate::host;
 use crate::model::naming::{self, ContainerName, Kind, PodLabels};
 use crate::runtime::{ContainerDetails, ContainerState, ImageInfo, RuntimeError};
 use crate::spec::containers::{self, PodIdentity};
-use crate::spec::volumes::{self, PodVolumes};
+use crate::spec::volumes::PodVolumes;
 
 /// How many plan/execute rounds one sync may take before it yields: a pod
 /// converges in one or two; the bound stops a container that dies at once
@@ -704,16 +705,23 @@ impl SyncJob {
     async fn setup_volumes(&self) -> std::io::Result<()> {
         let vols = self.volumes.clone();
         let dir = self.deps.node.rules.pod_dir(&self.uid);
-        tokio::task::spawn_blocking(move || volumes::setup_volumes(&vols, &dir))
-            .await
-            .map_err(std::io::Error::other)?
+        let h = self.deps.host.clone();
+        tokio::task::spawn_blocking(move || {
+            host::setup_volumes(&*h, &vols, &dir).map_err(std::io::Error::from)
+        })
+        .await
+        .map_err(std::io::Error::other)?
     }
 
     /// Removes the pod's directory (volumes, termination logs) once its
     /// containers are gone.
     async fn teardown(&self) {
         let dir = self.deps.node.rules.pod_dir(&self.uid);
-        let result = tokio::task::spawn_blocking(move || volumes::teardown_volumes(&dir)).await;
+        let h = self.deps.host.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            host::teardown_volumes(&*h, &dir).map_err(std::io::Error::from)
+        })
+        .await;
         if let Ok(Err(e)) | Err(e) = result.map_err(std::io::Error::other) {
             tracing::warn!(pod = %self.uid, error = %e, "cannot remove the pod's directory");
         }
@@ -752,8 +760,8 @@ impl SyncJob {
         let (uid, rules, vols) = (&self.uid, &self.deps.node.rules, &self.volumes);
         let config =
             containers::configure(pod, uid, c, rules, vols, pod_ip, image_user, Some(&log))?;
-        let (c2, vols2) = (c.clone(), vols.clone());
-        tokio::task::spawn_blocking(move || volumes::check_subpaths(&c2, &vols2))
+        let (c2, vols2, h) = (c.clone(), vols.clone(), self.deps.host.clone());
+        tokio::task::spawn_blocking(move || host::check_subpaths(&*h, &c2, &vols2))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;

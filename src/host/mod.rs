@@ -6,15 +6,19 @@
 //! the `test-util` feature) keeps an in-memory tree, records every call and
 //! fails on demand.
 //!
+//! - [`volumes`]: carries out the pod volume plans of
+//!   [`crate::spec::volumes`] (directories, tmpfs, `hostPath` checks,
+//!   `subPath` checks, teardown) through a [`Host`].
 //! - [`machine`]: the node's capacity (CPUs, memory) for admission.
 //!
-//! The trait's file operations return plain [`io::Error`]s; callers say
-//! what was being done (`mkdir /x: …`).
+//! The trait's file operations return plain [`io::Error`]s; [`volumes`]
+//! says what was being done (`mkdir /x: …`).
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod fake;
 pub mod machine;
 mod real;
+pub mod volumes;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -22,6 +26,7 @@ use std::process::ExitStatus;
 
 pub use machine::node_capacity;
 pub use real::RealHost;
+pub use volumes::{check_subpaths, setup_volumes, teardown_volumes, Failure, VolumeError};
 
 /// What a path is, as `stat` or `lstat` sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

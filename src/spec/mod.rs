@@ -6,8 +6,8 @@
 //!   [`crate::host::node_capacity`]).
 //! - [`env`](mod@env): a container's environment (`$(VAR)` expansion, the
 //!   downward API).
-//! - [`volumes`]: emptyDir and hostPath volumes, their binds, setup and
-//!   teardown.
+//! - [`volumes`]: emptyDir and hostPath volumes, their binds, and what they
+//!   need on the host (carried out by [`crate::host::volumes`]).
 //! - [`security`]: users, groups, capabilities, privileged, `runAsNonRoot`.
 
 pub mod containers;
