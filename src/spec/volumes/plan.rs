@@ -116,8 +116,9 @@ pub fn plan_volumes(
                             None => None,
                             Some(q) => {
                                 let path = format!("{p}.emptyDir.sizeLimit");
-                                let bytes = resources::parse_bytes(&q.0)
-                                    .map_err(|err| FieldError::invalid(path.clone(), &q.0, &err))?;
+                                let bytes = resources::parse_bytes(&q.0).map_err(|err| {
+                                    FieldError::invalid(path.clone(), &q.0, &err.to_string())
+                                })?;
                                 if bytes < 0 {
                                     return Err(FieldError::invalid(
                                         path,
