@@ -759,7 +759,8 @@ impl SyncJob {
             .map_err(|e| format!("{}: {e}", log.display()))?;
         let (uid, rules, vols) = (&self.uid, &self.deps.node.rules, &self.volumes);
         let config =
-            containers::configure(pod, uid, c, rules, vols, pod_ip, image_user, Some(&log))?;
+            containers::configure(pod, uid, c, rules, vols, pod_ip, image_user, Some(&log))
+                .map_err(|e| e.to_string())?;
         let (c2, vols2, h) = (c.clone(), vols.clone(), self.deps.host.clone());
         tokio::task::spawn_blocking(move || host::check_subpaths(&*h, &c2, &vols2))
             .await
