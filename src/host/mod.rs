@@ -95,8 +95,8 @@ pub trait Host: Send + Sync {
     fn remove_dir_all(&self, path: &Path) -> io::Result<()>;
     /// Every mount point of the node's mount table, in its order.
     fn mount_points(&self) -> io::Result<Vec<PathBuf>>;
-    /// Mounts a tmpfs on `dir` (`mount -t tmpfs [-o size=<bytes>] tmpfs
-    /// <dir>`); a size of `None` or 0 leaves the kernel's default.
+    /// Mounts a tmpfs on `dir`: `mount -t tmpfs [-o size=BYTES] tmpfs DIR`;
+    /// a size of `None` or 0 leaves the kernel's default.
     fn mount_tmpfs(&self, dir: &Path, size: Option<i64>) -> Result<(), CommandError>;
     /// Unmounts what is mounted on `dir` (`umount <dir>`).
     fn unmount(&self, dir: &Path) -> Result<(), CommandError>;
