@@ -69,7 +69,7 @@ pub fn start(
             cfs_quota: settings.cpu_cfs_quota,
             allow_privileged: settings.allow_privileged,
             allowed_host_paths: settings.allowed_host_paths.clone(),
-            capacity: crate::spec::resources::node_capacity(),
+            capacity: crate::host::node_capacity(&crate::host::RealHost),
         },
     };
     let puller = puller_config(settings, credentials);

@@ -4,12 +4,14 @@
 //! # Layout
 //!
 //! Four floors, each using only the ones below it: the vocabulary, pure
-//! decisions and translations, effects in actors, and one seam to Docker.
+//! decisions and translations, effects in actors (and on the node in host),
+//! and one seam to Docker.
 //!
 //! ```text
 //!  daemon ─ wires the actors for `podvisor run`; api ─ the HTTP API
 //!  actors/   effects: Supervisor, PodWorker, ImagePuller, Prober,
 //!            Readiness, ContainerRefs, events, manifest sources
+//!  host/     effects on the node: pod dirs, tmpfs, /proc (Host, FakeHost)
 //!  decide/   what to do, no I/O: plan, status, back-off, probe counting
 //!  spec/     what to ask the engine, no I/O: Pod → create requests
 //!  manifest/ read, default and validate manifests
@@ -30,6 +32,9 @@
 //!   thresholds.
 //! - [`spec`]: pure translation of a pod into the engine's create requests:
 //!   admission, environment, resources, security, volumes.
+//! - [`host`]: the [`host::Host`] seam to the node (directories, tmpfs
+//!   mounts, `/proc`), `RealHost`, (feature `test-util`) `FakeHost`; carries
+//!   out the volume plans of [`spec::volumes`] and reads the node's capacity.
 //! - [`runtime`]: the [`runtime::ContainerRuntime`] seam, its bollard
 //!   implementation, the bounded (timed) wrapper, registry credentials and
 //!   (feature `test-util`) `FakeDocker`.
@@ -52,6 +57,7 @@ pub mod actors;
 pub mod api;
 pub mod daemon;
 pub mod decide;
+pub mod host;
 pub mod manifest;
 pub mod model;
 pub mod runtime;

@@ -128,6 +128,8 @@ pub struct Deps {
     /// The event recorder, and the events it keeps (for readers).
     pub events: Addr<events::Recorder>,
     pub event_store: events::EventView,
+    /// The node's file system and mounts (pod directories, volumes).
+    pub host: Arc<dyn crate::host::Host>,
 }
 
 impl Deps {
@@ -169,6 +171,7 @@ impl Deps {
             runtime,
             node: Arc::new(node),
             clock,
+            host: Arc::new(crate::host::RealHost),
         }
     }
 }

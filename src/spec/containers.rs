@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use crate::decide::status::Refusal;
+use crate::manifest::FieldError;
 use crate::model::naming::{self, ContainerName, Kind, PodLabels};
 use crate::runtime::{CreateSpec, PortMapping, Resources};
 use crate::spec::env::{self, EnvContext};
@@ -227,6 +228,18 @@ pub struct ContainerConfig {
     pub user: Option<String>,
 }
 
+/// Why a container's configuration cannot be decided: its
+/// `CreateContainerConfigError` message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A field of the spec (environment, resources, security, mounts).
+    #[error(transparent)]
+    Field(#[from] FieldError),
+    /// `runAsNonRoot` against the image's user.
+    #[error(transparent)]
+    NonRoot(#[from] security::NonRootError),
+}
+
 /// Decides a container's configuration; an error is the container's
 /// `CreateContainerConfigError` message.
 #[allow(clippy::too_many_arguments)]
@@ -239,7 +252,7 @@ pub fn configure(
     pod_ip: &str,
     image_user: &str,
     termination_log: Option<&Path>,
-) -> Result<ContainerConfig, String> {
+) -> Result<ContainerConfig, ConfigError> {
     let path = container_path(pod, &c.name);
     let ctx = EnvContext {
         pod,
@@ -251,14 +264,12 @@ pub fn configure(
         node_memory_bytes: rules.capacity.memory_bytes,
         node_ephemeral_storage_bytes: i64::MAX,
     };
-    let env = env::container_env(c, &path, &ctx).map_err(|e| e.to_string())?;
-    let resources =
-        resources::container_resources(c, &path, rules.cfs_quota).map_err(|e| e.to_string())?;
-    let security = security::container_security(pod, c, &path, rules.allow_privileged)
-        .map_err(|e| e.to_string())?;
+    let env = env::container_env(c, &path, &ctx)?;
+    let resources = resources::container_resources(c, &path, rules.cfs_quota)?;
+    let security = security::container_security(pod, c, &path, rules.allow_privileged)?;
     let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
     security::check_non_root(&security, image_user, pod_name, &c.name)?;
-    let mut binds = volumes::container_mounts(c, &path, vols).map_err(|e| e.to_string())?;
+    let mut binds = volumes::container_mounts(c, &path, vols)?;
     if let Some(log) = termination_log {
         let target = c
             .termination_message_path
@@ -434,8 +445,9 @@ mod tests {
                 ..Default::default()
             });
         let c = p.spec.as_ref().unwrap().containers[0].clone();
-        let e =
-            configure(&p, "u1", &c, &rules(), &PodVolumes::default(), "", "", None).unwrap_err();
+        let e = configure(&p, "u1", &c, &rules(), &PodVolumes::default(), "", "", None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("runAsNonRoot and image will run as root"), "{e}");
         assert!(configure(
             &p,

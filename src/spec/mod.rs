@@ -2,11 +2,12 @@
 //!
 //! - [`containers`]: admission and each container's create request.
 //! - [`resources`]: quantities, CPU shares / CFS quota / memory limit, and
-//!   the node's admission of a pod.
+//!   the node's admission of a pod (its capacity is read by
+//!   [`crate::host::node_capacity`]).
 //! - [`env`](mod@env): a container's environment (`$(VAR)` expansion, the
 //!   downward API).
-//! - [`volumes`]: emptyDir and hostPath volumes, their binds, setup and
-//!   teardown.
+//! - [`volumes`]: emptyDir and hostPath volumes, their binds, and what they
+//!   need on the host (carried out by [`crate::host::volumes`]).
 //! - [`security`]: users, groups, capabilities, privileged, `runAsNonRoot`.
 
 pub mod containers;

@@ -4,6 +4,7 @@
 //! `SyncResult`), from which the worker's memory, and so the status, is
 //! updated in one place.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -16,12 +17,35 @@ use crate::actors::image_puller::EnsureImage;
 use crate::actors::registries::{ContainerRef, SetRef};
 use crate::decide::plan::{self, Observed, PodActions, StartReason};
 use crate::decide::status::Waiting;
+use crate::host;
 use crate::model::naming::Kind;
 use crate::model::pod::pull_policy;
 use crate::model::{PodExt, PullPolicy, WaitingReason};
 use crate::runtime::{ContainerState, ImageInfo, RuntimeError};
 use crate::spec::containers::{self, PodIdentity};
-use crate::spec::volumes;
+
+/// Why a container's configuration could not be made: the message of its
+/// `CreateContainerConfigError`.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ConfigureError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Config(#[from] containers::ConfigError),
+    #[error(transparent)]
+    SubPath(#[from] host::VolumeError),
+    /// The blocking check did not finish (it panicked).
+    #[error("{0}")]
+    Task(String),
+}
+
+/// A postStart hook failed: its message (the container is being killed).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(super) struct HookFailed(String);
 
 /// What a preStop hook leaves of the grace period, at the least.
 const MIN_GRACE_AFTER_HOOK: Duration = Duration::from_secs(2);
@@ -215,7 +239,8 @@ impl SyncJob {
                 .await
             {
                 Ok(config) => config,
-                Err(message) => {
+                Err(e) => {
+                    let message = e.to_string();
                     self.record(&c.name, true, "Failed", format!("Error: {message}"));
                     result.wait(&c.name, WaitingReason::CreateContainerConfigError, message);
                     result.again(RETRY_AFTER);
@@ -268,18 +293,25 @@ impl SyncJob {
     async fn setup_volumes(&self) -> std::io::Result<()> {
         let vols = self.volumes.clone();
         let dir = self.deps.node.rules.pod_dir(&self.uid);
-        tokio::task::spawn_blocking(move || volumes::setup_volumes(&vols, &dir))
-            .await
-            .map_err(std::io::Error::other)?
+        let h = self.deps.host.clone();
+        tokio::task::spawn_blocking(move || {
+            host::setup_volumes(&*h, &vols, &dir).map_err(std::io::Error::from)
+        })
+        .await
+        .map_err(std::io::Error::other)?
     }
 
     /// Removes the pod's directory (volumes, termination logs) once its
     /// containers are gone.
     pub(super) async fn teardown(&self) {
         let dir = self.deps.node.rules.pod_dir(&self.uid);
-        let result = tokio::task::spawn_blocking(move || volumes::teardown_volumes(&dir)).await;
+        let h = self.deps.host.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            host::teardown_volumes(&*h, &dir).map_err(std::io::Error::from)
+        })
+        .await;
         if let Ok(Err(e)) | Err(e) = result.map_err(std::io::Error::other) {
-            tracing::warn!(pod = %self.uid, error = %e, "cannot remove the pod's directory");
+            tracing::warn!(error = %e, "cannot remove the pod's directory");
         }
     }
 
@@ -292,24 +324,23 @@ impl SyncJob {
         attempt: u32,
         pod_ip: &str,
         image_user: &str,
-    ) -> Result<containers::ContainerConfig, String> {
+    ) -> Result<containers::ContainerConfig, ConfigureError> {
         let log = self.termination_log(&c.name, attempt);
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ConfigureError::Io { path, source }
+        };
         if let Some(dir) = log.parent() {
-            tokio::fs::create_dir_all(dir)
-                .await
-                .map_err(|e| format!("{}: {e}", dir.display()))?;
+            tokio::fs::create_dir_all(dir).await.map_err(io(dir))?;
         }
-        tokio::fs::write(&log, b"")
-            .await
-            .map_err(|e| format!("{}: {e}", log.display()))?;
+        tokio::fs::write(&log, b"").await.map_err(io(&log))?;
         let (uid, rules, vols) = (&self.uid, &self.deps.node.rules, &self.volumes);
         let config =
             containers::configure(pod, uid, c, rules, vols, pod_ip, image_user, Some(&log))?;
-        let (c2, vols2) = (c.clone(), vols.clone());
-        tokio::task::spawn_blocking(move || volumes::check_subpaths(&c2, &vols2))
+        let (c2, vols2, h) = (c.clone(), vols.clone(), self.deps.host.clone());
+        tokio::task::spawn_blocking(move || host::check_subpaths(&*h, &c2, &vols2))
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ConfigureError::Task(e.to_string()))??;
         Ok(config)
     }
 
@@ -341,7 +372,7 @@ impl SyncJob {
                 },
             );
         } else {
-            tracing::info!(pod = %self.uid, reason = ?k.reason, "Stopping infra container");
+            tracing::info!(reason = ?k.reason, "Stopping infra container");
         }
         let mut left = grace;
         let pre_stop = self
@@ -376,7 +407,7 @@ impl SyncJob {
 
     /// Runs a started container's postStart hook; on failure the container
     /// is killed and the restart policy decides what follows.
-    async fn post_start(&self, c: &Container, id: &str, pod_ip: &str) -> Result<(), String> {
+    async fn post_start(&self, c: &Container, id: &str, pod_ip: &str) -> Result<(), HookFailed> {
         let Some(hook) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) else {
             return Ok(());
         };
@@ -406,7 +437,7 @@ impl SyncJob {
             format!("PostStartHook failed: {message}"),
         );
         let _ = self.deps.runtime.stop_container(id, grace).await;
-        Err(message)
+        Err(HookFailed(message))
     }
 
     /// Creates and starts a container; a name already taken means an earlier
