@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::decide::probe::ProbeState;
 use crate::model::naming::{Kind, PodLabels};
-use crate::model::{PodExt, RestartPolicy, TerminatedReason, WaitingReason};
+use crate::model::{PodExt, RefusalReason, RestartPolicy, TerminatedReason, WaitingReason};
 use crate::runtime::{self, ContainerDetails};
 
 /// Why a container is not running, as a waiting state shows it.
@@ -94,8 +94,7 @@ fn condition(kind: &str, ok: bool) -> PodCondition {
 /// unsupported volume): it is `Failed` with this reason and message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    /// `OutOfcpu`, `OutOfmemory`, `UnsupportedVolume`, ...
-    pub reason: String,
+    pub reason: RefusalReason,
     pub message: String,
 }
 
@@ -208,7 +207,7 @@ pub fn pod_status(pod: &Pod, containers: &[ContainerDetails], facts: &Facts<'_>)
     if let Some(r) = facts.refused {
         return PodStatus {
             phase: Some("Failed".into()),
-            reason: Some(r.reason.clone()),
+            reason: Some(r.reason.to_string()),
             message: Some(r.message.clone()),
             host_ip: Some(facts.host_ip.to_string()),
             ..Default::default()
@@ -691,7 +690,7 @@ mod tests {
     fn a_refused_pod_is_failed_with_the_reason() {
         let p = pod("Always", &["a"], &[]);
         let r = Refusal {
-            reason: "OutOfcpu".into(),
+            reason: RefusalReason::OutOfcpu,
             message: "Node didn't have enough resource: cpu".into(),
         };
         let facts = Facts {

@@ -75,4 +75,4 @@ pub mod reason;
 
 pub use pod::PodExt;
 pub use policy::{PullPolicy, RestartPolicy};
-pub use reason::{TerminatedReason, WaitingReason};
+pub use reason::{RefusalReason, TerminatedReason, WaitingReason};

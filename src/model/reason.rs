@@ -22,6 +22,25 @@ api_enum!(
 );
 
 api_enum!(
+    /// Why the node refuses a pod: the `Failed` pod's `status.reason`.
+    RefusalReason {
+        /// Its CPU request exceeds what the node can give.
+        OutOfcpu,
+        /// Its memory request exceeds what the node can give.
+        OutOfmemory,
+        /// Its resources cannot be read.
+        UnexpectedAdmissionError,
+        /// A volume type podvisor does not run (configMap, PVC, ...).
+        UnsupportedVolume,
+        InvalidVolume,
+        /// A security setting the node does not allow (privileged, ...).
+        Forbidden,
+        InvalidResources,
+        InvalidVolumeMount,
+    }
+);
+
+api_enum!(
     /// Why a container is `Terminated`.
     TerminatedReason { Completed, Error, OOMKilled }
 );

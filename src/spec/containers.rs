@@ -8,10 +8,12 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use crate::decide::status::Refusal;
 use crate::manifest::FieldError;
 use crate::model::naming::{self, ContainerName, Kind, PodLabels};
+use crate::model::RefusalReason;
 use crate::runtime::{CreateSpec, PortMapping, Resources};
 use crate::spec::env::{self, EnvContext};
 use crate::spec::resources::{self, NodeCapacity};
 use crate::spec::security::{self, Security};
+use crate::spec::volumes::VolumeRefusal;
 use crate::spec::volumes::{self, PodVolumes};
 
 /// Who the pod is, as the naming needs it.
@@ -174,18 +176,20 @@ pub fn container_path(pod: &Pod, name: &str) -> String {
 /// created: admission against the node's capacity, the volumes, and the
 /// security policy. A refusal leaves the pod `Failed` with the reason.
 pub fn admit_pod(pod: &Pod, uid: &str, rules: &NodeRules) -> Result<PodVolumes, Refusal> {
+    let refuse = |reason: RefusalReason| {
+        move |e: &dyn std::fmt::Display| Refusal {
+            reason,
+            message: e.to_string(),
+        }
+    };
     resources::admit(pod, &rules.capacity).map_err(|r| Refusal {
-        reason: r.reason.to_string(),
+        reason: r.reason,
         message: r.message,
     })?;
     let vols = volumes::plan_volumes(pod, uid, &rules.root_dir, &rules.allowed_host_paths)
-        .map_err(|e| Refusal {
-            reason: if e.message.contains("is not supported") {
-                "UnsupportedVolume".into()
-            } else {
-                "InvalidVolume".into()
-            },
-            message: e.to_string(),
+        .map_err(|e| match &e {
+            VolumeRefusal::Unsupported(f) => refuse(RefusalReason::UnsupportedVolume)(f),
+            VolumeRefusal::Invalid(f) => refuse(RefusalReason::InvalidVolume)(f),
         })?;
     let spec = pod.spec.clone().unwrap_or_default();
     for c in spec
@@ -194,20 +198,12 @@ pub fn admit_pod(pod: &Pod, uid: &str, rules: &NodeRules) -> Result<PodVolumes, 
         .chain(spec.init_containers.iter().flatten())
     {
         let path = container_path(pod, &c.name);
-        security::container_security(pod, c, &path, rules.allow_privileged).map_err(|e| {
-            Refusal {
-                reason: "Forbidden".into(),
-                message: e.to_string(),
-            }
-        })?;
-        resources::container_resources(c, &path, rules.cfs_quota).map_err(|e| Refusal {
-            reason: "InvalidResources".into(),
-            message: e.to_string(),
-        })?;
-        volumes::container_mounts(c, &path, &vols).map_err(|e| Refusal {
-            reason: "InvalidVolumeMount".into(),
-            message: e.to_string(),
-        })?;
+        security::container_security(pod, c, &path, rules.allow_privileged)
+            .map_err(|e| refuse(RefusalReason::Forbidden)(&e))?;
+        resources::container_resources(c, &path, rules.cfs_quota)
+            .map_err(|e| refuse(RefusalReason::InvalidResources)(&e))?;
+        volumes::container_mounts(c, &path, &vols)
+            .map_err(|e| refuse(RefusalReason::InvalidVolumeMount)(&e))?;
     }
     Ok(vols)
 }
@@ -477,7 +473,7 @@ mod tests {
                 ..Default::default()
             });
         let r = admit_pod(&p, "u1", &rules()).unwrap_err();
-        assert_eq!(r.reason, "OutOfcpu");
+        assert_eq!(r.reason.as_str(), "OutOfcpu");
         // A volume type podvisor does not support.
         let mut p = pod();
         p.spec.as_mut().unwrap().volumes = Some(vec![k8s_openapi::api::core::v1::Volume {
@@ -486,7 +482,7 @@ mod tests {
             ..Default::default()
         }]);
         let r = admit_pod(&p, "u1", &rules()).unwrap_err();
-        assert_eq!(r.reason, "UnsupportedVolume");
+        assert_eq!(r.reason.as_str(), "UnsupportedVolume");
         assert!(
             r.message.contains("volume type configMap is not supported"),
             "{}",
@@ -500,7 +496,7 @@ mod tests {
                 ..Default::default()
             });
         assert_eq!(
-            admit_pod(&p, "u1", &rules()).unwrap_err().reason,
+            admit_pod(&p, "u1", &rules()).unwrap_err().reason.as_str(),
             "Forbidden"
         );
         let mut allowed = rules();

@@ -5,6 +5,7 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::container_amounts;
 use crate::manifest::FieldError;
+use crate::model::RefusalReason;
 
 /// What the node can give pods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +22,7 @@ pub struct NodeCapacity {
 pub struct Rejection {
     /// `OutOfcpu`, `OutOfmemory`, or `UnexpectedAdmissionError` when the
     /// pod's resources cannot be read (the message names the field).
-    pub reason: &'static str,
+    pub reason: RefusalReason,
     /// e.g. `Node didn't have enough resource: cpu, requested: 4000, used: 0, capacity: 2000`.
     pub message: String,
 }
@@ -64,13 +65,18 @@ pub fn pod_requests(pod: &Pod) -> Result<PodRequests, FieldError> {
 /// ([`pod_requests`]) exceeds the capacity; CPU is checked first.
 pub fn admit(pod: &Pod, node: &NodeCapacity) -> Result<(), Rejection> {
     let requests = pod_requests(pod).map_err(|e| Rejection {
-        reason: "UnexpectedAdmissionError",
+        reason: RefusalReason::UnexpectedAdmissionError,
         message: e.to_string(),
     })?;
     let checks = [
-        ("OutOfcpu", "cpu", requests.cpu_millis, node.cpu_millis),
         (
-            "OutOfmemory",
+            RefusalReason::OutOfcpu,
+            "cpu",
+            requests.cpu_millis,
+            node.cpu_millis,
+        ),
+        (
+            RefusalReason::OutOfmemory,
             "memory",
             requests.memory_bytes,
             node.memory_bytes,
@@ -147,7 +153,7 @@ mod tests {
         assert_eq!(
             admit(&p, &NODE),
             Err(Rejection {
-                reason: "OutOfcpu",
+                reason: RefusalReason::OutOfcpu,
                 message: "Node didn't have enough resource: cpu, requested: 4000, used: 0, capacity: 2000".into()
             })
         );
@@ -157,7 +163,7 @@ mod tests {
     fn refuses_too_much_memory_and_checks_cpu_first() {
         let p = pod(vec![container(&[], &[("memory", "2Gi")])], vec![]);
         let e = admit(&p, &NODE).unwrap_err();
-        assert_eq!(e.reason, "OutOfmemory");
+        assert_eq!(e.reason.as_str(), "OutOfmemory");
         assert_eq!(
             e.message,
             "Node didn't have enough resource: memory, requested: 2147483648, used: 0, capacity: 1073741824"
@@ -166,7 +172,7 @@ mod tests {
             vec![container(&[], &[("memory", "2Gi"), ("cpu", "3")])],
             vec![],
         );
-        assert_eq!(admit(&p, &NODE).unwrap_err().reason, "OutOfcpu");
+        assert_eq!(admit(&p, &NODE).unwrap_err().reason.as_str(), "OutOfcpu");
     }
 
     #[test]
@@ -175,7 +181,7 @@ mod tests {
             vec![Container::default()],
             vec![container(&[], &[("cpu", "2001m")])],
         );
-        assert_eq!(admit(&p, &NODE).unwrap_err().reason, "OutOfcpu");
+        assert_eq!(admit(&p, &NODE).unwrap_err().reason.as_str(), "OutOfcpu");
     }
 
     #[test]
@@ -185,7 +191,7 @@ mod tests {
             vec![container(&[("cpu", "x")], &[])],
         );
         let e = admit(&p, &NODE).unwrap_err();
-        assert_eq!(e.reason, "UnexpectedAdmissionError");
+        assert_eq!(e.reason.as_str(), "UnexpectedAdmissionError");
         assert!(
             e.message
                 .starts_with("spec.initContainers[0].resources.limits.cpu: "),

@@ -6,8 +6,7 @@ use k8s_openapi::api::core::v1::{
     EmptyDirVolumeSource, HostPathVolumeSource, Pod, PodSpec, Volume,
 };
 
-use super::{plan_volumes, PodVolumes};
-use crate::manifest::FieldError;
+use super::{plan_volumes, PodVolumes, VolumeRefusal};
 
 pub(crate) fn empty_dir(name: &str) -> Volume {
     Volume {
@@ -38,7 +37,7 @@ pub(crate) fn pod(volumes: Vec<Volume>) -> Pod {
     }
 }
 
-pub(crate) fn plan(volumes: Vec<Volume>, allowed: &[&str]) -> Result<PodVolumes, FieldError> {
+pub(crate) fn plan(volumes: Vec<Volume>, allowed: &[&str]) -> Result<PodVolumes, VolumeRefusal> {
     let allowed: Vec<PathBuf> = allowed.iter().map(PathBuf::from).collect();
     plan_volumes(
         &pod(volumes),

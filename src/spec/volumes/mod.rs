@@ -28,7 +28,7 @@ use std::path::{Component, Path, PathBuf};
 use crate::manifest::FieldError;
 
 pub use mounts::container_mounts;
-pub use plan::plan_volumes;
+pub use plan::{plan_volumes, VolumeRefusal};
 pub use steps::{unmount_order, volume_step, HostPathCheck, StepError, Tmpfs, VolumeStep};
 
 /// The `hostPath.type` values Kubernetes defines (`""`: no check).

@@ -7,6 +7,16 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::{check_absolute, PodVolumes, VolumeSource, HOST_PATH_TYPES};
 use crate::manifest::{is_dns1123_label, FieldError};
+
+/// Why a pod's volumes are refused: a volume type podvisor does not run, or
+/// an invalid volume (the message is the field error either way).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VolumeRefusal {
+    #[error(transparent)]
+    Unsupported(FieldError),
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+}
 use crate::spec::resources;
 
 /// The pod's memory limit as the kubelet computes it for its cgroup: the
@@ -49,33 +59,31 @@ pub fn plan_volumes(
     uid: &str,
     root_dir: &Path,
     allowed_host_paths: &[PathBuf],
-) -> Result<PodVolumes, FieldError> {
+) -> Result<PodVolumes, VolumeRefusal> {
     let single = matches!(
         Path::new(uid).components().collect::<Vec<_>>()[..],
         [Component::Normal(_)]
     );
     if !single || uid.contains('/') {
-        return Err(FieldError::invalid(
-            "metadata.uid",
-            uid,
-            "must be a single path component",
-        ));
+        return Err(
+            FieldError::invalid("metadata.uid", uid, "must be a single path component").into(),
+        );
     }
     let mut planned = PodVolumes::default();
     let volumes = pod.spec.iter().flat_map(|s| s.volumes.iter().flatten());
     for (i, v) in volumes.enumerate() {
         let p = format!("spec.volumes[{i}]");
         if v.name.is_empty() {
-            return Err(FieldError::new(format!("{p}.name"), "Required value"));
+            return Err(FieldError::new(format!("{p}.name"), "Required value").into());
         }
         if !is_dns1123_label(&v.name) {
             let msg = "must be a lowercase RFC 1123 label: at most 63 lowercase alphanumeric \
                        characters or '-', starting and ending with an alphanumeric character";
-            return Err(FieldError::invalid(format!("{p}.name"), &v.name, msg));
+            return Err(FieldError::invalid(format!("{p}.name"), &v.name, msg).into());
         }
         if planned.volumes.contains_key(&v.name) {
             let msg = format!("Duplicate value: {:?}", v.name);
-            return Err(FieldError::new(format!("{p}.name"), msg));
+            return Err(FieldError::new(format!("{p}.name"), msg).into());
         }
         let json =
             serde_json::to_value(v).map_err(|e| FieldError::new(p.clone(), e.to_string()))?;
@@ -87,98 +95,96 @@ pub fn plan_volumes(
             .collect();
         let source = match types[..] {
             [] => {
-                return Err(FieldError::new(
-                    p,
-                    "Required value: must specify a volume type",
-                ))
+                return Err(FieldError::new(p, "Required value: must specify a volume type").into())
             }
             [_, second, ..] => {
                 let msg = "Forbidden: may not specify more than 1 volume type";
-                return Err(FieldError::new(format!("{p}.{second}"), msg));
+                return Err(FieldError::new(format!("{p}.{second}"), msg).into());
             }
-            [only] => {
-                match (&v.empty_dir, &v.host_path) {
-                    (Some(e), _) => {
-                        let medium = e.medium.as_deref().unwrap_or_default();
-                        if !["", "Memory"].contains(&medium) {
-                            let path = format!("{p}.emptyDir.medium");
-                            return Err(FieldError::unsupported(path, medium, &["", "Memory"]));
-                        }
-                        let mode = match e.mode {
-                            None => 0o777,
-                            Some(m) if (0..=0o1777).contains(&m) => m as u32,
-                            Some(m) => {
-                                let msg = format!("Invalid value: {m}: must be a number between 0 and 0o1777 (1023)");
-                                return Err(FieldError::new(format!("{p}.emptyDir.mode"), msg));
-                            }
-                        };
-                        let size_limit = match &e.size_limit {
-                            None => None,
-                            Some(q) => {
-                                let path = format!("{p}.emptyDir.sizeLimit");
-                                let bytes = resources::parse_bytes(&q.0).map_err(|err| {
-                                    FieldError::invalid(path.clone(), &q.0, &err.to_string())
-                                })?;
-                                if bytes < 0 {
-                                    return Err(FieldError::invalid(
-                                        path,
-                                        &q.0,
-                                        "must be greater than or equal to 0",
-                                    ));
-                                }
-                                Some(bytes).filter(|b| *b > 0)
-                            }
-                        };
-                        let medium_memory = medium == "Memory";
-                        let size_limit = if medium_memory {
-                            match (size_limit, pod_memory_limit(pod)?) {
-                                (Some(a), Some(b)) => Some(a.min(b)),
-                                (a, b) => a.or(b),
-                            }
-                        } else {
-                            size_limit
-                        };
-                        VolumeSource::EmptyDir {
-                            host_dir: root_dir
-                                .join("pods")
-                                .join(uid)
-                                .join("volumes")
-                                .join(&v.name),
-                            medium_memory,
-                            size_limit,
-                            mode,
-                        }
+            [only] => match (&v.empty_dir, &v.host_path) {
+                (Some(e), _) => {
+                    let medium = e.medium.as_deref().unwrap_or_default();
+                    if !["", "Memory"].contains(&medium) {
+                        let path = format!("{p}.emptyDir.medium");
+                        return Err(FieldError::unsupported(path, medium, &["", "Memory"]).into());
                     }
-                    (None, Some(h)) => {
-                        check_absolute(format!("{p}.hostPath.path"), &h.path)?;
-                        let type_ = h.type_.clone().unwrap_or_default();
-                        if !HOST_PATH_TYPES.contains(&type_.as_str()) {
-                            let path = format!("{p}.hostPath.type");
-                            return Err(FieldError::unsupported(path, &type_, HOST_PATH_TYPES));
-                        }
-                        let path = PathBuf::from(&h.path);
-                        if !allowed_host_paths.is_empty()
-                            && !allowed_host_paths.iter().any(|a| path.starts_with(a))
-                        {
-                            let allowed: Vec<String> = allowed_host_paths
-                                .iter()
-                                .map(|a| a.display().to_string())
-                                .collect();
+                    let mode = match e.mode {
+                        None => 0o777,
+                        Some(m) if (0..=0o1777).contains(&m) => m as u32,
+                        Some(m) => {
                             let msg = format!(
+                                "Invalid value: {m}: must be a number between 0 and 0o1777 (1023)"
+                            );
+                            return Err(FieldError::new(format!("{p}.emptyDir.mode"), msg).into());
+                        }
+                    };
+                    let size_limit = match &e.size_limit {
+                        None => None,
+                        Some(q) => {
+                            let path = format!("{p}.emptyDir.sizeLimit");
+                            let bytes = resources::parse_bytes(&q.0).map_err(|err| {
+                                FieldError::invalid(path.clone(), &q.0, &err.to_string())
+                            })?;
+                            if bytes < 0 {
+                                return Err(FieldError::invalid(
+                                    path,
+                                    &q.0,
+                                    "must be greater than or equal to 0",
+                                )
+                                .into());
+                            }
+                            Some(bytes).filter(|b| *b > 0)
+                        }
+                    };
+                    let medium_memory = medium == "Memory";
+                    let size_limit = if medium_memory {
+                        match (size_limit, pod_memory_limit(pod)?) {
+                            (Some(a), Some(b)) => Some(a.min(b)),
+                            (a, b) => a.or(b),
+                        }
+                    } else {
+                        size_limit
+                    };
+                    VolumeSource::EmptyDir {
+                        host_dir: root_dir
+                            .join("pods")
+                            .join(uid)
+                            .join("volumes")
+                            .join(&v.name),
+                        medium_memory,
+                        size_limit,
+                        mode,
+                    }
+                }
+                (None, Some(h)) => {
+                    check_absolute(format!("{p}.hostPath.path"), &h.path)?;
+                    let type_ = h.type_.clone().unwrap_or_default();
+                    if !HOST_PATH_TYPES.contains(&type_.as_str()) {
+                        let path = format!("{p}.hostPath.type");
+                        return Err(FieldError::unsupported(path, &type_, HOST_PATH_TYPES).into());
+                    }
+                    let path = PathBuf::from(&h.path);
+                    if !allowed_host_paths.is_empty()
+                        && !allowed_host_paths.iter().any(|a| path.starts_with(a))
+                    {
+                        let allowed: Vec<String> = allowed_host_paths
+                            .iter()
+                            .map(|a| a.display().to_string())
+                            .collect();
+                        let msg = format!(
                             "Forbidden: {:?} is not under an allowed host path (--allowed-host-paths={})",
                             h.path,
                             allowed.join(",")
                         );
-                            return Err(FieldError::new(format!("{p}.hostPath.path"), msg));
-                        }
-                        VolumeSource::HostPath { path, type_ }
+                        return Err(FieldError::new(format!("{p}.hostPath.path"), msg).into());
                     }
-                    (None, None) => {
-                        let msg = format!("Unsupported: volume type {only} is not supported");
-                        return Err(FieldError::new(p, msg));
-                    }
+                    VolumeSource::HostPath { path, type_ }
                 }
-            }
+                (None, None) => {
+                    let msg = format!("Unsupported: volume type {only} is not supported");
+                    return Err(VolumeRefusal::Unsupported(FieldError::new(p, msg)));
+                }
+            },
         };
         planned.volumes.insert(v.name.clone(), source);
     }
@@ -467,6 +473,9 @@ mod tests {
     fn uid_must_be_one_component() {
         for uid in ["", "..", ".", "a/b", "/abs"] {
             let e = plan_volumes(&pod(vec![]), uid, Path::new("/r"), &[]).unwrap_err();
+            let VolumeRefusal::Invalid(e) = e else {
+                panic!("{uid:?}: {e} is not an invalid-volume refusal");
+            };
             assert_eq!(e.path, "metadata.uid", "{uid:?}");
         }
     }
