@@ -1,19 +1,26 @@
 //! Pod status as Kubernetes defines it, built from what the engine shows.
 //! Pure: the worker passes in the containers it observed and what it knows
 //! (waiting reasons, readiness).
+//!
+//! - `container`: each container's status, and how it counts;
+//! - this module: the pod's phase ([`PodPhase`], spelled out only in the
+//!   returned [`PodStatus`]), its conditions and IPs.
+
+mod container;
+#[cfg(test)]
+mod test_support;
 
 use std::collections::HashMap;
 
-use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, Pod, PodCondition, PodIP, PodStatus,
-};
+use k8s_openapi::api::core::v1::{Pod, PodCondition, PodIP, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::decide::probe::ProbeState;
 use crate::model::naming::{Kind, PodLabels};
-use crate::model::{PodExt, RestartPolicy, TerminatedReason, WaitingReason};
+use crate::model::{PodExt, PodPhase, RestartPolicy, WaitingReason};
 use crate::runtime::{self, ContainerDetails};
+
+use container::{by_name, container_status, Count};
 
 /// Why a container is not running, as a waiting state shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,61 +32,6 @@ pub struct Waiting {
 /// Parses the engine's RFC 3339 times into Kubernetes' `Time`.
 pub fn time(t: Option<&str>) -> Option<Time> {
     t.and_then(|t| t.parse().ok()).map(Time)
-}
-
-fn terminated(d: &ContainerDetails) -> ContainerStateTerminated {
-    let exit_code = d.exit_code.unwrap_or(0) as i32;
-    ContainerStateTerminated {
-        exit_code,
-        reason: Some(
-            TerminatedReason::of_exit(exit_code.into(), d.oom_killed)
-                .as_str()
-                .to_string(),
-        ),
-        message: d.error.clone(),
-        started_at: time(d.started_at.as_deref()),
-        finished_at: time(d.finished_at.as_deref()),
-        container_id: Some(format!("docker://{}", d.summary.id)),
-        ..Default::default()
-    }
-}
-
-fn waiting(reason: WaitingReason, message: Option<&str>) -> ContainerState {
-    ContainerState {
-        waiting: Some(ContainerStateWaiting {
-            reason: Some(reason.as_str().to_string()),
-            message: message.map(str::to_string),
-        }),
-        ..Default::default()
-    }
-}
-
-/// Each container name's records of `kind`, newest first (by attempt, then
-/// creation).
-fn by_name(
-    containers: &[ContainerDetails],
-    kind: Kind,
-) -> HashMap<String, Vec<(&ContainerDetails, PodLabels)>> {
-    let mut out: HashMap<String, Vec<(u32, &ContainerDetails, PodLabels)>> = HashMap::new();
-    for d in containers {
-        let Some(labels) = PodLabels::parse(&d.summary.labels) else {
-            continue;
-        };
-        if labels.kind != kind {
-            continue;
-        }
-        let attempt =
-            crate::model::naming::ContainerName::parse(&d.summary.name).map_or(0, |n| n.attempt);
-        out.entry(labels.container_name.clone())
-            .or_default()
-            .push((attempt, d, labels));
-    }
-    out.into_iter()
-        .map(|(name, mut records)| {
-            records.sort_by_key(|(a, d, _)| std::cmp::Reverse((*a, d.summary.created)));
-            (name, records.into_iter().map(|(_, d, l)| (d, l)).collect())
-        })
-        .collect()
 }
 
 fn condition(kind: &str, ok: bool) -> PodCondition {
@@ -113,101 +65,59 @@ pub struct Facts<'a> {
     pub refused: Option<&'a Refusal>,
 }
 
-/// How one container counts towards the pod phase.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Count {
-    Running,
-    Waiting,
-    Succeeded,
-    Failed,
+/// How many app containers count as what.
+#[derive(Debug, Default)]
+struct Tally {
+    running: usize,
+    waiting: usize,
+    succeeded: usize,
+    failed: usize,
 }
 
-fn container_status(
-    c: &k8s_openapi::api::core::v1::Container,
-    record: Option<&(&ContainerDetails, PodLabels)>,
-    previous: Option<&ContainerDetails>,
-    facts: &Facts<'_>,
-    not_yet: WaitingReason,
-) -> (ContainerStatus, Count) {
-    let reason = facts.waiting.get(&c.name);
-    let mut st = ContainerStatus {
-        name: c.name.clone(),
-        image: c.image.clone().unwrap_or_default(),
-        started: Some(false),
-        ..Default::default()
-    };
-    let terminated_of = |d: &ContainerDetails| {
-        let mut t = terminated(d);
-        if let Some(m) = facts.messages.get(&d.summary.id).filter(|m| !m.is_empty()) {
-            t.message = Some(m.clone());
+impl Tally {
+    fn add(&mut self, count: Count) {
+        match count {
+            Count::Running => self.running += 1,
+            Count::Waiting => self.waiting += 1,
+            Count::Succeeded => self.succeeded += 1,
+            Count::Failed => self.failed += 1,
         }
-        t
-    };
-    let Some((d, labels)) = record else {
-        let w = reason.map_or((not_yet, None), |w| (w.reason, Some(w.message.as_str())));
-        st.state = Some(waiting(w.0, w.1));
-        return (st, Count::Waiting);
-    };
-    st.restart_count = labels.restart_count as i32;
-    st.image_id = d.image_id.clone();
-    st.container_id = Some(format!("docker://{}", d.summary.id));
-    let count = match (d.summary.state, reason) {
-        (runtime::ContainerState::Running, _) => {
-            let probes = (facts.probes)(&d.summary.id).unwrap_or_else(|| ProbeState::initial(c));
-            st.ready = probes.ready;
-            st.started = Some(probes.started);
-            st.last_state = previous.map(|p| ContainerState {
-                terminated: Some(terminated_of(p)),
-                ..Default::default()
-            });
-            st.state = Some(ContainerState {
-                running: Some(ContainerStateRunning {
-                    started_at: time(d.started_at.as_deref()),
-                }),
-                ..Default::default()
-            });
-            Count::Running
+    }
+}
+
+/// The pod phase from how its `total` app containers count, whether its
+/// init containers are done (or one failed for good), and the policy.
+fn phase(
+    policy: RestartPolicy,
+    init_failed: bool,
+    initialized: bool,
+    total: usize,
+    t: &Tally,
+) -> PodPhase {
+    if init_failed {
+        PodPhase::Failed
+    } else if total == 0 || t.waiting > 0 || !initialized {
+        PodPhase::Pending
+    } else if t.running > 0 {
+        PodPhase::Running
+    } else if t.succeeded + t.failed == total {
+        match policy {
+            RestartPolicy::Always => PodPhase::Running,
+            RestartPolicy::OnFailure if t.failed > 0 => PodPhase::Running,
+            _ if t.failed > 0 => PodPhase::Failed,
+            _ => PodPhase::Succeeded,
         }
-        (runtime::ContainerState::Exited, Some(w)) => {
-            // Dead and about to be restarted (or backing off).
-            st.state = Some(waiting(w.reason, Some(&w.message)));
-            st.last_state = Some(ContainerState {
-                terminated: Some(terminated_of(d)),
-                ..Default::default()
-            });
-            Count::Running
-        }
-        (runtime::ContainerState::Exited, None) => {
-            let t = terminated_of(d);
-            let count = if t.exit_code == 0 {
-                Count::Succeeded
-            } else {
-                Count::Failed
-            };
-            st.state = Some(ContainerState {
-                terminated: Some(t),
-                ..Default::default()
-            });
-            count
-        }
-        (_, w) => {
-            st.state = Some(waiting(
-                w.map_or(WaitingReason::ContainerCreating, |w| w.reason),
-                w.map(|w| w.message.as_str()),
-            ));
-            Count::Waiting
-        }
-    };
-    (st, count)
+    } else {
+        PodPhase::Pending
+    }
 }
 
 /// Builds the status of `pod` from the engine's view of its containers.
 pub fn pod_status(pod: &Pod, containers: &[ContainerDetails], facts: &Facts<'_>) -> PodStatus {
-    let spec = pod.spec.clone().unwrap_or_default();
     let policy = pod.restart_policy();
     if let Some(r) = facts.refused {
         return PodStatus {
-            phase: Some("Failed".into()),
+            phase: Some(PodPhase::Failed.as_str().to_string()),
             reason: Some(r.reason.clone()),
             message: Some(r.message.clone()),
             host_ip: Some(facts.host_ip.to_string()),
@@ -242,11 +152,10 @@ pub fn pod_status(pod: &Pod, containers: &[ContainerDetails], facts: &Facts<'_>)
             .filter(|(_, l)| l.sandbox_id.as_deref() == sandbox_id)
     };
 
-    let inits = spec.init_containers.clone().unwrap_or_default();
     let mut init_statuses = Vec::new();
     let mut initialized = true;
     let mut init_failed = false;
-    for c in &inits {
+    for c in pod.init_containers() {
         let (st, count) = container_status(
             c,
             init_record(&c.name),
@@ -265,55 +174,31 @@ pub fn pod_status(pod: &Pod, containers: &[ContainerDetails], facts: &Facts<'_>)
         init_statuses.push(st);
     }
 
-    let (mut running, mut waiting_n, mut succeeded, mut failed) = (0, 0, 0, 0);
+    let mut tally = Tally::default();
     let not_yet = if initialized {
         WaitingReason::ContainerCreating
     } else {
         WaitingReason::PodInitializing
     };
     let mut statuses = Vec::new();
-    for c in &spec.containers {
+    for c in pod.containers() {
         let prev = previous.get(c.name.as_str()).copied();
         let record = records.get(c.name.as_str()).copied();
         let (st, count) = container_status(c, record, prev, facts, not_yet);
-        match count {
-            Count::Running => running += 1,
-            Count::Waiting => waiting_n += 1,
-            Count::Succeeded => succeeded += 1,
-            Count::Failed => failed += 1,
-        }
+        tally.add(count);
         statuses.push(st);
     }
 
-    let total = spec.containers.len();
-    let phase = if init_failed {
-        "Failed"
-    } else if total == 0 || waiting_n > 0 || !initialized {
-        "Pending"
-    } else if running > 0 {
-        "Running"
-    } else if succeeded + failed == total {
-        match policy {
-            RestartPolicy::Always => "Running",
-            RestartPolicy::OnFailure if failed > 0 => "Running",
-            _ if failed > 0 => "Failed",
-            _ => "Succeeded",
-        }
-    } else {
-        "Pending"
-    };
+    let total = pod.containers().len();
+    let phase = phase(policy, init_failed, initialized, total, &tally);
     let all_ready = total > 0 && statuses.iter().all(|s| s.ready);
     let pod_ip = sandbox
         .filter(|_| sandbox_running)
         .map(|s| s.ip_address.clone())
         .filter(|ip| !ip.is_empty())
-        .or_else(|| {
-            spec.host_network
-                .unwrap_or(false)
-                .then(|| facts.host_ip.to_string())
-        });
+        .or_else(|| pod.host_network().then(|| facts.host_ip.to_string()));
     PodStatus {
-        phase: Some(phase.to_string()),
+        phase: Some(phase.as_str().to_string()),
         conditions: Some(vec![
             condition("PodScheduled", true),
             condition("Initialized", initialized),
@@ -344,108 +229,10 @@ pub fn pending(pod: &Pod) -> PodStatus {
 
 #[cfg(test)]
 mod tests {
+    use super::test_support::*;
     use super::*;
-    use crate::model::naming::{ContainerName, PodLabels};
-    use crate::runtime::ContainerSummary;
-    use k8s_openapi::api::core::v1::{Container, PodSpec};
-
-    fn pod(policy: &str, apps: &[&str], inits: &[&str]) -> Pod {
-        let c = |n: &&str| Container {
-            name: n.to_string(),
-            image: Some("busybox:1".into()),
-            ..Default::default()
-        };
-        Pod {
-            spec: Some(PodSpec {
-                restart_policy: Some(policy.into()),
-                containers: apps.iter().map(c).collect(),
-                init_containers: (!inits.is_empty()).then(|| inits.iter().map(c).collect()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-    }
-
-    fn record(
-        name: &str,
-        kind: Kind,
-        state: runtime::ContainerState,
-        exit: Option<i64>,
-        sandbox: Option<&str>,
-    ) -> ContainerDetails {
-        let labels = PodLabels {
-            pod_name: "p".into(),
-            namespace: "default".into(),
-            uid: "u".into(),
-            kind,
-            container_name: name.into(),
-            hash: "h".into(),
-            restart_count: 2,
-            grace_period_secs: None,
-            sandbox_id: sandbox.map(str::to_string),
-        };
-        ContainerDetails {
-            summary: ContainerSummary {
-                id: format!("id-{name}"),
-                name: ContainerName {
-                    container: name.into(),
-                    pod: "p".into(),
-                    namespace: "default".into(),
-                    uid: "u".into(),
-                    attempt: 0,
-                }
-                .render(),
-                image: "busybox:1".into(),
-                labels: labels.render("n"),
-                state,
-                created: 1,
-            },
-            image_id: "sha256:1".into(),
-            exit_code: exit,
-            oom_killed: false,
-            error: None,
-            started_at: Some("2026-01-01T00:00:00Z".into()),
-            finished_at: exit.map(|_| "2026-01-01T00:01:00Z".to_string()),
-            pid: None,
-            ip_address: "172.17.0.9".into(),
-            hostname: String::new(),
-            env: vec![],
-        }
-    }
-
-    fn sandbox() -> ContainerDetails {
-        record(
-            "POD",
-            Kind::Sandbox,
-            runtime::ContainerState::Running,
-            None,
-            None,
-        )
-    }
-
-    fn status_of(
-        p: &Pod,
-        cs: &[ContainerDetails],
-        waiting: &HashMap<String, Waiting>,
-    ) -> PodStatus {
-        let facts = Facts {
-            waiting,
-            probes: &|_| None,
-            messages: &HashMap::new(),
-            host_ip: "127.0.0.1",
-            refused: None,
-        };
-        pod_status(p, cs, &facts)
-    }
-
-    fn cond(s: &PodStatus, kind: &str) -> String {
-        s.conditions
-            .iter()
-            .flatten()
-            .find(|c| c.type_ == kind)
-            .map(|c| c.status.clone())
-            .unwrap_or_default()
-    }
+    use crate::model::naming::Kind;
+    use crate::runtime;
 
     #[test]
     fn running_pod_is_running_ready_with_ip() {
@@ -519,85 +306,6 @@ mod tests {
                 Some(if code == 0 { "Completed" } else { "Error" })
             );
         }
-    }
-
-    #[test]
-    fn crash_loop_shows_waiting_and_the_last_exit() {
-        let p = pod("Always", &["a"], &[]);
-        let cs = [
-            sandbox(),
-            record(
-                "a",
-                Kind::Container,
-                runtime::ContainerState::Exited,
-                Some(3),
-                Some("id-POD"),
-            ),
-        ];
-        let mut w = HashMap::new();
-        w.insert(
-            "a".to_string(),
-            Waiting {
-                reason: WaitingReason::CrashLoopBackOff,
-                message: "back-off 20s".into(),
-            },
-        );
-        let s = status_of(&p, &cs, &w);
-        let c = &s.container_statuses.unwrap()[0];
-        let state = c.state.clone().unwrap().waiting.unwrap();
-        assert_eq!(state.reason.as_deref(), Some("CrashLoopBackOff"));
-        let last = c.last_state.clone().unwrap().terminated.unwrap();
-        assert_eq!(last.exit_code, 3);
-        assert_eq!(s.phase.as_deref(), Some("Running"));
-    }
-
-    #[test]
-    fn a_restarted_running_container_shows_its_last_exit() {
-        let p = pod("Always", &["a"], &[]);
-        let mut old = record(
-            "a",
-            Kind::Container,
-            runtime::ContainerState::Exited,
-            Some(7),
-            Some("id-POD"),
-        );
-        old.summary.id = "old".into();
-        let mut new = record(
-            "a",
-            Kind::Container,
-            runtime::ContainerState::Running,
-            None,
-            Some("id-POD"),
-        );
-        new.summary.name = new.summary.name.replace("_0", "_1");
-        new.summary.created = 2;
-        let s = status_of(&p, &[sandbox(), old, new], &HashMap::new());
-        let c = &s.container_statuses.unwrap()[0];
-        assert!(c.state.as_ref().unwrap().running.is_some());
-        let last = c.last_state.clone().unwrap().terminated.unwrap();
-        assert_eq!(last.exit_code, 7);
-        assert_eq!(last.container_id.as_deref(), Some("docker://old"));
-    }
-
-    #[test]
-    fn oom_killed_is_the_reason() {
-        let p = pod("Never", &["a"], &[]);
-        let mut r = record(
-            "a",
-            Kind::Container,
-            runtime::ContainerState::Exited,
-            Some(137),
-            Some("id-POD"),
-        );
-        r.oom_killed = true;
-        let s = status_of(&p, &[sandbox(), r], &HashMap::new());
-        let t = s.container_statuses.unwrap()[0]
-            .state
-            .clone()
-            .unwrap()
-            .terminated
-            .unwrap();
-        assert_eq!(t.reason.as_deref(), Some("OOMKilled"));
     }
 
     #[test]
@@ -705,37 +413,5 @@ mod tests {
         assert_eq!(s.phase.as_deref(), Some("Failed"));
         assert_eq!(s.reason.as_deref(), Some("OutOfcpu"));
         assert!(s.message.unwrap().contains("cpu"));
-    }
-
-    #[test]
-    fn termination_messages_land_in_the_terminated_state() {
-        let p = pod("Never", &["a"], &[]);
-        let cs = [
-            sandbox(),
-            record(
-                "a",
-                Kind::Container,
-                runtime::ContainerState::Exited,
-                Some(0),
-                Some("id-POD"),
-            ),
-        ];
-        let mut messages = HashMap::new();
-        messages.insert("id-a".to_string(), "all done".to_string());
-        let facts = Facts {
-            waiting: &HashMap::new(),
-            probes: &|_| None,
-            messages: &messages,
-            host_ip: "",
-            refused: None,
-        };
-        let s = pod_status(&p, &cs, &facts);
-        let t = s.container_statuses.unwrap()[0]
-            .state
-            .clone()
-            .unwrap()
-            .terminated
-            .unwrap();
-        assert_eq!(t.message.as_deref(), Some("all done"));
     }
 }
