@@ -15,6 +15,8 @@
 //! - [`gc`](crate::decide::gc): which dead records go.
 
 mod containers;
+#[cfg(test)]
+mod props;
 mod sandbox;
 #[cfg(test)]
 pub(crate) mod world;
