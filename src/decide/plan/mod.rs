@@ -12,7 +12,7 @@
 //!   a new one;
 //! - `containers`: the init containers (one at a time, to success), then the
 //!   app containers (kept, replaced, restarted or backing off);
-//! - [`gc`](crate::decide::gc): which dead records go.
+//! - [`gc`]: which dead records go.
 
 mod containers;
 #[cfg(test)]
