@@ -2,12 +2,14 @@
 //! what to do and what to report.
 //!
 //! - [`plan`]: the pure planner (`SyncPod`): what to create, kill, start.
+//! - [`gc`]: which dead containers go, per pod and node-wide.
 //! - [`status`]: Kubernetes pod status from what the engine shows.
 //! - [`backoff`]: CrashLoopBackOff and image pull back-off delays (10 s
 //!   doubling to 300 s).
 //! - [`probe`]: probe defaults and threshold counting.
 
 pub mod backoff;
+pub mod gc;
 pub mod plan;
 pub mod probe;
 pub mod status;

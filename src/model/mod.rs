@@ -5,6 +5,7 @@
 //! - [`pod`]: [`PodExt`], the accessors every floor asks of a Pod.
 //! - [`policy`]: restart and pull policies as types.
 //! - [`reason`]: the reasons users see in container states, as types.
+//! - [`phase`]: the pod phase, as a type.
 //! - [`clock`]: the wall clock the back-offs and probes read, replaceable in
 //!   tests.
 //!
@@ -69,10 +70,12 @@ macro_rules! api_enum {
 
 pub mod clock;
 pub mod naming;
+pub mod phase;
 pub mod pod;
 pub mod policy;
 pub mod reason;
 
+pub use phase::PodPhase;
 pub use pod::PodExt;
 pub use policy::{PullPolicy, RestartPolicy};
 pub use reason::{RefusalReason, TerminatedReason, WaitingReason};
