@@ -638,3 +638,49 @@ async fn orphans_are_removed_and_other_nodes_left_alone() {
     );
     assert_eq!(pod_names(&pv.pods().await.expect("/pods")), ["real"]);
 }
+
+// --- 9. logs ----------------------------------------------------------------
+
+/// With `--log-format json`, every line a pod's worker logs during a sync
+/// carries the sync's span: the pod, its UID and what started the sync.
+#[tokio::test]
+async fn json_log_lines_of_a_sync_carry_the_pod_its_uid_and_the_trigger() {
+    let ctx = TestCtx::new("spans");
+    ctx.write_manifest("web.yaml", &pod_yaml("web", "Always", &[("app", SLEEP)]));
+    let mut pv = Podvisor::spawn(&ctx, &["--log-format", "json"]);
+    pv.wait_answering(&ctx, Some(200)).await;
+    let pod = ctx.wait_pod_running(&pv, "web").await;
+    let uid = pod["metadata"]["uid"].as_str().expect("metadata.uid");
+
+    let lines: Vec<Value> = ctx
+        .all_logs()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let worker: Vec<&Value> = lines
+        .iter()
+        .filter(|l| {
+            l["target"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("podvisor::actors::pod_worker"))
+        })
+        .collect();
+    assert!(
+        !worker.is_empty(),
+        "the worker logged nothing:\n{}",
+        ctx.log_tail()
+    );
+    for l in &worker {
+        let span = &l["span"];
+        assert_eq!(span["name"], "sync", "{l}");
+        assert_eq!(span["uid"], uid, "{l}");
+        assert_eq!(span["pod"], "default/web", "{l}");
+        assert!(span["trigger"].is_string(), "{l}");
+    }
+    // A pod's first sync ran because its worker started.
+    assert!(
+        worker.iter().any(|l| l["span"]["trigger"] == "start"),
+        "no sync with trigger=start:\n{}",
+        ctx.log_tail()
+    );
+}

@@ -243,10 +243,12 @@ async fn wait_waiting(
 }
 
 /// The waiting reasons the pod workers logged for pod `uid`, in order
-/// (`... pod=UID container=app reason=ErrImagePull`). `/pods` may skip one
-/// that lasted only until the next sync; the log has them all.
+/// (`sync{pod=NS/NAME uid=UID trigger=…}: … container=app reason=ErrImagePull`).
+/// `/pods` may skip one that lasted only until the next sync; the log has
+/// them all.
 fn logged_reasons(log: &str, uid: &str) -> Vec<String> {
-    let pod = format!("pod={uid}");
+    // Inside the worker's sync span: `sync{pod=ns/name uid=<uid> trigger=…}`.
+    let pod = format!("uid={uid}");
     log.lines()
         .filter(|l| l.contains("podvisor::actors::pod_worker") && l.contains(&pod))
         .filter_map(|l| {

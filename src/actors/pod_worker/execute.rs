@@ -173,7 +173,10 @@ impl SyncJob {
             }
             let spec = containers::sandbox_spec(&ident, &node.infra_image, cs.attempt, &cs.hash);
             match self.create_and_start(&spec).await {
-                Ok(id) => sandbox_id = Some(id),
+                Ok(id) => {
+                    tracing::info!(id = %&id[..id.len().min(12)], "infra container started");
+                    sandbox_id = Some(id)
+                }
                 Err(e) => {
                     let message = format!("infra container: {e}");
                     result.wait_all(&pod, WaitingReason::ContainerCreating, &message);
@@ -274,6 +277,7 @@ impl SyncJob {
                         // apart (each restart is its own event).
                         format!("Started container {} ({})", c.name, &id[..id.len().min(12)]),
                     );
+                    tracing::info!(container = %c.name, id = %&id[..id.len().min(12)], "container started");
                     result.started(&c.name, &id);
                     if self.post_start(c, &id, &pod_ip).await.is_err() {
                         continue;

@@ -184,7 +184,7 @@ impl PodWorker {
             "sync",
             pod = %pod.map(|p| format!("{}/{}", p.namespace(), p.name())).unwrap_or_default(),
             uid = %self.uid,
-            reason = %reason,
+            trigger = %reason,
         );
         ctx.spawn(job.run().instrument(span).into_actor(self).map(
             |(memory, outcome), act, ctx| {
