@@ -274,7 +274,7 @@ async fn a_name_conflict_on_create_adopts_the_container_already_there() {
         pod_name: "race".into(),
         namespace: "default".into(),
         uid: uid.clone(),
-        kind: naming::Kind::Sandbox,
+        kind: naming::ContainerKind::Sandbox,
         container_name: naming::INFRA_NAME.into(),
         hash: naming::sandbox_hash(&p, "pause:test"),
         restart_count: 0,

@@ -27,7 +27,7 @@ pub enum PortError {
 
 /// How to reach a container for an action.
 #[derive(Debug, Clone)]
-pub struct Target<'a> {
+pub struct ActionTarget<'a> {
     pub container_id: &'a str,
     /// The host for `httpGet`/`tcpSocket` when the action names none: the
     /// pod IP, or 127.0.0.1 for `hostNetwork` pods.
@@ -37,7 +37,7 @@ pub struct Target<'a> {
     pub exec_handler: ExecHandler,
 }
 
-impl Target<'_> {
+impl ActionTarget<'_> {
     /// Where an `httpGet` or `tcpSocket` action connects: its `host`, or
     /// the pod's IP, and its port by number or name.
     fn endpoint(&self, host: Option<&str>, port: &IntOrString) -> Result<(String, u16), PortError> {
@@ -91,7 +91,7 @@ pub fn resolve_port(port: &IntOrString, container: &Container) -> Result<u16, Po
 /// Runs an `exec` action.
 pub async fn exec(
     runtime: &dyn ContainerRuntime,
-    target: &Target<'_>,
+    target: &ActionTarget<'_>,
     action: &ExecAction,
     timeout: Duration,
 ) -> Verdict {
@@ -167,7 +167,11 @@ pub async fn nsenter(
 }
 
 /// Runs an `httpGet` action: 2xx and 3xx succeed.
-pub async fn http_get(target: &Target<'_>, action: &HTTPGetAction, timeout: Duration) -> Verdict {
+pub async fn http_get(
+    target: &ActionTarget<'_>,
+    action: &HTTPGetAction,
+    timeout: Duration,
+) -> Verdict {
     let (host, port) = match target.endpoint(action.host.as_deref(), &action.port) {
         Ok(e) => e,
         Err(e) => return Verdict::Failure(e.to_string()),
@@ -244,7 +248,11 @@ async fn get_status(
 }
 
 /// Runs a `tcpSocket` action: a connect that succeeds.
-pub async fn tcp(target: &Target<'_>, action: &TCPSocketAction, timeout: Duration) -> Verdict {
+pub async fn tcp(
+    target: &ActionTarget<'_>,
+    action: &TCPSocketAction,
+    timeout: Duration,
+) -> Verdict {
     let (host, port) = match target.endpoint(action.host.as_deref(), &action.port) {
         Ok(e) => e,
         Err(e) => return Verdict::Failure(e.to_string()),
@@ -259,7 +267,7 @@ pub async fn tcp(target: &Target<'_>, action: &TCPSocketAction, timeout: Duratio
 /// Runs a lifecycle hook (`exec` or `httpGet`; `sleep` too).
 pub async fn run_hook(
     runtime: &dyn ContainerRuntime,
-    target: &Target<'_>,
+    target: &ActionTarget<'_>,
     hook: &k8s_openapi::api::core::v1::LifecycleHandler,
     timeout: Duration,
 ) -> Verdict {
@@ -330,8 +338,8 @@ mod tests {
         (port, seen)
     }
 
-    fn target<'a>(c: &'a Container) -> Target<'a> {
-        Target {
+    fn target<'a>(c: &'a Container) -> ActionTarget<'a> {
+        ActionTarget {
             container_id: "x",
             pod_ip: "127.0.0.1",
             container: c,

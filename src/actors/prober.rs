@@ -21,7 +21,7 @@ use k8s_openapi::api::core::v1::{Container, Probe};
 use super::events::{RecordFor, Recorder};
 use super::registries::{Forget, ProbeState, Readiness, SetProbeState};
 use crate::actors::handlers::{self, Verdict};
-use crate::decide::probe::{Counter, Kind, Timing};
+use crate::decide::probe::{Counter, ProbeKind, Timing};
 use crate::runtime::ContainerRuntime;
 use crate::settings::ExecHandler;
 
@@ -170,7 +170,7 @@ struct ProbeCtx {
 
 impl ProbeCtx {
     async fn attempt(&self, probe: &Probe, timeout: Duration) -> Verdict {
-        let target = handlers::Target {
+        let target = handlers::ActionTarget {
             container_id: &self.watched.container_id,
             pod_ip: &self.pod_ip,
             container: &self.watched.container,
@@ -197,7 +197,7 @@ impl ProbeCtx {
         });
     }
 
-    fn unhealthy(&self, kind: Kind, message: &str) {
+    fn unhealthy(&self, kind: ProbeKind, message: &str) {
         self.events.do_send(RecordFor {
             container_id: self.watched.container_id.clone(),
             warning: true,
@@ -208,7 +208,7 @@ impl ProbeCtx {
 
     /// Runs `probe` every period until its result becomes `until` (a
     /// change to that value); returns false when the task should end.
-    async fn run_until(&self, probe: &Probe, kind: Kind, until: bool) -> bool {
+    async fn run_until(&self, probe: &Probe, kind: ProbeKind, until: bool) -> bool {
         let timing = Timing::of(probe, kind);
         let mut counter = Counter::new(timing, kind);
         loop {
@@ -225,16 +225,16 @@ impl ProbeCtx {
 
     async fn run(self) {
         let c = self.watched.container.clone();
-        let delay = |p: &Probe, k: Kind| Timing::of(p, k).initial_delay;
+        let delay = |p: &Probe, k: ProbeKind| Timing::of(p, k).initial_delay;
         if let Some(p) = &c.startup_probe {
-            tokio::time::sleep(delay(p, Kind::Startup)).await;
+            tokio::time::sleep(delay(p, ProbeKind::Startup)).await;
             // Either it starts (success) or fails `failureThreshold` times.
-            let timing = Timing::of(p, Kind::Startup);
-            let mut counter = Counter::new(timing, Kind::Startup);
+            let timing = Timing::of(p, ProbeKind::Startup);
+            let mut counter = Counter::new(timing, ProbeKind::Startup);
             loop {
                 let verdict = self.attempt(p, timing.timeout).await;
                 if !verdict.ok() {
-                    self.unhealthy(Kind::Startup, verdict.message());
+                    self.unhealthy(ProbeKind::Startup, verdict.message());
                 }
                 match counter.observe(verdict.ok()) {
                     Some(true) => break,
@@ -256,8 +256,8 @@ impl ProbeCtx {
             let Some(p) = &c.liveness_probe else {
                 return futures::future::pending().await;
             };
-            tokio::time::sleep(delay(p, Kind::Liveness)).await;
-            if self.run_until(p, Kind::Liveness, false).await {
+            tokio::time::sleep(delay(p, ProbeKind::Liveness)).await;
+            if self.run_until(p, ProbeKind::Liveness, false).await {
                 self.worker.do_send(ProbeNews::Unhealthy {
                     container_id: self.watched.container_id.clone(),
                 });
@@ -267,13 +267,13 @@ impl ProbeCtx {
             let Some(p) = &c.readiness_probe else {
                 return futures::future::pending().await;
             };
-            tokio::time::sleep(delay(p, Kind::Readiness)).await;
-            let timing = Timing::of(p, Kind::Readiness);
-            let mut counter = Counter::new(timing, Kind::Readiness);
+            tokio::time::sleep(delay(p, ProbeKind::Readiness)).await;
+            let timing = Timing::of(p, ProbeKind::Readiness);
+            let mut counter = Counter::new(timing, ProbeKind::Readiness);
             loop {
                 let verdict = self.attempt(p, timing.timeout).await;
                 if !verdict.ok() {
-                    self.unhealthy(Kind::Readiness, verdict.message());
+                    self.unhealthy(ProbeKind::Readiness, verdict.message());
                 }
                 if let Some(ready) = counter.observe(verdict.ok()) {
                     self.state(ready, true);

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::decide::plan::{newest_by_name, Desired, Observed};
-use crate::model::naming::{Kind, PodLabels};
+use crate::model::naming::{ContainerKind, PodLabels};
 use crate::runtime::{ContainerState, ContainerSummary};
 
 /// Which dead containers of a pod may be removed (the kubelet's
@@ -36,7 +36,7 @@ impl Default for GcPolicy {
 pub(crate) fn pod_garbage(desired: &Desired<'_>, observed: &[Observed]) -> Vec<String> {
     let gc = &desired.gc;
     let mut out = Vec::new();
-    for kind in [Kind::Sandbox, Kind::Container] {
+    for kind in [ContainerKind::Sandbox, ContainerKind::Container] {
         for recs in newest_by_name(observed, kind).values() {
             let keep = gc.max_per_container.map_or(usize::MAX, |m| m.max(1));
             for old in recs.iter().skip(keep) {
@@ -136,7 +136,7 @@ mod tests {
                 pod_name: pod.into(),
                 namespace: "default".into(),
                 uid: pod.into(),
-                kind: Kind::Container,
+                kind: ContainerKind::Container,
                 container_name: name.into(),
                 hash: String::new(),
                 restart_count: 0,

@@ -31,18 +31,18 @@ impl ProbeState {
 
 /// The three kinds of probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
+pub enum ProbeKind {
     Startup,
     Liveness,
     Readiness,
 }
 
-impl Kind {
+impl ProbeKind {
     pub fn name(self) -> &'static str {
         match self {
-            Kind::Startup => "Startup",
-            Kind::Liveness => "Liveness",
-            Kind::Readiness => "Readiness",
+            ProbeKind::Startup => "Startup",
+            ProbeKind::Liveness => "Liveness",
+            ProbeKind::Readiness => "Readiness",
         }
     }
 }
@@ -66,7 +66,7 @@ impl Timing {
     /// Defaults: period 10 s, timeout 1 s, success 1, failure 3, no initial
     /// delay. Liveness and startup probes always use a success threshold
     /// of 1 (Kubernetes refuses anything else).
-    pub fn of(p: &Probe, kind: Kind) -> Self {
+    pub fn of(p: &Probe, kind: ProbeKind) -> Self {
         let threshold = |v: Option<i32>, default: u32| {
             v.and_then(|v| u32::try_from(v).ok())
                 .filter(|v| *v > 0)
@@ -81,7 +81,7 @@ impl Timing {
             period: secs(p.period_seconds, 10, 1),
             timeout: secs(p.timeout_seconds, 1, 1),
             success_threshold: match kind {
-                Kind::Readiness => threshold(p.success_threshold, 1),
+                ProbeKind::Readiness => threshold(p.success_threshold, 1),
                 _ => 1,
             },
             failure_threshold: threshold(p.failure_threshold, 3),
@@ -99,11 +99,11 @@ pub struct Counter {
 }
 
 impl Counter {
-    pub fn new(timing: Timing, kind: Kind) -> Self {
+    pub fn new(timing: Timing, kind: ProbeKind) -> Self {
         Self {
             timing,
             result: match kind {
-                Kind::Readiness => Some(false),
+                ProbeKind::Readiness => Some(false),
                 _ => None,
             },
             successes: 0,
@@ -159,7 +159,7 @@ mod tests {
 
     #[test]
     fn defaults_are_kubernetes_defaults() {
-        let t = Timing::of(&Probe::default(), Kind::Readiness);
+        let t = Timing::of(&Probe::default(), ProbeKind::Readiness);
         assert_eq!(t.period, Duration::from_secs(10));
         assert_eq!(t.timeout, Duration::from_secs(1));
         assert_eq!(t.initial_delay, Duration::ZERO);
@@ -171,7 +171,7 @@ mod tests {
                 initial_delay_seconds: Some(7),
                 ..Default::default()
             },
-            Kind::Liveness,
+            ProbeKind::Liveness,
         );
         assert_eq!(t.period, Duration::from_secs(2));
         assert_eq!(t.timeout, Duration::from_secs(5));
@@ -180,11 +180,11 @@ mod tests {
 
     #[test]
     fn liveness_and_startup_success_threshold_is_one() {
-        for kind in [Kind::Liveness, Kind::Startup] {
+        for kind in [ProbeKind::Liveness, ProbeKind::Startup] {
             assert_eq!(Timing::of(&probe(Some(3), None), kind).success_threshold, 1);
         }
         assert_eq!(
-            Timing::of(&probe(Some(3), None), Kind::Readiness).success_threshold,
+            Timing::of(&probe(Some(3), None), ProbeKind::Readiness).success_threshold,
             3
         );
     }
@@ -192,8 +192,8 @@ mod tests {
     #[test]
     fn liveness_fails_after_failure_threshold_consecutive_failures() {
         let mut c = Counter::new(
-            Timing::of(&probe(None, Some(3)), Kind::Liveness),
-            Kind::Liveness,
+            Timing::of(&probe(None, Some(3)), ProbeKind::Liveness),
+            ProbeKind::Liveness,
         );
         assert_eq!(c.observe(false), None);
         assert_eq!(c.observe(false), None);
@@ -209,8 +209,8 @@ mod tests {
     #[test]
     fn readiness_starts_not_ready_and_needs_success_threshold() {
         let mut c = Counter::new(
-            Timing::of(&probe(Some(2), Some(2)), Kind::Readiness),
-            Kind::Readiness,
+            Timing::of(&probe(Some(2), Some(2)), ProbeKind::Readiness),
+            ProbeKind::Readiness,
         );
         assert_eq!(c.result(), Some(false));
         assert_eq!(c.observe(true), None);
@@ -224,8 +224,8 @@ mod tests {
     #[test]
     fn startup_succeeds_on_the_first_success() {
         let mut c = Counter::new(
-            Timing::of(&probe(None, Some(30)), Kind::Startup),
-            Kind::Startup,
+            Timing::of(&probe(None, Some(30)), ProbeKind::Startup),
+            ProbeKind::Startup,
         );
         for _ in 0..29 {
             assert_eq!(c.observe(false), None);
@@ -236,8 +236,8 @@ mod tests {
     #[test]
     fn reset_forgets_the_run() {
         let mut c = Counter::new(
-            Timing::of(&probe(None, Some(2)), Kind::Liveness),
-            Kind::Liveness,
+            Timing::of(&probe(None, Some(2)), ProbeKind::Liveness),
+            ProbeKind::Liveness,
         );
         c.observe(false);
         c.reset();

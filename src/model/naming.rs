@@ -65,7 +65,7 @@ impl ContainerName {
 
 /// Whether a container is a pod's infra container or one of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum ContainerKind {
     Sandbox,
     Container,
 }
@@ -76,7 +76,7 @@ pub struct PodLabels {
     pub pod_name: String,
     pub namespace: String,
     pub uid: String,
-    pub kind: Kind,
+    pub kind: ContainerKind,
     /// `POD` for the infra container.
     pub container_name: String,
     pub hash: String,
@@ -91,8 +91,8 @@ impl PodLabels {
     pub fn parse(labels: &BTreeMap<String, String>) -> Option<Self> {
         let get = |k: &str| labels.get(k).cloned();
         let kind = match labels.get(LABEL_DOCKER_TYPE).map(String::as_str) {
-            Some(TYPE_SANDBOX) => Kind::Sandbox,
-            Some(TYPE_CONTAINER) => Kind::Container,
+            Some(TYPE_SANDBOX) => ContainerKind::Sandbox,
+            Some(TYPE_CONTAINER) => ContainerKind::Container,
             _ => return None,
         };
         Some(Self {
@@ -101,8 +101,8 @@ impl PodLabels {
             uid: get(LABEL_POD_UID)?,
             kind,
             container_name: match kind {
-                Kind::Sandbox => INFRA_NAME.to_string(),
-                Kind::Container => get(LABEL_CONTAINER_NAME)?,
+                ContainerKind::Sandbox => INFRA_NAME.to_string(),
+                ContainerKind::Container => get(LABEL_CONTAINER_NAME)?,
             },
             hash: get(LABEL_CONTAINER_HASH).unwrap_or_default(),
             restart_count: get(LABEL_RESTART_COUNT)
@@ -126,10 +126,10 @@ impl PodLabels {
             l.insert(LABEL_GRACE_PERIOD.into(), g.to_string());
         }
         match self.kind {
-            Kind::Sandbox => {
+            ContainerKind::Sandbox => {
                 l.insert(LABEL_DOCKER_TYPE.into(), TYPE_SANDBOX.into());
             }
-            Kind::Container => {
+            ContainerKind::Container => {
                 l.insert(LABEL_DOCKER_TYPE.into(), TYPE_CONTAINER.into());
                 l.insert(LABEL_CONTAINER_NAME.into(), self.container_name.clone());
             }
@@ -242,7 +242,7 @@ mod tests {
             pod_name: "web".into(),
             namespace: "default".into(),
             uid: "u1".into(),
-            kind: Kind::Container,
+            kind: ContainerKind::Container,
             container_name: "app".into(),
             hash: "abc".into(),
             restart_count: 4,
@@ -262,7 +262,7 @@ mod tests {
             pod_name: "web".into(),
             namespace: "default".into(),
             uid: "u1".into(),
-            kind: Kind::Sandbox,
+            kind: ContainerKind::Sandbox,
             container_name: INFRA_NAME.into(),
             hash: "abc".into(),
             restart_count: 0,
@@ -284,7 +284,7 @@ mod tests {
             pod_name: "w".into(),
             namespace: "d".into(),
             uid: "u".into(),
-            kind: Kind::Sandbox,
+            kind: ContainerKind::Sandbox,
             container_name: INFRA_NAME.into(),
             hash: String::new(),
             restart_count: 0,

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 
 use crate::decide::status::Refusal;
 use crate::manifest::FieldError;
-use crate::model::naming::{self, ContainerName, Kind, PodLabels};
+use crate::model::naming::{self, ContainerKind, ContainerName, PodLabels};
 use crate::model::RefusalReason;
 use crate::runtime::{CreateSpec, PortMapping, Resources};
 use crate::spec::env::{self, EnvContext};
@@ -65,7 +65,7 @@ impl PodIdentity<'_> {
             .unwrap_or(false)
     }
 
-    fn labels(&self, kind: Kind, container: &str, hash: &str, restarts: u32) -> PodLabels {
+    fn labels(&self, kind: ContainerKind, container: &str, hash: &str, restarts: u32) -> PodLabels {
         PodLabels {
             pod_name: self.name().to_string(),
             namespace: self.namespace().to_string(),
@@ -126,7 +126,7 @@ pub fn sandbox_spec(id: &PodIdentity<'_>, image: &str, attempt: u32, hash: &str)
         name: id.docker_name(naming::INFRA_NAME, attempt),
         image: image.to_string(),
         labels: id
-            .labels(Kind::Sandbox, naming::INFRA_NAME, hash, 0)
+            .labels(ContainerKind::Sandbox, naming::INFRA_NAME, hash, 0)
             .render(id.node),
         // Kubernetes names the pod's host after the pod (at most 63 chars).
         hostname: (!host_network).then(|| id.name().chars().take(63).collect()),
@@ -296,7 +296,7 @@ pub fn app_spec(
     config: &ContainerConfig,
 ) -> CreateSpec {
     let mut labels = id.labels(
-        Kind::Container,
+        ContainerKind::Container,
         &container.name,
         &naming::container_hash(container),
         restart_count,

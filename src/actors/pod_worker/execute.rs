@@ -18,7 +18,7 @@ use crate::actors::registries::{ContainerRef, SetRef};
 use crate::decide::plan::{self, Observed, PodActions, StartReason};
 use crate::decide::status::Waiting;
 use crate::host;
-use crate::model::naming::Kind;
+use crate::model::naming::ContainerKind;
 use crate::model::pod::pull_policy;
 use crate::model::{PodExt, PullPolicy, WaitingReason};
 use crate::runtime::{ContainerState, ImageInfo, RuntimeError};
@@ -120,7 +120,7 @@ impl SyncJob {
         let rt = self.deps.runtime.clone();
         // Apps die in parallel (each after its preStop hook), the infra
         // container last.
-        for kind in [Kind::Container, Kind::Sandbox] {
+        for kind in [ContainerKind::Container, ContainerKind::Sandbox] {
             let kills = a
                 .kill
                 .iter()
@@ -213,7 +213,8 @@ impl SyncJob {
                 if let Some(last) = observed
                     .iter()
                     .filter(|o| {
-                        o.labels.kind == Kind::Container && o.labels.container_name == s.name
+                        o.labels.kind == ContainerKind::Container
+                            && o.labels.container_name == s.name
                     })
                     .max_by_key(|o| (o.attempt, o.created))
                 {
@@ -358,7 +359,7 @@ impl SyncJob {
             .or_else(|| o.and_then(|o| o.labels.grace_period_secs))
             .unwrap_or(30);
         let grace = Duration::from_secs(secs.max(0) as u64);
-        if k.kind == Kind::Container {
+        if k.kind == ContainerKind::Container {
             self.record(
                 &k.container_name,
                 false,
@@ -381,13 +382,13 @@ impl SyncJob {
         let mut left = grace;
         let pre_stop = self
             .container_spec(&k.container_name)
-            .filter(|_| k.kind == Kind::Container)
+            .filter(|_| k.kind == ContainerKind::Container)
             .and_then(|c| Some((c, c.lifecycle.as_ref()?.pre_stop.as_ref()?)));
         if let Some((c, hook)) = pre_stop {
             let started = std::time::Instant::now();
             let sandbox = o.and_then(|o| o.labels.sandbox_id.as_deref());
             let ip = self.pod_ip(sandbox).await;
-            let target = handlers::Target {
+            let target = handlers::ActionTarget {
                 container_id: &k.id,
                 pod_ip: &ip,
                 container: c,
@@ -415,7 +416,7 @@ impl SyncJob {
         let Some(hook) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) else {
             return Ok(());
         };
-        let target = handlers::Target {
+        let target = handlers::ActionTarget {
             container_id: id,
             pod_ip,
             container: c,

@@ -14,7 +14,7 @@ use crate::actors::registries::{ContainerRef, Forget, SetRef};
 use crate::actors::Deps;
 use crate::decide::plan::{self, Desired, Observed, PodActions};
 use crate::decide::status;
-use crate::model::naming::{self, ContainerName, Kind, PodLabels};
+use crate::model::naming::{self, ContainerKind, ContainerName, PodLabels};
 use crate::model::{PodExt, WaitingReason};
 use crate::runtime::{ContainerDetails, ContainerState, RuntimeError};
 use crate::spec::containers;
@@ -158,7 +158,7 @@ impl SyncJob {
             let Some(labels) = PodLabels::parse(&d.summary.labels) else {
                 continue;
             };
-            if labels.kind == Kind::Sandbox {
+            if labels.kind == ContainerKind::Sandbox {
                 pod_ip = if host_network {
                     "127.0.0.1".into()
                 } else {
@@ -316,7 +316,7 @@ impl SyncJob {
             let Some(labels) = PodLabels::parse(&d.summary.labels) else {
                 continue;
             };
-            if labels.kind != Kind::Container {
+            if labels.kind != ContainerKind::Container {
                 continue;
             }
             let attempt = ContainerName::parse(&d.summary.name).map_or(0, |n| n.attempt);

@@ -25,7 +25,7 @@ pub(super) fn init_done(
             .get(c.name.as_str())
             .map(|r| r[0])
             .filter(|o| joined(o, Some(sandbox)));
-        let target = Target {
+        let target = SpecContainer {
             index,
             init: true,
             name: &c.name,
@@ -63,7 +63,7 @@ pub(super) fn apps(
     let policy = desired.restart_policy();
     for (index, c) in desired.containers().iter().enumerate() {
         let hash = naming::container_hash(c);
-        let target = Target {
+        let target = SpecContainer {
             index,
             init: false,
             name: &c.name,
@@ -113,13 +113,13 @@ pub(super) fn apps(
 
 /// Which container of the spec a start is for.
 #[derive(Clone, Copy)]
-pub(super) struct Target<'a> {
+pub(super) struct SpecContainer<'a> {
     pub(super) index: usize,
     pub(super) init: bool,
     pub(super) name: &'a str,
 }
 
-impl Target<'_> {
+impl SpecContainer<'_> {
     /// The next attempt after `last`.
     fn next(&self, last: &Observed, reason: StartReason) -> Start {
         Start {
@@ -152,7 +152,7 @@ impl Target<'_> {
 fn restart_or_back_off(
     desired: &Desired<'_>,
     last: &Observed,
-    target: Target<'_>,
+    target: SpecContainer<'_>,
     actions: &mut PodActions,
 ) {
     let remaining = last

@@ -29,7 +29,7 @@ use chrono::{DateTime, Utc};
 
 use crate::decide::backoff::Backoff;
 use crate::decide::gc;
-use crate::model::naming::{self, Kind, PodLabels};
+use crate::model::naming::{self, ContainerKind, PodLabels};
 use crate::model::PodExt;
 use crate::runtime::ContainerState;
 
@@ -100,7 +100,7 @@ pub enum KillReason {
 pub struct Kill {
     pub id: String,
     pub container_name: String,
-    pub kind: Kind,
+    pub kind: ContainerKind,
     pub reason: KillReason,
 }
 
@@ -174,7 +174,7 @@ impl PodActions {
 }
 
 /// The newest record of each name, and the older ones.
-pub(crate) fn newest_by_name(observed: &[Observed], kind: Kind) -> Records<'_> {
+pub(crate) fn newest_by_name(observed: &[Observed], kind: ContainerKind) -> Records<'_> {
     let mut by_name: Records<'_> = BTreeMap::new();
     for o in observed.iter().filter(|o| o.labels.kind == kind) {
         by_name
@@ -209,12 +209,12 @@ fn joined(o: &Observed, sandbox: Option<&Observed>) -> bool {
 /// Plans one sync of a pod that should run.
 pub fn plan(desired: &Desired<'_>, observed: &[Observed]) -> PodActions {
     let mut actions = PodActions::default();
-    let sandboxes = newest_by_name(observed, Kind::Sandbox);
+    let sandboxes = newest_by_name(observed, ContainerKind::Sandbox);
     let sandbox_records = sandboxes
         .get(naming::INFRA_NAME)
         .cloned()
         .unwrap_or_default();
-    let records = newest_by_name(observed, Kind::Container);
+    let records = newest_by_name(observed, ContainerKind::Container);
     housekeeping(desired, &sandbox_records, &records, &mut actions);
     actions.remove.extend(gc::pod_garbage(desired, observed));
 

@@ -28,7 +28,7 @@ use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 
 use super::{newest_by_name, plan, Desired, GcPolicy, Kill, Observed, PodActions};
 use crate::decide::backoff::Backoff;
-use crate::model::naming::{self, Kind, PodLabels};
+use crate::model::naming::{self, ContainerKind, PodLabels};
 use crate::model::{PodExt, RestartPolicy};
 use crate::runtime::ContainerState;
 
@@ -156,7 +156,13 @@ fn case() -> impl Strategy<Value = Case> {
         )
 }
 
-fn labels(kind: Kind, name: &str, hash: &str, restarts: u32, sandbox: Option<&str>) -> PodLabels {
+fn labels(
+    kind: ContainerKind,
+    name: &str,
+    hash: &str,
+    restarts: u32,
+    sandbox: Option<&str>,
+) -> PodLabels {
     PodLabels {
         pod_name: "p".into(),
         namespace: "default".into(),
@@ -219,7 +225,13 @@ impl Case {
         let mut out = Vec::new();
         for (i, r) in self.sandboxes.iter().enumerate() {
             let hash = if r.hash_ok { &sandbox_hash } else { "stale" };
-            let l = labels(Kind::Sandbox, naming::INFRA_NAME, hash, r.attempt, None);
+            let l = labels(
+                ContainerKind::Sandbox,
+                naming::INFRA_NAME,
+                hash,
+                r.attempt,
+                None,
+            );
             out.push(record(format!("s{i}"), l, r));
         }
         for (i, (n, r)) in self.containers.iter().enumerate() {
@@ -231,7 +243,13 @@ impl Case {
                 Some(k) if !self.sandboxes.is_empty() => format!("s{}", k % self.sandboxes.len()),
                 _ => "s-gone".to_string(),
             };
-            let l = labels(Kind::Container, name, &hash, r.attempt, Some(&sandbox));
+            let l = labels(
+                ContainerKind::Container,
+                name,
+                &hash,
+                r.attempt,
+                Some(&sandbox),
+            );
             out.push(record(format!("c{i}"), l, r));
         }
         out
@@ -284,7 +302,13 @@ fn apply(pod: &Pod, observed: &[Observed], a: &PodActions) -> Applied {
     if let Some(cs) = &a.create_sandbox {
         clock += 1;
         let id = "new-sandbox".to_string();
-        let l = labels(Kind::Sandbox, naming::INFRA_NAME, &cs.hash, 0, None);
+        let l = labels(
+            ContainerKind::Sandbox,
+            naming::INFRA_NAME,
+            &cs.hash,
+            0,
+            None,
+        );
         out.push(running(id.clone(), l, cs.attempt, clock));
         sandbox_id = Some(id.clone());
         started.insert(id);
@@ -314,7 +338,7 @@ fn apply(pod: &Pod, observed: &[Observed], a: &PodActions) -> Applied {
         let id = format!("new-{k}");
         let hash = naming::container_hash(c);
         let l = labels(
-            Kind::Container,
+            ContainerKind::Container,
             &s.name,
             &hash,
             s.restart_count,
@@ -345,7 +369,7 @@ fn running(id: String, labels: PodLabels, attempt: u32, created: i64) -> Observe
 /// The order in which the PodWorker carries out kills: every app container
 /// (in parallel), then the infra container.
 fn executor_order(kills: &[Kill]) -> Vec<&Kill> {
-    [Kind::Container, Kind::Sandbox]
+    [ContainerKind::Container, ContainerKind::Sandbox]
         .into_iter()
         .flat_map(|kind| kills.iter().filter(move |k| k.kind == kind))
         .collect()
@@ -412,14 +436,14 @@ fn outside_the_kept_sandbox_while_initializing(case: &Case, o: &Outcome, r: &Obs
     let Some(kept) = o.actions.sandbox_id.as_deref() else {
         return false;
     };
-    let records = newest_by_name(&o.observed, Kind::Container);
+    let records = newest_by_name(&o.observed, ContainerKind::Container);
     let pending = INITS[..case.inits].iter().any(|name| {
         let last = records.get(name).map(|r| r[0]);
         let last = last.filter(|l| l.labels.sandbox_id.as_deref() == Some(kept));
         !last.is_some_and(|l| l.state == ContainerState::Exited && l.exit_code == Some(0))
     });
     pending
-        && r.labels.kind == Kind::Container
+        && r.labels.kind == ContainerKind::Container
         && !o.applied.started.contains(&r.id)
         && r.labels.sandbox_id.as_deref() != Some(kept)
 }
@@ -437,7 +461,7 @@ fn never_pod_finished_by_removed_records(case: &Case, o: &Outcome) -> bool {
             .applied
             .observed
             .iter()
-            .any(|r| r.labels.kind == Kind::Container)
+            .any(|r| r.labels.kind == ContainerKind::Container)
 }
 
 /// The seed is fixed (CI sees the same cases) unless `PROPTEST_RNG_SEED`
@@ -485,7 +509,7 @@ proptest! {
         let o = outcome(&case);
         let a = &o.actions;
         let containers_started = a.start_existing.iter().any(|id| {
-            o.observed.iter().any(|r| &r.id == id && r.labels.kind == Kind::Container)
+            o.observed.iter().any(|r| &r.id == id && r.labels.kind == ContainerKind::Container)
         });
         if a.start.is_empty() && !containers_started {
             return Ok(());
@@ -494,7 +518,7 @@ proptest! {
             let killed = a.kill.iter().any(|k| &k.id == id);
             o.observed.iter().any(|r| {
                 &r.id == id
-                    && r.labels.kind == Kind::Sandbox
+                    && r.labels.kind == ContainerKind::Sandbox
                     && !killed
                     && (r.state == ContainerState::Running
                         || (r.state == ContainerState::Created && a.start_existing.contains(id)))
@@ -511,15 +535,15 @@ proptest! {
     fn apps_die_before_their_infra_container(case in case()) {
         let o = outcome(&case);
         let order = executor_order(&o.actions.kill);
-        if let Some(first_infra) = order.iter().position(|k| k.kind == Kind::Sandbox) {
-            prop_assert!(order[first_infra..].iter().all(|k| k.kind == Kind::Sandbox));
+        if let Some(first_infra) = order.iter().position(|k| k.kind == ContainerKind::Sandbox) {
+            prop_assert!(order[first_infra..].iter().all(|k| k.kind == ContainerKind::Sandbox));
         }
-        for k in o.actions.kill.iter().filter(|k| k.kind == Kind::Sandbox) {
+        for k in o.actions.kill.iter().filter(|k| k.kind == ContainerKind::Sandbox) {
             let orphans: Vec<&str> = o
                 .applied
                 .observed
                 .iter()
-                .filter(|r| r.labels.kind == Kind::Container)
+                .filter(|r| r.labels.kind == ContainerKind::Container)
                 .filter(|r| r.state == ContainerState::Running)
                 .filter(|r| r.labels.sandbox_id.as_deref() == Some(k.id.as_str()))
                 .filter(|r| !outside_the_kept_sandbox_while_initializing(&case, &o, r))

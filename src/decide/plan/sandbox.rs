@@ -2,7 +2,7 @@
 //! started) with the desired hash; otherwise the pod starts over in a new
 //! one, and its init containers run again.
 
-use super::containers::Target;
+use super::containers::SpecContainer;
 use super::{joined, kill, CreateSandbox, Desired, KillReason, Observed, PodActions, Records};
 use crate::model::naming;
 use crate::model::{PodExt, RestartPolicy};
@@ -81,7 +81,7 @@ fn plan_new_sandbox(
     });
     if let Some(first) = desired.init_containers().first() {
         let before = records.get(first.name.as_str()).map(|r| r[0]);
-        let target = Target {
+        let target = SpecContainer {
             index: 0,
             init: true,
             name: &first.name,
@@ -95,7 +95,7 @@ fn plan_new_sandbox(
         if last.is_some_and(|l| !l.running() && !policy.restarts(l.exit_code)) {
             continue;
         }
-        let target = Target {
+        let target = SpecContainer {
             index,
             init: false,
             name: &c.name,
@@ -131,8 +131,8 @@ mod tests {
         let a = w.plan();
         assert!(a.create_sandbox.is_some());
         let killed: Vec<_> = a.kill.iter().map(|k| (k.id.as_str(), k.kind)).collect();
-        assert!(killed.contains(&(sb.as_str(), Kind::Sandbox)));
-        assert!(killed.iter().any(|(_, k)| *k == Kind::Container));
+        assert!(killed.contains(&(sb.as_str(), ContainerKind::Sandbox)));
+        assert!(killed.iter().any(|(_, k)| *k == ContainerKind::Container));
     }
 
     #[test]

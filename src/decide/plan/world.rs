@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use super::{plan, Desired, Observed, PodActions, StartReason};
 use crate::decide::backoff::Backoff;
 use crate::decide::gc::GcPolicy;
-use crate::model::naming::{self, Kind, PodLabels};
+use crate::model::naming::{self, ContainerKind, PodLabels};
 use crate::runtime::ContainerState;
 
 pub(crate) const INFRA: &str = "pause:1";
@@ -74,7 +74,14 @@ impl World {
 
     pub(crate) fn sandbox(&mut self, state: ContainerState) -> String {
         let hash = naming::sandbox_hash(&self.pod, INFRA);
-        self.add(Kind::Sandbox, naming::INFRA_NAME, &hash, 0, state, None)
+        self.add(
+            ContainerKind::Sandbox,
+            naming::INFRA_NAME,
+            &hash,
+            0,
+            state,
+            None,
+        )
     }
 
     pub(crate) fn app(&mut self, name: &str, state: ContainerState, exit: Option<i64>) -> String {
@@ -92,12 +99,12 @@ impl World {
             .iter()
             .filter(|o| o.labels.container_name == name)
             .count() as u32;
-        self.add(Kind::Container, name, &hash, attempt, state, exit)
+        self.add(ContainerKind::Container, name, &hash, attempt, state, exit)
     }
 
     pub(crate) fn add(
         &mut self,
-        kind: Kind,
+        kind: ContainerKind,
         name: &str,
         hash: &str,
         attempt: u32,
@@ -110,7 +117,7 @@ impl World {
             .observed
             .iter()
             .rev()
-            .find(|o| o.labels.kind == Kind::Sandbox)
+            .find(|o| o.labels.kind == ContainerKind::Sandbox)
             .map(|o| o.id.clone());
         self.observed.push(Observed {
             id: id.clone(),
@@ -123,7 +130,7 @@ impl World {
                 hash: hash.into(),
                 restart_count: attempt,
                 grace_period_secs: Some(30),
-                sandbox_id: if kind == Kind::Container {
+                sandbox_id: if kind == ContainerKind::Container {
                     sandbox_id
                 } else {
                     None

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{
 
 use super::{time, Facts};
 use crate::decide::probe::ProbeState;
-use crate::model::naming::{ContainerName, Kind, PodLabels};
+use crate::model::naming::{ContainerKind, ContainerName, PodLabels};
 use crate::model::{TerminatedReason, WaitingReason};
 use crate::runtime::{self, ContainerDetails};
 
@@ -46,7 +46,7 @@ fn waiting(reason: WaitingReason, message: Option<&str>) -> ContainerState {
 /// creation).
 pub(super) fn by_name(
     containers: &[ContainerDetails],
-    kind: Kind,
+    kind: ContainerKind,
 ) -> HashMap<String, Vec<(&ContainerDetails, PodLabels)>> {
     let mut out: HashMap<String, Vec<(u32, &ContainerDetails, PodLabels)>> = HashMap::new();
     for d in containers {
@@ -170,7 +170,7 @@ mod tests {
             sandbox(),
             record(
                 "a",
-                Kind::Container,
+                ContainerKind::Container,
                 runtime::ContainerState::Exited,
                 Some(3),
                 Some("id-POD"),
@@ -198,7 +198,7 @@ mod tests {
         let p = pod("Always", &["a"], &[]);
         let mut old = record(
             "a",
-            Kind::Container,
+            ContainerKind::Container,
             runtime::ContainerState::Exited,
             Some(7),
             Some("id-POD"),
@@ -206,7 +206,7 @@ mod tests {
         old.summary.id = "old".into();
         let mut new = record(
             "a",
-            Kind::Container,
+            ContainerKind::Container,
             runtime::ContainerState::Running,
             None,
             Some("id-POD"),
@@ -226,7 +226,7 @@ mod tests {
         let p = pod("Never", &["a"], &[]);
         let mut r = record(
             "a",
-            Kind::Container,
+            ContainerKind::Container,
             runtime::ContainerState::Exited,
             Some(137),
             Some("id-POD"),
@@ -249,7 +249,7 @@ mod tests {
             sandbox(),
             record(
                 "a",
-                Kind::Container,
+                ContainerKind::Container,
                 runtime::ContainerState::Exited,
                 Some(0),
                 Some("id-POD"),

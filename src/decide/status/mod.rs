@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::{Pod, PodCondition, PodIP, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::decide::probe::ProbeState;
-use crate::model::naming::{Kind, PodLabels};
+use crate::model::naming::{ContainerKind, PodLabels};
 use crate::model::{PodExt, PodPhase, RefusalReason, RestartPolicy, WaitingReason};
 use crate::runtime::{self, ContainerDetails};
 
@@ -123,7 +123,7 @@ pub fn pod_status(pod: &Pod, containers: &[ContainerDetails], facts: &Facts<'_>)
             ..Default::default()
         };
     }
-    let all = by_name(containers, Kind::Container);
+    let all = by_name(containers, ContainerKind::Container);
     // The newest record of each name, and (for a running container's
     // `lastState`) the one before it when that one ended.
     let records: HashMap<&str, &(&ContainerDetails, PodLabels)> =
@@ -135,7 +135,7 @@ pub fn pod_status(pod: &Pod, containers: &[ContainerDetails], facts: &Facts<'_>)
             (prev.summary.state == runtime::ContainerState::Exited).then_some((k.as_str(), *prev))
         })
         .collect();
-    let sandbox = by_name(containers, Kind::Sandbox)
+    let sandbox = by_name(containers, ContainerKind::Sandbox)
         .into_values()
         .next()
         .map(|v| v[0].0);
@@ -230,7 +230,7 @@ pub fn pending(pod: &Pod) -> PodStatus {
 mod tests {
     use super::test_support::*;
     use super::*;
-    use crate::model::naming::Kind;
+    use crate::model::naming::ContainerKind;
     use crate::runtime;
 
     #[test]
@@ -240,7 +240,7 @@ mod tests {
             sandbox(),
             record(
                 "a",
-                Kind::Container,
+                ContainerKind::Container,
                 runtime::ContainerState::Running,
                 None,
                 Some("id-POD"),
@@ -285,7 +285,7 @@ mod tests {
                 sandbox(),
                 record(
                     "a",
-                    Kind::Container,
+                    ContainerKind::Container,
                     runtime::ContainerState::Exited,
                     Some(code),
                     Some("id-POD"),
@@ -314,7 +314,7 @@ mod tests {
             sandbox(),
             record(
                 "i",
-                Kind::Container,
+                ContainerKind::Container,
                 runtime::ContainerState::Running,
                 None,
                 Some("id-POD"),
@@ -341,14 +341,14 @@ mod tests {
             sandbox(),
             record(
                 "i",
-                Kind::Container,
+                ContainerKind::Container,
                 runtime::ContainerState::Exited,
                 Some(0),
                 Some("id-POD"),
             ),
             record(
                 "a",
-                Kind::Container,
+                ContainerKind::Container,
                 runtime::ContainerState::Running,
                 None,
                 Some("id-POD"),
@@ -363,7 +363,7 @@ mod tests {
             sandbox(),
             record(
                 "i",
-                Kind::Container,
+                ContainerKind::Container,
                 runtime::ContainerState::Exited,
                 Some(0),
                 Some("old"),
@@ -382,7 +382,7 @@ mod tests {
             sandbox(),
             record(
                 "i",
-                Kind::Container,
+                ContainerKind::Container,
                 runtime::ContainerState::Exited,
                 Some(1),
                 Some("id-POD"),

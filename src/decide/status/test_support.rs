@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodStatus};
 
 use super::{pod_status, Facts, Waiting};
-use crate::model::naming::{ContainerName, Kind, PodLabels};
+use crate::model::naming::{ContainerKind, ContainerName, PodLabels};
 use crate::runtime::{self, ContainerDetails, ContainerSummary};
 
 pub(super) fn pod(policy: &str, apps: &[&str], inits: &[&str]) -> Pod {
@@ -27,7 +27,7 @@ pub(super) fn pod(policy: &str, apps: &[&str], inits: &[&str]) -> Pod {
 
 pub(super) fn record(
     name: &str,
-    kind: Kind,
+    kind: ContainerKind,
     state: runtime::ContainerState,
     exit: Option<i64>,
     sandbox: Option<&str>,
@@ -75,7 +75,7 @@ pub(super) fn record(
 pub(super) fn sandbox() -> ContainerDetails {
     record(
         "POD",
-        Kind::Sandbox,
+        ContainerKind::Sandbox,
         runtime::ContainerState::Running,
         None,
         None,
