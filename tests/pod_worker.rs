@@ -363,3 +363,34 @@ async fn a_crash_looping_init_container_backs_off_with_an_event_on_its_own_field
     assert!(b.running_of("app").is_empty());
     assert_eq!(b.pod.metadata.name.as_deref(), Some("initloop"));
 }
+
+#[actix::test]
+async fn a_failed_container_with_fallback_to_logs_reports_the_tail_of_its_log() {
+    let p = pod("msg")
+        .container("app")
+        .restart("Never")
+        .with(|p| {
+            let c = &mut p.spec.as_mut().unwrap().containers[0];
+            c.termination_message_policy = Some("FallbackToLogsOnError".into());
+        })
+        .build_pod();
+    let b = Bench::start(p);
+    b.until("the app runs", |b| b.running_of("app").len() == 1)
+        .await;
+    let id = b.running_of("app")[0].details.summary.id.clone();
+    b.fake.set_logs(&id, "starting\npanic: the disk is full\n");
+    b.exit("app", 3);
+    b.until("the pod Failed", |b| b.phase().as_deref() == Some("Failed"))
+        .await;
+    let status = b.status().unwrap();
+    let app = &status.container_statuses.unwrap()[0];
+    let t = app.state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert_eq!(t.exit_code, 3);
+    assert_eq!(t.reason.as_deref(), Some("Error"));
+    assert!(
+        t.message
+            .as_deref()
+            .is_some_and(|m| m.contains("panic: the disk is full")),
+        "{t:?}"
+    );
+}

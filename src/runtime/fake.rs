@@ -88,7 +88,6 @@ struct State {
     calls: Vec<Call>,
     failures: HashMap<&'static str, VecDeque<RuntimeError>>,
     delays: HashMap<&'static str, Duration>,
-    unreachable: bool,
     /// Calls that never answer: (kind, text the call's argument contains).
     hangs: Vec<(&'static str, String)>,
     /// Image → the user it runs as (root when absent).
@@ -184,11 +183,6 @@ impl FakeDocker {
     /// never answer, as a hung engine call would not.
     pub fn hang(&self, kind: &'static str, needle: &str) {
         self.lock().hangs.push((kind, needle.to_string()));
-    }
-
-    /// While set, every call fails as if the engine were down.
-    pub fn set_unreachable(&self, down: bool) {
-        self.lock().unreachable = down;
     }
 
     /// Every call so far, in order.
@@ -361,12 +355,6 @@ impl FakeDocker {
         let (delay, failure) = {
             let mut s = self.lock();
             s.calls.push(call);
-            if s.unreachable {
-                return Err(RuntimeError::Unreachable {
-                    endpoint: "fake://".into(),
-                    reason: "engine stopped".into(),
-                });
-            }
             let failure = s.failures.get_mut(kind).and_then(VecDeque::pop_front);
             (s.delays.get(kind).copied(), failure)
         };
