@@ -3,21 +3,25 @@
 //!
 //! # Layout
 //!
-//! Four floors, each using only the ones below it: the vocabulary, pure
-//! decisions and translations, effects in actors (and on the node in host),
-//! and one seam to Docker.
+//! Three floors over one vocabulary: **decide** (what a sync does, no I/O),
+//! **translate** (a Pod into the engine's requests, no I/O) and **effect**
+//! (actors, and the two seams to the outside: the engine and the node).
+//! A floor uses only what is below it in this picture:
 //!
 //! ```text
-//!  daemon ─ wires the actors for `podvisor run`; api ─ the HTTP API
-//!  actors/   effects: Supervisor, PodWorker, ImagePuller, Prober,
-//!            Readiness, ContainerRefs, events, manifest sources
-//!  host/     effects on the node: pod dirs, tmpfs, /proc (Host, FakeHost)
-//!  decide/   what to do, no I/O: plan, status, back-off, probe counting
-//!  spec/     what to ask the engine, no I/O: Pod → create requests
-//!  manifest/ read, default and validate manifests
-//!  model/    names, labels, hashes, policies, PodExt, the clock
-//!  runtime/  the engine seam: trait, bollard, bounded calls, FakeDocker
-//!  settings/ flags, file, environment
+//!  main.rs    parse flags, set up tracing, run the daemon
+//!  daemon     wires the actors for `podvisor run`;  api/  the HTTP API
+//!  actors/    effects: Supervisor, PodWorker (mod, sync, execute),
+//!             ImagePuller, Prober, Readiness, ContainerRefs, the event
+//!             Recorder, the manifest sources; shared = owned maps + views
+//!  host/      the node seam: pod dirs, tmpfs, /proc (Host, RealHost, FakeHost)
+//!  runtime/   the engine seam: trait, bollard, bounded calls, FakeDocker
+//!  decide/    plan, gc, status, back-off, probe thresholds
+//!  spec/      Pod → create requests: env, resources, security, volumes
+//!  manifest/  scan, parse, default and validate manifests
+//!  model/     names, labels, hashes; policies, reasons, phases as types;
+//!             PodExt; the clock
+//!  settings/  flags, file, environment: one default per key
 //! ```
 //!
 //! - [`settings`]: the kubelet's flags, `config/podvisor.toml` and
@@ -25,13 +29,15 @@
 //! - [`manifest`]: reads the manifest directory into validated, defaulted
 //!   `v1/Pod`s; errors name the file, document and field.
 //! - [`model`]: the shared vocabulary: dockershim names, `io.kubernetes.*`
-//!   labels and hashes ([`model::naming`]), typed restart and pull policies,
-//!   the [`model::PodExt`] accessors, the clock.
-//! - [`decide`]: pure decisions: the planner (`SyncPod`), pod status from
-//!   what the engine shows, CrashLoopBackOff and pull back-off, probe
-//!   thresholds.
+//!   labels and hashes ([`model::naming`]); restart and pull policies,
+//!   waiting/terminated/refusal reasons and the pod phase as enums, parsed
+//!   once and spelled out only in status and events; the [`model::PodExt`]
+//!   accessors; the clock.
+//! - [`decide`]: pure decisions: the planner (`SyncPod`), dead-container
+//!   GC, pod status from what the engine shows, CrashLoopBackOff and pull
+//!   back-off, probe thresholds.
 //! - [`spec`]: pure translation of a pod into the engine's create requests:
-//!   admission, environment, resources, security, volumes.
+//!   admission, environment, resources, security, volume plans.
 //! - [`host`]: the [`host::Host`] seam to the node (directories, tmpfs
 //!   mounts, `/proc`), `RealHost`, (feature `test-util`) `FakeHost`; carries
 //!   out the volume plans of [`spec::volumes`] and reads the node's capacity.
@@ -40,18 +46,26 @@
 //!   (feature `test-util`) `FakeDocker`.
 //! - [`actors`]: the actors and their messages:
 //!   - `Supervisor`: desired vs observed, one `PodWorker` per pod, orphans,
-//!     engine events and the relist tick;
-//!   - `PodWorker`: one sync at a time for its pod;
+//!     its own engine-event task and the relist tick;
+//!   - `PodWorker`: one sync at a time for its pod, each in a tracing span
+//!     naming the pod and what triggered it; execution returns a typed
+//!     result per container that the status is built from;
 //!   - `ImagePuller`: the pull queue (serialized or parallel with a cap), a
 //!     QPS limit that makes pulls wait, one pull per image, per-(pod, image)
 //!     back-off;
-//!   - `Readiness` and `ContainerRefs`: the registries; the event recorder;
+//!   - `Readiness` and `ContainerRefs`: the registries (Readiness forwards
+//!     the prober's news after storing it); the event `Recorder`;
 //!   - `Prober` and the hook/probe `handlers` (exec native or nsenter,
 //!     `httpGet`, `tcpSocket`);
 //!   - `ManifestSource` and the URL source.
+//!
+//!   Shared state has its owner in the types: the one actor that writes a
+//!   map holds its [`actors::shared::Owned`]; readers (the API, status
+//!   builders) hold [`actors::shared::View`]s.
 //! - [`api`]: the HTTP API (`/healthz`, `/pods`).
 //! - [`daemon`]: wires it all together for `podvisor run`.
-//! - `testing` (feature `test-util`): the shared test fixtures.
+//! - `testing` (feature `test-util`): the shared test fixtures,
+//!   `pod("web").container("app").build()`.
 
 pub mod actors;
 pub mod api;

@@ -13,7 +13,7 @@
 //! manifest validator refuses unknown ones) and written back only into
 //! status and events.
 
-/// A value the API does not allow for one of the [`api_enum!`] types.
+/// A value the API does not allow for one of the `api_enum!` types.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unsupported value {value:?}: supported values: {supported}")]
 pub struct UnknownValue {

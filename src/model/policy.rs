@@ -1,6 +1,6 @@
 //! The policies a Pod spec names as strings, as types. The manifest
-//! validator refuses any other value, so after validation [`PodExt`]
-//! (crate::model::PodExt) hands out these types and nothing downstream
+//! validator refuses any other value, so after validation
+//! [`PodExt`](crate::model::PodExt) hands out these types and nothing downstream
 //! matches on the strings again.
 
 api_enum!(

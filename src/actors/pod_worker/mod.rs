@@ -7,8 +7,8 @@
 
 //!
 //! - this module: the actor, its messages, and the one-sync-at-a-time rule;
-//! - [`sync`]: one sync: observe the engine, plan, report status;
-//! - [`execute`]: carrying out a plan, with a typed result per container
+//! - `sync`: one sync: observe the engine, plan, report status;
+//! - `execute`: carrying out a plan, with a typed result per container
 //!   ([`SyncResult`]) from which the waiting reasons in status are built.
 
 mod execute;
