@@ -33,6 +33,7 @@ use std::time::Duration;
 use actix::{Addr, Recipient};
 use k8s_openapi::api::core::v1::Pod;
 
+use crate::model::PodExt;
 use crate::runtime::ContainerRuntime;
 
 /// What the node decides, as the actors need it (a slice of the settings, so
@@ -97,11 +98,7 @@ pub struct DesiredPod {
 impl DesiredPod {
     /// `namespace/name`, for messages.
     pub fn name(&self) -> String {
-        format!(
-            "{}/{}",
-            self.pod.metadata.namespace.as_deref().unwrap_or("default"),
-            self.pod.metadata.name.as_deref().unwrap_or_default()
-        )
+        format!("{}/{}", self.pod.namespace(), self.pod.name())
     }
 }
 

@@ -27,7 +27,7 @@ use actix::{
 use super::supervisor::SetDesired;
 use super::DesiredPod;
 use crate::manifest::{self, ManifestError, ManifestPod, ScanResult};
-use crate::model::naming;
+use crate::model::{naming, PodExt};
 
 /// How long a burst of file events is collected before one rescan.
 pub const DEBOUNCE: Duration = Duration::from_millis(100);
@@ -211,12 +211,7 @@ pub fn desired_from(p: ManifestPod, source_kind: &str, node: &str) -> DesiredPod
     let mut pod = p.pod;
     let uid = match pod.metadata.uid.as_deref() {
         Some(uid) if !uid.is_empty() => uid.to_string(),
-        _ => naming::derived_pod_uid(
-            source_kind,
-            node,
-            pod.metadata.namespace.as_deref().unwrap_or("default"),
-            pod.metadata.name.as_deref().unwrap_or_default(),
-        ),
+        _ => naming::derived_pod_uid(source_kind, node, pod.namespace(), pod.name()),
     };
     pod.metadata.uid = Some(uid.clone());
     DesiredPod {

@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use sha2::{Digest, Sha256};
 
+use super::PodExt;
+
 pub const LABEL_POD_NAME: &str = "io.kubernetes.pod.name";
 pub const LABEL_POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
 pub const LABEL_POD_UID: &str = "io.kubernetes.pod.uid";
@@ -170,7 +172,7 @@ pub fn sandbox_hash(pod: &Pod, infra_image: &str) -> String {
         .map(|p| serde_json::to_value(p).unwrap_or_default())
         .collect();
     ports.sort_by_key(|p| p.to_string());
-    let host_network = spec.and_then(|s| s.host_network).unwrap_or(false);
+    let host_network = pod.host_network();
     canonical_hash(&serde_json::json!({
         "image": infra_image,
         "ports": ports,

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use crate::decide::status::Refusal;
 use crate::manifest::FieldError;
 use crate::model::naming::{self, ContainerKind, ContainerName, PodLabels};
-use crate::model::RefusalReason;
+use crate::model::{PodExt, RefusalReason};
 use crate::runtime::{CreateSpec, PortMapping, Resources};
 use crate::spec::env::{self, EnvContext};
 use crate::spec::resources::{self, NodeCapacity};
@@ -24,44 +24,19 @@ pub struct PodIdentity<'a> {
     pub node: &'a str,
 }
 
+/// The pod's accessors (name, namespace, host namespaces) are [`PodExt`]'s.
+impl PodExt for PodIdentity<'_> {
+    fn pod(&self) -> &Pod {
+        self.pod
+    }
+}
+
 impl PodIdentity<'_> {
-    pub fn name(&self) -> &str {
-        self.pod.metadata.name.as_deref().unwrap_or_default()
-    }
-
-    pub fn namespace(&self) -> &str {
-        self.pod.metadata.namespace.as_deref().unwrap_or("default")
-    }
-
-    fn host_ipc(&self) -> bool {
-        self.pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.host_ipc)
-            .unwrap_or(false)
-    }
-
-    fn host_pid(&self) -> bool {
-        self.pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.host_pid)
-            .unwrap_or(false)
-    }
-
     fn share_pids(&self) -> bool {
         self.pod
             .spec
             .as_ref()
             .and_then(|s| s.share_process_namespace)
-            .unwrap_or(false)
-    }
-
-    fn host_network(&self) -> bool {
-        self.pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.host_network)
             .unwrap_or(false)
     }
 

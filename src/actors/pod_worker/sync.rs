@@ -148,7 +148,7 @@ impl SyncJob {
     /// going), with the pod IP its httpGet and tcpSocket probes use.
     fn watch_probes(&self, details: &[ContainerDetails]) {
         let spec = self.pod.as_deref().and_then(|p| p.spec.clone());
-        let host_network = spec.as_ref().and_then(|s| s.host_network).unwrap_or(false);
+        let host_network = self.pod.as_deref().is_some_and(|p| p.host_network());
         let mut pod_ip = String::new();
         let mut containers = Vec::new();
         for d in details
@@ -246,8 +246,8 @@ impl SyncJob {
                 "back-off {}s restarting failed container={} pod={}_{}({})",
                 b.delay.as_secs(),
                 b.name,
-                pod.metadata.name.as_deref().unwrap_or_default(),
-                pod.metadata.namespace.as_deref().unwrap_or_default(),
+                pod.name(),
+                pod.namespace(),
                 self.uid
             );
             result.wait(&b.name, WaitingReason::CrashLoopBackOff, message);
