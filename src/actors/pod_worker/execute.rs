@@ -231,7 +231,7 @@ impl SyncJob {
                 Ok(info) => info,
                 Err((w, after)) => {
                     if w.reason == WaitingReason::ErrImageNeverPull {
-                        self.record(&c.name, true, "ErrImageNeverPull", w.message.clone());
+                        self.record(&c.name, true, w.reason.as_str(), w.message.clone());
                     }
                     result.wait(&c.name, w.reason, w.message);
                     result.again(after);
