@@ -12,7 +12,7 @@ use podvisor::actors::image_puller::PullerConfig;
 use podvisor::actors::pod_worker::{
     ContainerDied, PodWorker, SyncNow, SyncReason, Update, WorkerReport,
 };
-use podvisor::actors::{Deps, NodeConfig};
+use podvisor::actors::{Deps, DesiredPod, NodeConfig};
 use podvisor::model::clock::ManualClock;
 use podvisor::model::naming::{self, ContainerName};
 use podvisor::runtime::fake::{Call, FakeContainer, FakeDocker};
@@ -69,8 +69,16 @@ impl Bench {
         let recipient = reports.clone().start().recipient();
         let uid = pod.metadata.uid.clone().expect("fixture pods have a UID");
         let pod = Arc::new(pod);
-        let worker =
-            PodWorker::new(uid.clone(), Some(pod.clone()), deps.clone(), recipient).start();
+        let desired = DesiredPod {
+            uid: uid.clone(),
+            pod: pod.clone(),
+            source: format!(
+                "{}.yaml (document 0)",
+                pod.metadata.name.as_deref().unwrap_or_default()
+            ),
+            problem: None,
+        };
+        let worker = PodWorker::new(uid.clone(), Some(desired), deps.clone(), recipient).start();
         Self {
             fake,
             clock,
@@ -180,8 +188,21 @@ async fn a_refused_pod_reports_failed_with_the_reason_and_creates_nothing() {
     .await;
     let status = b.status().unwrap();
     assert_eq!(status.reason.as_deref(), Some("OutOfcpu"));
+    // Named as a parse error is: file and document, pod, then what.
     let message = status.message.unwrap_or_default();
-    assert!(message.contains("cpu"), "{message}");
+    assert!(
+        message.starts_with(
+            "big.yaml (document 0): pod default/big: Node didn't have enough resource: cpu"
+        ),
+        "{message}"
+    );
+    let events = b.deps.event_store.get(&b.uid).unwrap_or_default();
+    let refused = events
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("OutOfcpu"))
+        .unwrap_or_else(|| panic!("no OutOfcpu event: {events:?}"));
+    assert_eq!(refused.type_.as_deref(), Some("Warning"));
+    assert_eq!(refused.message.as_deref(), Some(message.as_str()));
     b.sync();
     b.settle().await;
     assert_eq!(
@@ -393,4 +414,54 @@ async fn a_failed_container_with_fallback_to_logs_reports_the_tail_of_its_log() 
             .is_some_and(|m| m.contains("panic: the disk is full")),
         "{t:?}"
     );
+}
+
+#[actix::test]
+async fn a_refused_or_finished_pod_costs_no_engine_call_on_relist() {
+    let refused = Bench::start(
+        pod("big")
+            .container("app")
+            .requests("app", "5", "64Mi")
+            .build_pod(),
+    );
+    refused
+        .until("Failed", |b| b.phase().as_deref() == Some("Failed"))
+        .await;
+    refused.settle().await;
+    refused.fake.clear_calls();
+    for _ in 0..3 {
+        refused.sync();
+    }
+    refused.settle().await;
+    assert_eq!(
+        refused.fake.calls(),
+        vec![],
+        "a refused pod's relists call the engine"
+    );
+    let reports = refused.reports.0.lock().unwrap().len();
+
+    let done = Bench::start(pod("job").container("app").restart("Never").build_pod());
+    done.until("the app runs", |b| b.running_of("app").len() == 1)
+        .await;
+    done.exit("app", 0);
+    done.until("Succeeded", |b| b.phase().as_deref() == Some("Succeeded"))
+        .await;
+    done.settle().await;
+    done.fake.clear_calls();
+    done.sync();
+    done.settle().await;
+    assert_eq!(
+        done.fake.calls(),
+        vec![],
+        "a finished pod's relist calls the engine"
+    );
+
+    // Anything else still syncs: an engine event, or a new spec.
+    done.worker.do_send(SyncNow(SyncReason::EngineEvent));
+    done.until("the event's sync lists", |b| {
+        b.fake.calls().contains(&Call::List)
+    })
+    .await;
+    // And an unchanged status is not reported again.
+    assert_eq!(refused.reports.0.lock().unwrap().len(), reports);
 }

@@ -126,7 +126,7 @@ impl Supervisor {
         self
     }
 
-    fn start_worker(&mut self, uid: &str, pod: Option<Arc<Pod>>, ctx: &mut Context<Self>) {
+    fn start_worker(&mut self, uid: &str, pod: Option<DesiredPod>, ctx: &mut Context<Self>) {
         let worker = PodWorker::new(
             uid.to_string(),
             pod,
@@ -246,10 +246,10 @@ impl Handler<SetDesired> for Supervisor {
                 continue; // started again when the old worker stops
             }
             match self.workers.get(uid) {
-                Some(w) => w.do_send(Update(Some(p.pod.clone()))),
+                Some(w) => w.do_send(Update(Some(p.clone()))),
                 None => {
                     tracing::info!(pod = %p.name(), %uid, source = %p.source, "new pod");
-                    self.start_worker(uid, Some(p.pod.clone()), ctx);
+                    self.start_worker(uid, Some(p.clone()), ctx);
                 }
             }
         }
@@ -369,9 +369,8 @@ impl Handler<WorkerReport> for Supervisor {
                 if !self.desired.contains_key(&uid) {
                     self.deps.events.do_send(ForgetPod(uid.clone()));
                 }
-                if let Some(p) = self.desired.get(&uid) {
-                    let pod = p.pod.clone();
-                    self.start_worker(&uid, Some(pod), ctx);
+                if let Some(p) = self.desired.get(&uid).cloned() {
+                    self.start_worker(&uid, Some(p), ctx);
                 }
             }
         }

@@ -66,7 +66,7 @@ impl ContainerName {
 }
 
 /// Whether a container is a pod's infra container or one of its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ContainerKind {
     Sandbox,
     Container,

@@ -27,7 +27,7 @@ use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use tracing::Instrument;
 
 use super::prober::ProbeNews;
-use super::Deps;
+use super::{Deps, DesiredPod};
 use crate::decide::backoff::Backoff;
 use crate::decide::status::{self, Waiting};
 use crate::model::PodExt;
@@ -37,10 +37,11 @@ use crate::spec::volumes::PodVolumes;
 pub use execute::{ContainerResult, SyncResult};
 use sync::{Outcome, SyncJob};
 
-/// The newest spec for the pod, or `None` when the pod must go.
+/// The newest spec for the pod (with where it came from), or `None` when
+/// the pod must go.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
-pub struct Update(pub Option<Arc<Pod>>);
+pub struct Update(pub Option<DesiredPod>);
 
 /// Something may have changed: sync now, for this reason.
 #[derive(Message, Debug, Clone, Copy)]
@@ -124,7 +125,16 @@ pub struct PodWorker {
     desired: Option<Arc<Pod>>,
     /// The newest spec ever desired, kept while terminating.
     last_pod: Option<Arc<Pod>>,
+    /// Where the spec came from (`file (document N)`, a URL), for messages.
+    source: String,
     supervisor: Recipient<WorkerReport>,
+    /// Set when the last sync left nothing to do and nothing can change
+    /// without an engine event or a new spec: a refused pod with no
+    /// containers, or a finished pod. The periodic relist then costs
+    /// nothing; any other trigger syncs (and clears it).
+    idle: bool,
+    /// The last status reported, so an unchanged one is not sent again.
+    reported: Option<PodStatus>,
     busy: bool,
     /// Why to sync again once the running sync ends (the newest reason).
     again: Option<SyncReason>,
@@ -140,16 +150,24 @@ pub struct PodWorker {
 impl PodWorker {
     pub fn new(
         uid: String,
-        desired: Option<Arc<Pod>>,
+        desired: Option<DesiredPod>,
         deps: Deps,
         supervisor: Recipient<WorkerReport>,
     ) -> Self {
+        let source = desired
+            .as_ref()
+            .map(|d| d.source.clone())
+            .unwrap_or_default();
+        let desired = desired.map(|d| d.pod);
         Self {
             uid,
             deps,
             last_pod: desired.clone(),
             desired,
+            source,
             supervisor,
+            idle: false,
+            reported: None,
             busy: false,
             again: None,
             memory: Memory::default(),
@@ -160,6 +178,10 @@ impl PodWorker {
     }
 
     fn sync(&mut self, reason: SyncReason, ctx: &mut Context<Self>) {
+        if reason == SyncReason::Relist && self.idle {
+            return;
+        }
+        self.idle = false;
         if self.busy {
             self.again = Some(reason);
             return;
@@ -175,6 +197,7 @@ impl PodWorker {
             pod: self.desired.clone(),
             last_pod: self.last_pod.clone(),
             kill_requests: self.kill_requests.clone(),
+            source: self.source.clone(),
             me: ctx.address().recipient(),
             volumes: PodVolumes::default(),
             memory,
@@ -204,7 +227,8 @@ impl PodWorker {
 
     fn finish(&mut self, outcome: Outcome, ctx: &mut Context<Self>) {
         if let Some(status) = outcome.status {
-            if self.desired.is_some() {
+            if self.desired.is_some() && self.reported.as_ref() != Some(&status) {
+                self.reported = Some(status.clone());
                 self.supervisor.do_send(WorkerReport::Status {
                     uid: self.uid.clone(),
                     status: Box::new(status),
@@ -229,6 +253,7 @@ impl PodWorker {
         if let Some(after) = wake {
             self.wake = Some(ctx.notify_later(SyncNow(SyncReason::Timer), after));
         }
+        self.idle = wake.is_none() && outcome.settled;
     }
 }
 
@@ -243,10 +268,11 @@ impl Actor for PodWorker {
 impl Handler<Update> for PodWorker {
     type Result = ();
     fn handle(&mut self, msg: Update, ctx: &mut Context<Self>) {
-        if let Some(p) = &msg.0 {
-            self.last_pod = Some(p.clone());
+        if let Some(d) = &msg.0 {
+            self.last_pod = Some(d.pod.clone());
+            self.source = d.source.clone();
         }
-        self.desired = msg.0;
+        self.desired = msg.0.map(|d| d.pod);
         self.sync(SyncReason::ManifestChange, ctx);
     }
 }

@@ -1,6 +1,7 @@
 //! One sync of a pod: observe its containers, ask the planner, carry the
 //! plan out ([`execute`](super::execute)) and build the status.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use crate::actors::Deps;
 use crate::decide::plan::{self, Desired, Observed, PodActions};
 use crate::decide::status;
 use crate::model::naming::{self, ContainerKind, ContainerName, PodLabels};
-use crate::model::{PodExt, WaitingReason};
+use crate::model::{PodExt, PodPhase, WaitingReason};
 use crate::runtime::{ContainerDetails, ContainerState, RuntimeError};
 use crate::spec::containers;
 use crate::spec::volumes::PodVolumes;
@@ -37,6 +38,10 @@ pub(super) struct Outcome {
     pub(super) wake_after: Option<Duration>,
     /// The pod's running containers after the sync.
     pub(super) running: Vec<String>,
+    /// Nothing was left to do and nothing will be without an engine event
+    /// or a new spec: the pod is refused and has no containers, or it
+    /// finished.
+    pub(super) settled: bool,
 }
 
 /// One sync, run outside the actor with its own copy of what it needs.
@@ -48,6 +53,8 @@ pub(super) struct SyncJob {
     pub(super) last_pod: Option<Arc<Pod>>,
     pub(super) memory: Memory,
     pub(super) kill_requests: Vec<String>,
+    /// Where the spec came from, for refusal messages.
+    pub(super) source: String,
     /// The worker itself, for the prober's news.
     pub(super) me: Recipient<ProbeNews>,
     /// The pod's volumes, once the node admitted it.
@@ -63,9 +70,19 @@ impl SyncJob {
         if let Some(pod) = &self.pod {
             match containers::admit_pod(pod, &self.uid, &self.deps.node.rules) {
                 Ok(vols) => self.volumes = vols,
-                Err(r) => {
+                Err(mut r) => {
+                    // Named as parse errors are: the file (or URL) and
+                    // document, the pod, then the field's message.
+                    r.message = format!(
+                        "{}: pod {}/{}: {}",
+                        self.source,
+                        pod.namespace(),
+                        pod.name(),
+                        r.message
+                    );
                     if self.memory.refused.as_ref() != Some(&r) {
                         tracing::warn!(reason = %r.reason, "pod refused: {}", r.message);
+                        self.record_pod(true, r.reason.as_str(), r.message.clone());
                     }
                     refused = Some(r);
                 }
@@ -132,6 +149,9 @@ impl SyncJob {
                     };
                     outcome.status = Some(status::pod_status(pod, &details, &facts));
                 }
+                outcome.settled = actions.is_empty()
+                    && held_back.is_none()
+                    && self.finished(outcome.status.as_ref(), &observed);
                 return (self.memory, outcome);
             }
             let result = self.execute(&actions, &observed).await;
@@ -142,6 +162,23 @@ impl SyncJob {
             held_back = result.retry_after();
         }
         unreachable!("the last round always returns")
+    }
+
+    /// Whether the pod is done for good (refused, or `Succeeded`/`Failed`)
+    /// and no dead record of it will ever be garbage: then only a new spec
+    /// or an engine event can change anything.
+    fn finished(&self, status: Option<&PodStatus>, observed: &[Observed]) -> bool {
+        let terminal = status
+            .and_then(|s| s.phase.as_deref())
+            .is_some_and(|p| p == PodPhase::Succeeded.as_str() || p == PodPhase::Failed.as_str());
+        let keep = self.deps.node.gc.max_per_container.unwrap_or(usize::MAX);
+        let mut records: HashMap<(ContainerKind, &str), usize> = HashMap::new();
+        for o in observed {
+            *records
+                .entry((o.labels.kind, o.labels.container_name.as_str()))
+                .or_default() += 1;
+        }
+        self.pod.is_some() && terminal && records.values().all(|n| *n <= keep)
     }
 
     /// Tells the prober which app containers run now (none when the pod is
