@@ -684,3 +684,15 @@ async fn json_log_lines_of_a_sync_carry_the_pod_its_uid_and_the_trigger() {
         ctx.log_tail()
     );
 }
+
+/// A log that goes to a file (not a terminal) has no colour codes.
+#[tokio::test]
+async fn plain_logs_to_a_file_carry_no_colour_codes() {
+    let ctx = TestCtx::new("nocolour");
+    ctx.write_manifest("web.yaml", &pod_yaml("web", "Always", &[("app", SLEEP)]));
+    let pv = Podvisor::start(&ctx).await;
+    ctx.wait_pod_running(&pv, "web").await;
+    let logs = ctx.all_logs();
+    assert!(logs.contains("container started"), "{logs}");
+    assert!(!logs.contains('\u{1b}'), "escape codes in the log:\n{logs}");
+}

@@ -548,8 +548,9 @@ impl Podvisor {
                 cmd.env_remove(k);
             }
         }
-        cmd.env("DOCKER_HOST", &env.docker_host)
-            .env("NO_COLOR", "1")
+        // No NO_COLOR: plain text in a log file is podvisor's own doing.
+        cmd.env_remove("NO_COLOR")
+            .env("DOCKER_HOST", &env.docker_host)
             .env("RUST_LOG", "info,podvisor=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null());
