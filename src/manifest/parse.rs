@@ -119,26 +119,7 @@ pub fn parse_file_with(
         let pods = decoded.map_err(document)?;
         if let Some(tree) = tree.map_err(document)? {
             let problems = strict_problems(&tree, kind, &pods);
-            if !problems.is_empty() {
-                match validation {
-                    ManifestValidation::Strict => {
-                        let message = format!("strict decoding error: {}", problems.join(", "));
-                        return Err(ManifestError::Document {
-                            file: file(),
-                            doc_index,
-                            message,
-                        });
-                    }
-                    ManifestValidation::Warn => {
-                        for problem in &problems {
-                            tracing::warn!(
-                                "{}: document {doc_index}: {problem} (accepted: --manifest-validation=warn)",
-                                path.display()
-                            );
-                        }
-                    }
-                }
-            }
+            refuse_or_warn(problems, validation, path, doc_index)?;
         }
         for (item_index, mut pod) in pods {
             apply_defaults(&mut pod);
@@ -163,7 +144,33 @@ pub fn parse_file_with(
     Ok(out)
 }
 
-/// The duplicate and unknown fields of one decoded document, in document order.
+/// Refuses a document with strict-decoding problems (`Strict`), or logs them (`Warn`).
+fn refuse_or_warn(
+    problems: Vec<String>,
+    validation: ManifestValidation,
+    path: &Path,
+    doc_index: usize,
+) -> Result<(), ManifestError> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    if validation == ManifestValidation::Strict {
+        return Err(ManifestError::Document {
+            file: path.to_path_buf(),
+            doc_index,
+            message: format!("strict decoding error: {}", problems.join(", ")),
+        });
+    }
+    for problem in &problems {
+        tracing::warn!(
+            "{}: document {doc_index}: {problem} (accepted: --manifest-validation=warn)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// The duplicate and unknown fields of one decoded document (mapping keys in sorted order).
 fn strict_problems(tree: &Tree, kind: DocKind, pods: &[(Option<usize>, Pod)]) -> Vec<String> {
     let mut problems = tree.duplicates.clone();
     match kind {
