@@ -90,6 +90,7 @@ pub fn start(
             settings.node_name.clone(),
             supervisor.clone().recipient(),
         )
+        .with_validation(settings.manifest_validation)
         .start();
     }
     ManifestSource::new(
@@ -98,6 +99,7 @@ pub fn start(
         settings.file_check_frequency,
         supervisor.recipient(),
     )
+    .with_validation(settings.manifest_validation)
     .start();
     (store, events)
 }

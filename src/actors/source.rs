@@ -28,6 +28,7 @@ use super::supervisor::SetDesired;
 use super::DesiredPod;
 use crate::manifest::{self, ManifestError, ManifestPod, ScanResult};
 use crate::model::{naming, PodExt};
+use crate::settings::ManifestValidation;
 
 /// How long a burst of file events is collected before one rescan.
 pub const DEBOUNCE: Duration = Duration::from_millis(100);
@@ -157,6 +158,8 @@ pub struct ManifestSource {
     again: bool,
     pending: Option<SpawnHandle>,
     watcher: Option<notify::RecommendedWatcher>,
+    /// Unknown or duplicate manifest fields: refused or warned about.
+    validation: ManifestValidation,
 }
 
 impl ManifestSource {
@@ -177,7 +180,14 @@ impl ManifestSource {
             again: false,
             pending: None,
             watcher: None,
+            validation: ManifestValidation::Strict,
         }
+    }
+
+    /// Sets `--manifest-validation` (strict when not called).
+    pub fn with_validation(mut self, validation: ManifestValidation) -> Self {
+        self.validation = validation;
+        self
     }
 
     /// Watches the directory with inotify; each event asks for a
@@ -256,10 +266,13 @@ impl Handler<ScanNow> for ManifestSource {
         self.scanning = true;
         let dir = self.dir.clone();
         let prefer = self.memory.owners().clone();
+        let validation = self.validation;
         ctx.spawn(
             async move {
-                tokio::task::spawn_blocking(move || manifest::scan_dir_preferring(&dir, &prefer))
-                    .await
+                tokio::task::spawn_blocking(move || {
+                    manifest::scan_dir_preferring_with(&dir, &prefer, validation)
+                })
+                .await
             }
             .into_actor(self)
             .map(|scan, act, ctx| {

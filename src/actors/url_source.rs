@@ -16,6 +16,7 @@ use super::source::desired_from;
 use super::supervisor::SetDesired;
 use super::DesiredPod;
 use crate::manifest::{self, ManifestPod};
+use crate::settings::ManifestValidation;
 
 /// Fetch the URL now.
 #[derive(Message, Debug, Clone, Copy)]
@@ -45,6 +46,8 @@ pub struct UrlSource {
     last_good: Option<Vec<ManifestPod>>,
     last_problem: Option<String>,
     fetching: bool,
+    /// Unknown or duplicate manifest fields: refused or warned about.
+    validation: ManifestValidation,
 }
 
 impl UrlSource {
@@ -70,7 +73,14 @@ impl UrlSource {
             last_good: None,
             last_problem: None,
             fetching: false,
+            validation: ManifestValidation::Strict,
         }
+    }
+
+    /// Sets `--manifest-validation` (strict when not called).
+    pub fn with_validation(mut self, validation: ManifestValidation) -> Self {
+        self.validation = validation;
+        self
     }
 
     fn send(&self, problem: Option<&str>) {
@@ -111,7 +121,7 @@ impl UrlSource {
             Fetched::NotModified => {}
             Fetched::Failed(e) => self.problem(Some(e)),
             Fetched::Body { text, etag } => {
-                match manifest::parse_file(Path::new(&self.url), &text) {
+                match manifest::parse_file_with(Path::new(&self.url), &text, self.validation) {
                     Ok(pods) => {
                         self.etag = etag;
                         self.last_good = Some(pods);

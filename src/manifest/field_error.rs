@@ -27,6 +27,26 @@ impl FieldError {
         Self::new(path, "Required value")
     }
 
+    /// `Required value: <detail>`.
+    pub fn required_because(path: impl Into<String>, detail: &str) -> Self {
+        Self::new(path, format!("Required value: {detail}"))
+    }
+
+    pub fn forbidden(path: impl Into<String>, detail: &str) -> Self {
+        Self::new(path, format!("Forbidden: {detail}"))
+    }
+
+    pub fn not_found(path: impl Into<String>, value: &str) -> Self {
+        Self::new(path, format!("Not found: {value:?}"))
+    }
+
+    pub fn too_long(path: impl Into<String>, max_bytes: usize) -> Self {
+        Self::new(
+            path,
+            format!("Too long: may not be more than {max_bytes} bytes"),
+        )
+    }
+
     pub fn invalid(path: impl Into<String>, value: impl fmt::Debug, detail: &str) -> Self {
         Self::new(path, format!("Invalid value: {value:?}: {detail}"))
     }
@@ -74,6 +94,11 @@ pub(super) fn is_iana_svc_name(s: &str) -> bool {
         && !s.ends_with('-')
         && !s.contains("--")
 }
+
+/// The message for a port name that is no IANA service name.
+pub(super) const PORT_NAME_MSG: &str = "must be a valid port name: at most 15 lowercase \
+    alphanumeric characters or '-', with at least one letter, no leading, trailing or \
+    doubled '-'";
 
 pub(super) const DNS1123_LABEL_MSG: &str =
     "must be a lowercase RFC 1123 label: at most 63 lowercase \

@@ -12,6 +12,8 @@
 //!
 //! - `scan`: the directory, which file names are manifests, duplicates across files;
 //! - `parse`: one file's documents to pods (`Pod` or `List`), errors with lines;
+//! - `strict`: unknown and duplicate fields, refused or warned about
+//!   (`--manifest-validation`), as `kubectl apply`'s strict validation;
 //! - `defaults`: [`apply_defaults`]; `validate`: [`validate_pod`];
 //! - `field_error`: [`FieldError`] and the name rules the validators share
 //!   ([`is_dns1123_label`], [`is_dns1123_subdomain`]).
@@ -20,6 +22,7 @@ mod defaults;
 mod field_error;
 mod parse;
 mod scan;
+mod strict;
 #[cfg(test)]
 mod test_support;
 mod validate;
@@ -34,8 +37,10 @@ use crate::model::PodExt;
 
 pub use defaults::apply_defaults;
 pub use field_error::{is_dns1123_label, is_dns1123_subdomain, FieldError};
-pub use parse::parse_file;
-pub use scan::{is_manifest_file, scan_dir, scan_dir_preferring, ScanResult};
+pub use parse::{parse_file, parse_file_with};
+pub use scan::{
+    is_manifest_file, scan_dir, scan_dir_preferring, scan_dir_preferring_with, ScanResult,
+};
 pub use validate::validate_pod;
 
 /// A validated, defaulted pod and where it was read from.

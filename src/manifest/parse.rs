@@ -8,7 +8,9 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use super::strict::{read_tree, unknown_fields, unknown_list_fields, Tree};
 use super::{apply_defaults, validate_pod, FieldError, ManifestError, ManifestPod};
+use crate::settings::ManifestValidation;
 
 /// What pass 1 reads of each document: enough to pick the type to decode it as.
 #[derive(Deserialize)]
@@ -37,8 +39,19 @@ enum DocKind {
 /// Parses one manifest file (`path` picks the format by extension and names the file in
 /// errors). All-or-nothing: the first bad document rejects the file. Pods come back
 /// defaulted and validated, in document order. Does not check for duplicate names (that is
-/// [`scan_dir`](super::scan_dir)'s job, across files).
+/// [`scan_dir`](super::scan_dir)'s job, across files). Unknown and duplicate fields are
+/// refused ([`ManifestValidation::Strict`]).
 pub fn parse_file(path: &Path, content: &str) -> Result<Vec<ManifestPod>, ManifestError> {
+    parse_file_with(path, content, ManifestValidation::Strict)
+}
+
+/// [`parse_file`], with unknown and duplicate fields refused (`Strict`) or logged as
+/// warnings naming the file, document and field (`Warn`).
+pub fn parse_file_with(
+    path: &Path,
+    content: &str,
+    validation: ManifestValidation,
+) -> Result<Vec<ManifestPod>, ManifestError> {
     let json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
@@ -67,6 +80,7 @@ pub fn parse_file(path: &Path, content: &str) -> Result<Vec<ManifestPod>, Manife
 
     // Pass 2: decode each document as its type.
     let mut yaml_docs = (!json).then(|| serde_yaml_ng::Deserializer::from_str(content));
+    let mut yaml_trees = (!json).then(|| serde_yaml_ng::Deserializer::from_str(content));
     let mut out = Vec::new();
     for (doc_index, kind) in kinds.into_iter().enumerate() {
         let source = match &mut yaml_docs {
@@ -75,6 +89,16 @@ pub fn parse_file(path: &Path, content: &str) -> Result<Vec<ManifestPod>, Manife
                 None => break,
             },
             None => Source::Json(content),
+        };
+        let tree = match &mut yaml_trees {
+            Some(docs) => docs
+                .next()
+                .map(read_tree)
+                .transpose()
+                .map_err(DecodeError::from),
+            None => read_tree(&mut serde_json::Deserializer::from_str(content))
+                .map(Some)
+                .map_err(DecodeError::from),
         };
         let decoded = match kind {
             DocKind::Empty => continue,
@@ -87,11 +111,16 @@ pub fn parse_file(path: &Path, content: &str) -> Result<Vec<ManifestPod>, Manife
                     .collect()
             }),
         };
-        let pods = decoded.map_err(|err| ManifestError::Document {
+        let document = |err: DecodeError| ManifestError::Document {
             file: file(),
             doc_index,
             message: err.to_string(),
-        })?;
+        };
+        let pods = decoded.map_err(document)?;
+        if let Some(tree) = tree.map_err(document)? {
+            let problems = strict_problems(&tree, kind, &pods);
+            refuse_or_warn(problems, validation, path, doc_index)?;
+        }
         for (item_index, mut pod) in pods {
             apply_defaults(&mut pod);
             validate_pod(&pod).map_err(|mut error| {
@@ -113,6 +142,54 @@ pub fn parse_file(path: &Path, content: &str) -> Result<Vec<ManifestPod>, Manife
         }
     }
     Ok(out)
+}
+
+/// Refuses a document with strict-decoding problems (`Strict`), or logs them (`Warn`).
+fn refuse_or_warn(
+    problems: Vec<String>,
+    validation: ManifestValidation,
+    path: &Path,
+    doc_index: usize,
+) -> Result<(), ManifestError> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    if validation == ManifestValidation::Strict {
+        return Err(ManifestError::Document {
+            file: path.to_path_buf(),
+            doc_index,
+            message: format!("strict decoding error: {}", problems.join(", ")),
+        });
+    }
+    for problem in &problems {
+        tracing::warn!(
+            "{}: document {doc_index}: {problem} (accepted: --manifest-validation=warn)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// The duplicate and unknown fields of one decoded document (mapping keys in sorted order).
+fn strict_problems(tree: &Tree, kind: DocKind, pods: &[(Option<usize>, Pod)]) -> Vec<String> {
+    let mut problems = tree.duplicates.clone();
+    match kind {
+        DocKind::Empty => {}
+        DocKind::Pod => {
+            for (_, pod) in pods {
+                problems.extend(unknown_fields(&tree.value, pod, ""));
+            }
+        }
+        DocKind::List => {
+            problems.extend(unknown_list_fields(&tree.value));
+            let items = tree.value.get("items").and_then(|i| i.as_array());
+            for (item, (index, pod)) in items.into_iter().flatten().zip(pods) {
+                let prefix = format!("items[{}]", index.unwrap_or_default());
+                problems.extend(unknown_fields(item, pod, &prefix));
+            }
+        }
+    }
+    problems
 }
 
 /// One document to decode: a YAML document, or a whole JSON file.

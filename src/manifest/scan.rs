@@ -5,7 +5,8 @@ use std::collections::{hash_map::Entry, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{parse_file, ManifestError, ManifestPod, PodSource};
+use super::{parse_file_with, ManifestError, ManifestPod, PodSource};
+use crate::settings::ManifestValidation;
 
 /// Everything [`scan_dir`] found: the pods that load, and why the others don't.
 #[derive(Debug, Default)]
@@ -47,6 +48,16 @@ pub fn scan_dir(dir: &Path) -> ScanResult {
 /// `prefer` names for it (the file that declared it first, as the caller
 /// remembers it) as long as that file still declares it.
 pub fn scan_dir_preferring(dir: &Path, prefer: &HashMap<(String, String), PathBuf>) -> ScanResult {
+    scan_dir_preferring_with(dir, prefer, ManifestValidation::Strict)
+}
+
+/// [`scan_dir_preferring`], with unknown and duplicate fields refused or
+/// only logged, as `validation` says (see [`parse_file_with`]).
+pub fn scan_dir_preferring_with(
+    dir: &Path,
+    prefer: &HashMap<(String, String), PathBuf>,
+    validation: ManifestValidation,
+) -> ScanResult {
     let mut result = ScanResult::default();
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -76,7 +87,7 @@ pub fn scan_dir_preferring(dir: &Path, prefer: &HashMap<(String, String), PathBu
                 file: file.clone(),
                 source,
             })
-            .and_then(|content| parse_file(&file, &content));
+            .and_then(|content| parse_file_with(&file, &content, validation));
         match parsed {
             Ok(pods) => parsed_files.push(pods),
             Err(err) => result.errors.push(err),

@@ -103,6 +103,9 @@ pub struct RunArgs {
     /// Log format: plain or json
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,
+    /// Unknown or duplicate manifest fields: strict (refuse the file) or warn (log and accept)
+    #[arg(long, value_name = "MODE")]
+    pub manifest_validation: Option<String>,
 }
 
 #[cfg(test)]

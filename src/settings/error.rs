@@ -127,6 +127,9 @@ pub enum ValueError {
     /// No exec handler.
     #[error("must be native or nsenter")]
     NotAnExecHandler,
+    /// No manifest validation mode.
+    #[error("must be strict or warn")]
+    NotAManifestValidation,
     /// No log format.
     #[error("must be plain or json")]
     NotALogFormat,

@@ -170,4 +170,5 @@ pub(super) const KEYS: &[Key] = &[
     key!(address, ip_address, Fixed("127.0.0.1")),
     key!(port, port, Fixed("10250")),
     key!(log_format, log_format, Fixed("plain")),
+    key!(manifest_validation, manifest_validation, Fixed("strict")),
 ];

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{DurationError, ExecHandler, LogFormat, ValueError};
+use super::{DurationError, ExecHandler, LogFormat, ManifestValidation, ValueError};
 
 pub(super) type Parsed<T> = Result<T, ValueError>;
 
@@ -117,6 +117,14 @@ pub(super) fn exec_handler(v: &str) -> Parsed<ExecHandler> {
         "native" => Ok(ExecHandler::Native),
         "nsenter" => Ok(ExecHandler::Nsenter),
         _ => Err(ValueError::NotAnExecHandler),
+    }
+}
+
+pub(super) fn manifest_validation(v: &str) -> Parsed<ManifestValidation> {
+    match v {
+        "strict" => Ok(ManifestValidation::Strict),
+        "warn" => Ok(ManifestValidation::Warn),
+        _ => Err(ValueError::NotAManifestValidation),
     }
 }
 
@@ -375,6 +383,24 @@ mod tests {
             e.contains("--docker-exec-handler")
                 && e.contains("\"ssh\"")
                 && e.contains("native or nsenter"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn manifest_validation_values() {
+        let f = Fixture::new();
+        let s = f.resolve(&[], &[]).expect("resolves");
+        assert_eq!(s.manifest_validation, ManifestValidation::Strict);
+        let s = f
+            .resolve(&["--manifest-validation=warn"], &[])
+            .expect("resolves");
+        assert_eq!(s.manifest_validation, ManifestValidation::Warn);
+        let e = err(f.resolve(&["--manifest-validation=lax"], &[]));
+        assert!(
+            e.contains("--manifest-validation")
+                && e.contains("\"lax\"")
+                && e.contains("strict or warn"),
             "{e}"
         );
     }

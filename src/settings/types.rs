@@ -13,6 +13,18 @@ pub enum ExecHandler {
     Nsenter,
 }
 
+/// What a manifest field the `v1` Pod schema does not know, or a key
+/// written twice, does (`--manifest-validation`), as `kubectl apply
+/// --validate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ManifestValidation {
+    /// Refuse the file, naming the document and the field.
+    #[default]
+    Strict,
+    /// Accept it, with a warning log line naming the file, document and field.
+    Warn,
+}
+
 /// Format of log lines (`--log-format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -81,6 +93,8 @@ pub struct Settings {
     pub port: u16,
     /// Format of log lines.
     pub log_format: LogFormat,
+    /// Unknown or duplicate manifest fields: refuse or warn.
+    pub manifest_validation: ManifestValidation,
 }
 
 impl Settings {
@@ -119,6 +133,7 @@ impl Settings {
             address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             port: 0,
             log_format: LogFormat::Plain,
+            manifest_validation: ManifestValidation::Strict,
         }
     }
 }

@@ -1,135 +1,143 @@
-//! Validation of a defaulted Pod, as the API server would for what podvisor
-//! uses: the first problem, at its field path. Policies are parsed here (and
-//! refused when unknown); nothing downstream reads their strings again.
+//! Validation of a defaulted Pod, as the API server (v1.32: `ValidatePodCreate`,
+//! `ValidatePodSpec`, `validateContainers`, ...) does it, before any container
+//! exists: the first problem, at its field path, in Kubernetes' wording. Policies
+//! are parsed here (and refused when unknown); nothing downstream reads their
+//! strings again. A value left at 0 or unset stands for the API server's default
+//! (podvisor does not write the probe defaults into the pod, so hashes keep).
+//!
+//! # Checklist
+//!
+//! Each rule has its test, in the file named.
+//!
+//! `meta`:
+//! - [x] metadata.name: required, DNS-1123 subdomain (≤ 253); generateName ignored
+//! - [x] metadata.namespace: DNS-1123 label (≤ 63)
+//! - [x] metadata.labels: keys are qualified names (`[prefix/]name`, name ≤ 63,
+//!   `[A-Za-z0-9._-]`, prefix a DNS subdomain), values label values (≤ 63, same set)
+//! - [x] metadata.annotations: keys qualified names (any case), total ≤ 256 KiB
+//!
+//! `containers`:
+//! - [x] containers required; names required, DNS-1123 labels (≤ 63), unique across
+//!   containers and init containers
+//! - [x] image required, without leading or trailing whitespace
+//! - [x] imagePullPolicy: Always, IfNotPresent, Never
+//! - [x] terminationMessagePolicy: File, FallbackToLogsOnError
+//! - [x] restartPolicy: forbidden on containers, only `Always` on init containers
+//! - [x] init containers without restartPolicy=Always: no lifecycle, no probes
+//! - [x] ephemeralContainers: cannot be set on create
+//! - [x] securityContext.runAsUser/runAsGroup: 0..=2147483647; procMount Default or
+//!   Unmasked; allowPrivilegeEscalation=false excludes privileged and CAP_SYS_ADMIN
+//!
+//! `ports`:
+//! - [x] containerPort 1–65535; hostPort 0–65535; protocol TCP, UDP, SCTP
+//! - [x] port names IANA_SVC_NAME, unique per container
+//! - [x] (protocol, hostIP, hostPort) unique among containers (and among init
+//!   containers): `Duplicate value: "TCP//8080"`
+//! - [x] hostNetwork: hostPort == containerPort (or 0, defaulted to it)
+//!
+//! `env`:
+//! - [x] env names: 1.32's relaxed rule, printable ASCII but `=`
+//! - [x] value and valueFrom exclusive; valueFrom has exactly one source
+//! - [x] fieldRef: apiVersion v1, the downward API's env paths, subscripts of
+//!   labels/annotations only, valid keys
+//! - [x] resourceFieldRef: limits/requests of cpu, memory, ephemeral-storage,
+//!   hugepages-*; divisors 1m/1 (cpu), 1…1E/1Ki…1Ei (others)
+//! - [x] configMapKeyRef/secretKeyRef: name a DNS subdomain, key a config key
+//! - [x] envFrom: exactly one of configMapRef/secretRef, named; prefix a valid env name
+//!
+//! `resources`:
+//! - [x] quantities parse (Kubernetes' format), are ≥ 0, integers for extended resources
+//! - [x] names: cpu, memory, ephemeral-storage, hugepages-*, or domain/name
+//! - [x] requests ≤ limits; equal (and limits required) for extended resources
+//!
+//! `volumes`:
+//! - [x] volume names: required, DNS-1123 labels, unique
+//! - [x] exactly one volume source
+//! - [x] hostPath path required, type known; emptyDir sizeLimit ≥ 0; secret
+//!   secretName / configMap name / persistentVolumeClaim claimName required; modes
+//!   0–0777; item paths relative, without `..`
+//! - [x] volumeMounts: name a volume of the pod, mountPath required and unique,
+//!   absolute (podvisor: Docker needs it; the API server leaves it to the node)
+//! - [x] subPath / subPathExpr: exclusive, relative, without `..`
+//! - [x] mountPropagation: None, HostToContainer, Bidirectional (privileged only)
+//!
+//! `probes`:
+//! - [x] probes and hooks: exactly one handler
+//! - [x] initialDelaySeconds, timeoutSeconds, periodSeconds, successThreshold,
+//!   failureThreshold ≥ 0 (0 = default)
+//! - [x] successThreshold 1 for liveness and startup probes
+//! - [x] probe terminationGracePeriodSeconds > 0, not on readiness probes
+//! - [x] exec.command required; httpGet port number or name, scheme HTTP/HTTPS,
+//!   header names; tcpSocket port; grpc port 1–65535
+//! - [x] sleep hook: 0 < seconds ≤ terminationGracePeriodSeconds
+//!
+//! `pod`:
+//! - [x] restartPolicy: Always, OnFailure, Never
+//! - [x] terminationGracePeriodSeconds ≥ 0; activeDeadlineSeconds 1–4294967295
+//! - [x] dnsPolicy: ClusterFirst, ClusterFirstWithHostNet, Default, None; None needs
+//!   dnsConfig with nameservers; ≤ 3 nameservers, IPs; ≤ 32 searches, subdomains;
+//!   option names
+//! - [x] hostname, subdomain: DNS-1123 labels
+//! - [x] nodeSelector: labels; serviceAccountName: DNS subdomain
+//! - [x] securityContext: runAsUser, runAsGroup, fsGroup, supplementalGroups
+//!   0..=2147483647; fsGroupChangePolicy; sysctls names valid and unique
+//! - [x] shareProcessNamespace excludes hostPID
+//! - [x] hostAliases: IPs and hostnames
+//!
+//! Not checked (podvisor does not use them, or a node has no use for them):
+//! affinity, tolerations, topologySpreadConstraints, priority/priorityClassName,
+//! overhead, readinessGates, resourceClaims, schedulingGates, os, volumeDevices,
+//! resizePolicy, seccomp/AppArmor/SELinux profiles, the fields of the other volume
+//! sources (nfs, csi, projected, ...), ownerReferences.
 
-use std::collections::HashSet;
+mod containers;
+mod env;
+mod meta;
+mod pod;
+mod ports;
+mod probes;
+mod resources;
+mod volumes;
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::Pod;
 
-use super::field_error::{
-    is_dns1123_label, is_dns1123_subdomain, is_iana_svc_name, DNS1123_LABEL_MSG,
-    DNS1123_SUBDOMAIN_MSG,
-};
 use super::FieldError;
-use crate::model::{PullPolicy, RestartPolicy};
 
-const PROTOCOLS: &[&str] = &["TCP", "UDP", "SCTP"];
+/// The result of a check: the first problem found.
+type Check = Result<(), FieldError>;
 
-/// Validates `pod` as the API server would for what podvisor uses; returns the first
-/// problem. Expects [`apply_defaults`](super::apply_defaults) to have run (absent defaulted fields pass).
+/// `value` ≥ 0 (`ValidateNonnegativeField`).
+fn nonnegative(value: Option<i64>, path: impl FnOnce() -> String) -> Check {
+    match value {
+        Some(v) if v < 0 => Err(FieldError::invalid(
+            path(),
+            v,
+            "must be greater than or equal to 0",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Validates `pod` as the API server would at creation; returns the first problem.
+/// Expects [`apply_defaults`](super::apply_defaults) to have run (absent defaulted
+/// fields pass).
 pub fn validate_pod(pod: &Pod) -> Result<(), FieldError> {
-    match pod.metadata.name.as_deref() {
-        None | Some("") => return Err(FieldError::required("metadata.name")),
-        Some(name) if !is_dns1123_subdomain(name) => {
-            return Err(FieldError::invalid(
-                "metadata.name",
-                name,
-                DNS1123_SUBDOMAIN_MSG,
-            ))
-        }
-        Some(_) => {}
-    }
-    if let Some(ns) = pod.metadata.namespace.as_deref() {
-        if !ns.is_empty() && !is_dns1123_label(ns) {
-            let msg = DNS1123_LABEL_MSG;
-            return Err(FieldError::invalid("metadata.namespace", ns, msg));
-        }
-    }
+    meta::validate_metadata(&pod.metadata)?;
     let Some(spec) = pod.spec.as_ref() else {
         return Err(FieldError::required("spec"));
     };
     if spec.containers.is_empty() {
         return Err(FieldError::required("spec.containers"));
     }
-    // App containers first, so an init container clashing with one is the duplicate (as
-    // in Kubernetes).
-    let mut names = HashSet::new();
-    let init = spec.init_containers.as_deref().unwrap_or_default();
-    let lists = [
-        ("containers", &spec.containers[..]),
-        ("initContainers", init),
-    ];
-    for (list, containers) in lists {
-        for (i, c) in containers.iter().enumerate() {
-            validate_container(c, &format!("spec.{list}[{i}]"), &mut names)?;
-        }
-    }
-    if let Some(policy) = spec.restart_policy.as_deref() {
-        if policy.parse::<RestartPolicy>().is_err() {
-            let path = "spec.restartPolicy";
-            return Err(FieldError::unsupported(
-                path,
-                policy,
-                &RestartPolicy::names(),
-            ));
-        }
-    }
-    if let Some(grace) = spec.termination_grace_period_seconds.filter(|g| *g < 0) {
-        let path = "spec.terminationGracePeriodSeconds";
-        return Err(FieldError::invalid(
-            path,
-            grace,
-            "must be greater than or equal to 0",
-        ));
-    }
-    Ok(())
-}
-
-fn validate_container<'a>(
-    c: &'a Container,
-    path: &str,
-    names: &mut HashSet<&'a str>,
-) -> Result<(), FieldError> {
-    let name_path = format!("{path}.name");
-    if c.name.is_empty() {
-        return Err(FieldError::required(name_path));
-    }
-    if !is_dns1123_label(&c.name) {
-        return Err(FieldError::invalid(name_path, &c.name, DNS1123_LABEL_MSG));
-    }
-    if !names.insert(&c.name) {
-        return Err(FieldError::duplicate(name_path, &c.name));
-    }
-    if c.image.as_deref().is_none_or(|i| i.trim().is_empty()) {
-        return Err(FieldError::required(format!("{path}.image")));
-    }
-    if let Some(policy) = c.image_pull_policy.as_deref() {
-        if policy.parse::<PullPolicy>().is_err() {
-            let path = format!("{path}.imagePullPolicy");
-            return Err(FieldError::unsupported(path, policy, &PullPolicy::names()));
-        }
-    }
-    for (j, port) in c.ports.iter().flatten().enumerate() {
-        let path = format!("{path}.ports[{j}]");
-        const RANGE: &str = "must be between 1 and 65535, inclusive";
-        if !(1..=65535).contains(&port.container_port) {
-            let p = format!("{path}.containerPort");
-            return Err(FieldError::invalid(p, port.container_port, RANGE));
-        }
-        if let Some(host) = port.host_port.filter(|h| !(0..=65535).contains(h)) {
-            let msg = "must be between 0 and 65535, inclusive";
-            return Err(FieldError::invalid(format!("{path}.hostPort"), host, msg));
-        }
-        if let Some(proto) = port.protocol.as_deref() {
-            if !PROTOCOLS.contains(&proto) {
-                let p = format!("{path}.protocol");
-                return Err(FieldError::unsupported(p, proto, PROTOCOLS));
-            }
-        }
-        if let Some(name) = port.name.as_deref().filter(|n| !n.is_empty()) {
-            if !is_iana_svc_name(name) {
-                let msg = "must be a valid port name: at most 15 lowercase alphanumeric \
-                    characters or '-', with at least one letter, no leading, trailing or \
-                    doubled '-'";
-                return Err(FieldError::invalid(format!("{path}.name"), name, msg));
-            }
-        }
-    }
-    Ok(())
+    volumes::validate_volumes(spec)?;
+    containers::validate_containers(spec)?;
+    ports::validate_host_ports(spec)?;
+    pod::validate_pod_fields(spec)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::field_error::is_iana_svc_name;
     use super::*;
     use crate::manifest::test_support::*;
     use k8s_openapi::api::core::v1::ContainerPort;
