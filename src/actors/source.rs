@@ -192,43 +192,13 @@ impl ManifestSource {
 
     /// Logs each problem of a scan once (again when it changes).
     fn report(&mut self, scan: &ScanResult) {
-        let mut now = BTreeSet::new();
-        let mut log = |line: String, level: tracing::Level| {
-            if !self.reported.contains(&line) {
-                match level {
-                    tracing::Level::ERROR => tracing::error!("{line}"),
-                    tracing::Level::WARN => tracing::warn!("{line}"),
-                    _ => tracing::info!("{line}"),
-                }
-            }
-            now.insert(line);
-        };
-        for e in &scan.errors {
-            log(format!("bad manifest: {e}"), tracing::Level::ERROR);
-        }
-        for file in &scan.blank {
-            if self.memory.had_pods(file) {
-                let line = format!(
-                    "bad manifest: {}: the file is empty (or comments only); its pods keep running on their last good spec until it is fixed or removed",
-                    file.display()
-                );
-                log(line, tracing::Level::ERROR);
-            } else {
-                let line = format!(
-                    "{}: the file is empty (or comments only); nothing to run",
-                    file.display()
-                );
-                log(line, tracing::Level::INFO);
+        for (level, line) in fresh_problems(&mut self.reported, &self.memory, scan) {
+            match level {
+                tracing::Level::ERROR => tracing::error!("{line}"),
+                tracing::Level::WARN => tracing::warn!("{line}"),
+                _ => tracing::info!("{line}"),
             }
         }
-        for (file, skip) in &scan.skipped {
-            let level = match skip {
-                Skip::Dangling => tracing::Level::INFO,
-                _ => tracing::Level::WARN,
-            };
-            log(format!("{}: {skip}", file.display()), level);
-        }
-        self.reported = now;
     }
 
     /// Writes the memory to the state file when it changed, one write at a
@@ -271,6 +241,49 @@ impl ManifestSource {
             }),
         );
     }
+}
+
+/// The problems of a scan (errors, empty files, entries that are not
+/// regular files), each with its log level; returns those not in
+/// `reported` (logged by an earlier scan), and leaves in `reported` the
+/// problems of this scan, so that a problem gone and back is new again.
+/// `memory` is the memory before the scan: an empty file whose pods ran is
+/// an error, one that never had pods only a note.
+pub fn fresh_problems(
+    reported: &mut BTreeSet<String>,
+    memory: &SourceMemory,
+    scan: &ScanResult,
+) -> Vec<(tracing::Level, String)> {
+    let mut all = Vec::new();
+    for e in &scan.errors {
+        all.push((tracing::Level::ERROR, format!("bad manifest: {e}")));
+    }
+    for path in &scan.blank {
+        let file = path.display();
+        all.push(if memory.had_pods(path) {
+            (
+                tracing::Level::ERROR,
+                format!("bad manifest: {file}: the file is empty (or comments only); its pods keep running on their last good spec until it is fixed or removed"),
+            )
+        } else {
+            (
+                tracing::Level::INFO,
+                format!("{file}: the file is empty (or comments only); nothing to run"),
+            )
+        });
+    }
+    for (file, skip) in &scan.skipped {
+        let level = match skip {
+            Skip::Dangling => tracing::Level::INFO,
+            _ => tracing::Level::WARN,
+        };
+        all.push((level, format!("{}: {skip}", file.display())));
+    }
+    let now: BTreeSet<String> = all.iter().map(|(_, line)| line.clone()).collect();
+    all.retain(|(_, line)| !reported.contains(line));
+    all.dedup_by(|a, b| a.1 == b.1);
+    *reported = now;
+    all
 }
 
 /// Settles a manifest pod's UID: its own `metadata.uid`, or one derived

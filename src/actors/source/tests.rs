@@ -378,3 +378,60 @@ async fn truncating_and_rewriting_a_file_never_drops_its_pod() {
     assert_eq!(first.pods.len(), 1, "the pod of the broken file runs on");
     assert!(first.pods[0].problem.is_some());
 }
+
+// --- item 8: each odd entry is logged once ----------------------------------------
+
+#[test]
+fn each_problem_is_logged_once_and_again_only_when_it_changes() {
+    let d = tempfile::tempdir().unwrap();
+    let p = |f: &str| d.path().join(f);
+    write(d.path(), "empty.yaml", "");
+    write(d.path(), "comments.yaml", "# soon\n");
+    write(d.path(), "bad.yaml", "{ not yaml");
+    fs::create_dir(p("dir.yaml")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(p("fifo.yaml"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::os::unix::fs::symlink(p("loop.yaml"), p("loop.yaml")).unwrap();
+    let mut m = SourceMemory::default();
+    let mut reported = BTreeSet::new();
+    let mut rescan = |m: &mut SourceMemory| {
+        let result = manifest::scan_dir_preferring(d.path(), m.owners());
+        let fresh = fresh_problems(&mut reported, m, &result);
+        m.apply(&result);
+        fresh
+    };
+    let first = rescan(&mut m);
+    assert_eq!(first.len(), 6, "{first:#?}");
+    for (file, level, words) in [
+        ("empty.yaml", tracing::Level::INFO, "empty"),
+        ("comments.yaml", tracing::Level::INFO, "empty"),
+        ("bad.yaml", tracing::Level::ERROR, "bad manifest"),
+        ("dir.yaml", tracing::Level::WARN, "is a directory"),
+        ("fifo.yaml", tracing::Level::WARN, "is a FIFO"),
+        ("loop.yaml", tracing::Level::WARN, "symlink loop"),
+    ] {
+        let path = p(file).display().to_string();
+        let line = first
+            .iter()
+            .find(|(_, l)| l.contains(&path))
+            .unwrap_or_else(|| panic!("no line for {file}: {first:#?}"));
+        assert_eq!(line.0, level, "{line:?}");
+        assert!(line.1.contains(words), "{line:?}");
+    }
+    assert!(rescan(&mut m).is_empty(), "nothing new: nothing logged");
+    assert!(rescan(&mut m).is_empty());
+
+    // A change is logged: the empty file gets a pod, then is emptied again
+    // (now an error: its pod keeps running).
+    write(d.path(), "empty.yaml", &pod_yaml("e", "busybox:1"));
+    assert!(rescan(&mut m).is_empty(), "a fixed file is no problem");
+    write(d.path(), "empty.yaml", "");
+    let again = rescan(&mut m);
+    assert_eq!(again.len(), 1, "{again:#?}");
+    assert_eq!(again[0].0, tracing::Level::ERROR);
+    assert!(again[0].1.contains("last good spec"), "{again:?}");
+    assert!(rescan(&mut m).is_empty());
+}
