@@ -11,7 +11,7 @@ use actix::Actor;
 
 use crate::actors::events::EventView;
 use crate::actors::image_puller::PullerConfig;
-use crate::actors::source::ManifestSource;
+use crate::actors::source::{ManifestSource, SourceConfig};
 use crate::actors::supervisor::Supervisor;
 use crate::actors::url_source::UrlSource;
 use crate::actors::{Deps, NodeConfig, StatusView};
@@ -93,14 +93,16 @@ pub fn start(
         .with_validation(settings.manifest_validation)
         .start();
     }
-    ManifestSource::new(
-        settings.pod_manifest_path.clone(),
-        settings.node_name.clone(),
-        settings.file_check_frequency,
-        supervisor.recipient(),
-    )
-    .with_validation(settings.manifest_validation)
-    .start();
+    let files = SourceConfig {
+        dir: settings.pod_manifest_path.clone(),
+        node_name: settings.node_name.clone(),
+        every: settings.file_check_frequency,
+        root_dir: settings.root_dir.clone(),
+        max_size: settings.max_manifest_size,
+    };
+    ManifestSource::new(files, supervisor.recipient())
+        .with_validation(settings.manifest_validation)
+        .start();
     (store, events)
 }
 

@@ -1,37 +1,52 @@
 //! The manifest directory as a source of desired pods.
 //!
 //! Changes are seen at once through inotify (the `notify` crate), debounced
-//! so that a burst of writes is one rescan, with a full rescan every
+//! so that a burst of writes is one rescan (after [`QUIET`] without events,
+//! at most [`MAX_DELAY`] after the first), with a full rescan every
 //! `--file-check-frequency` as the backstop. Every scan sends the
-//! Supervisor the whole desired set.
+//! Supervisor the whole desired set. Files unchanged since their last parse
+//! are not read again, and files over `--max-manifest-size` not at all.
 //!
 //! Two rules keep running pods safe from bad edits ([`SourceMemory`]):
-//! - **Last good spec.** A file that no longer parses or validates keeps
-//!   its pods on the last spec that did; the error is logged and shown in
+//! - **Last good spec.** A file that no longer parses or validates, is
+//!   empty, too large, unreadable or no longer a regular file keeps its pods
+//!   on the last spec that did; the problem is logged once and shown in
 //!   those pods' status message until the file is fixed or removed.
-//!   Removing the file removes its pods.
+//!   Removing (or renaming away) the file removes its pods, and so does a
+//!   file that parses and no longer declares them.
 //! - **First seen wins.** A pod declared in two files belongs to the file
 //!   that declared it first; the other is refused with an error naming
-//!   both. When the owner stops declaring it, the other takes over.
+//!   both. When the owner stops declaring it, the other takes over. Within
+//!   one file, the first document wins.
+//!
+//! Both survive restarts: the memory is written (atomically) to
+//! `--root-dir/manifest-source.state` and read back at start, so a file
+//! broken while podvisor was down keeps its pods.
 
-use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+mod memory;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, SpawnHandle,
     WrapFuture,
 };
 
+pub use memory::{kept_files, write_atomically, Resolved, SourceMemory, STATE_FILE};
+
 use super::supervisor::SetDesired;
 use super::DesiredPod;
-use crate::manifest::{self, ManifestError, ManifestPod, ScanResult};
+use crate::manifest::{self, FileReader, ManifestError, ManifestPod, ScanResult, Skip};
 use crate::model::{naming, PodExt};
 use crate::settings::ManifestValidation;
 
-/// How long a burst of file events is collected before one rescan.
-pub const DEBOUNCE: Duration = Duration::from_millis(100);
+/// A burst of file events ends after this long without one.
+pub const QUIET: Duration = Duration::from_millis(50);
+/// A rescan comes at most this long after the first event of a burst.
+pub const MAX_DELAY: Duration = Duration::from_millis(500);
 
 /// Scan the directory now.
 #[derive(Message, Debug, Clone, Copy)]
@@ -43,142 +58,98 @@ pub struct ScanNow;
 #[rtype(result = "()")]
 struct FsChanged;
 
-type PodKey = (String, String);
-
-/// What a source remembers between scans.
-#[derive(Debug, Default)]
-pub struct SourceMemory {
-    /// The pods of each file as last parsed and validated.
-    last_good: HashMap<PathBuf, Vec<ManifestPod>>,
-    /// The file that declared each pod first.
-    owners: HashMap<PodKey, PathBuf>,
+/// When a burst of events is over: [`QUIET`] after the last event, or
+/// [`MAX_DELAY`] after the first, whichever comes first.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Debounce {
+    /// First and last event of the burst.
+    burst: Option<(Instant, Instant)>,
 }
 
-/// A desired pod from a source, with the problem of its file if any.
+impl Debounce {
+    /// An event at `now`.
+    pub fn event(&mut self, now: Instant) {
+        let first = self.burst.map_or(now, |(first, _)| first);
+        self.burst = Some((first, now));
+    }
+
+    /// How long to wait before the rescan: `None` when it is due (or there
+    /// was no event).
+    pub fn wait(&self, now: Instant) -> Option<Duration> {
+        let (first, last) = self.burst?;
+        let due = (last + QUIET).min(first + MAX_DELAY);
+        due.checked_duration_since(now).filter(|d| !d.is_zero())
+    }
+
+    /// Whether events wait for a rescan.
+    pub fn pending(&self) -> bool {
+        self.burst.is_some()
+    }
+
+    /// The rescan is done (or started): a new burst begins with the next event.
+    pub fn clear(&mut self) {
+        self.burst = None;
+    }
+}
+
+/// How the source is set up.
 #[derive(Debug, Clone)]
-pub struct Resolved {
-    pub pod: ManifestPod,
-    /// Set when the pod runs on its last good spec because its file is
-    /// broken now.
-    pub problem: Option<String>,
+pub struct SourceConfig {
+    /// The manifest directory.
+    pub dir: PathBuf,
+    pub node_name: String,
+    /// The full rescan period.
+    pub every: Duration,
+    /// `--root-dir`: where the memory is kept ([`STATE_FILE`]).
+    pub root_dir: PathBuf,
+    /// `--max-manifest-size`.
+    pub max_size: u64,
 }
 
-/// Whether an error breaks a whole file (rather than refusing one pod).
-fn broken_file(e: &ManifestError) -> Option<&Path> {
-    match e {
-        ManifestError::ReadFile { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-            None
-        }
-        ManifestError::ReadFile { .. }
-        | ManifestError::Syntax { .. }
-        | ManifestError::Document { .. }
-        | ManifestError::Invalid { .. } => Some(e.file()),
-        _ => None,
-    }
-}
-
-impl SourceMemory {
-    /// The owners to prefer in the next scan.
-    pub fn owners(&self) -> &HashMap<PodKey, PathBuf> {
-        &self.owners
-    }
-
-    /// Folds a scan into the memory; returns the pods to run.
-    pub fn apply(&mut self, scan: &ScanResult) -> Vec<Resolved> {
-        let mut out: Vec<Resolved> = scan
-            .pods
-            .iter()
-            .map(|p| Resolved {
-                pod: p.clone(),
-                problem: None,
-            })
-            .collect();
-        let mut parsed: HashMap<&Path, Vec<ManifestPod>> = HashMap::new();
-        for p in &scan.pods {
-            parsed.entry(p.file.as_path()).or_default().push(p.clone());
-        }
-        let broken: HashMap<&Path, String> = scan
-            .errors
-            .iter()
-            .filter_map(|e| broken_file(e).map(|f| (f, e.to_string())))
-            .collect();
-        // Files that parsed: their pods are the new last good. Broken
-        // files: their last good pods run on, with the problem shown.
-        // Files gone (neither parsed nor broken): forgotten.
-        let mut last_good = HashMap::new();
-        for (file, pods) in &parsed {
-            last_good.insert(file.to_path_buf(), pods.clone());
-        }
-        for (file, problem) in &broken {
-            let Some(pods) = self.last_good.get(*file) else {
-                continue;
-            };
-            for p in pods {
-                let key = (p.namespace().to_owned(), p.name().to_owned());
-                let owned_here = self.owners.get(&key).is_some_and(|o| o == file);
-                // The broken file keeps what it owns, even against another
-                // file now declaring the same pod.
-                if owned_here {
-                    out.retain(|r| (r.pod.namespace(), r.pod.name()) != (&key.0[..], &key.1[..]));
-                }
-                if out
-                    .iter()
-                    .all(|r| (r.pod.namespace(), r.pod.name()) != (&key.0[..], &key.1[..]))
-                {
-                    out.push(Resolved {
-                        pod: p.clone(),
-                        problem: Some(problem.clone()),
-                    });
-                }
-            }
-            last_good.insert(file.to_path_buf(), pods.clone());
-        }
-        self.last_good = last_good;
-        let mut owners = HashMap::new();
-        for r in &out {
-            let key = (r.pod.namespace().to_owned(), r.pod.name().to_owned());
-            owners.insert(key, r.pod.file.clone());
-        }
-        self.owners = owners;
-        out
-    }
+/// The state file's writes, one at a time, the newest last.
+#[derive(Debug, Default)]
+struct Saving {
+    /// The bytes last written (or read at start).
+    saved: Option<Vec<u8>>,
+    busy: bool,
+    /// Bytes to write when the write under way is done.
+    next: Option<Vec<u8>>,
 }
 
 pub struct ManifestSource {
-    dir: PathBuf,
-    node_name: String,
-    every: Duration,
+    config: SourceConfig,
     sink: Recipient<SetDesired>,
     memory: SourceMemory,
-    /// Errors already reported, so a broken file is logged once, not at
-    /// every rescan.
+    /// The parses of unchanged files; out with the scan while it runs.
+    reader: Option<FileReader>,
+    /// Problems already logged, so that each is logged once, not at every
+    /// rescan; logged again when it changes.
     reported: BTreeSet<String>,
     scanning: bool,
     /// A scan was asked for while one ran.
     again: bool,
+    debounce: Debounce,
     pending: Option<SpawnHandle>,
+    saving: Saving,
     watcher: Option<notify::RecommendedWatcher>,
     /// Unknown or duplicate manifest fields: refused or warned about.
     validation: ManifestValidation,
 }
 
 impl ManifestSource {
-    pub fn new(
-        dir: PathBuf,
-        node_name: String,
-        every: Duration,
-        sink: Recipient<SetDesired>,
-    ) -> Self {
+    pub fn new(config: SourceConfig, sink: Recipient<SetDesired>) -> Self {
+        let reader = FileReader::new(config.max_size);
         Self {
-            dir,
-            node_name,
-            every,
+            config,
             sink,
             memory: SourceMemory::default(),
+            reader: Some(reader),
             reported: BTreeSet::new(),
             scanning: false,
             again: false,
+            debounce: Debounce::default(),
             pending: None,
+            saving: Saving::default(),
             watcher: None,
             validation: ManifestValidation::Strict,
         }
@@ -187,7 +158,12 @@ impl ManifestSource {
     /// Sets `--manifest-validation` (strict when not called).
     pub fn with_validation(mut self, validation: ManifestValidation) -> Self {
         self.validation = validation;
+        self.reader = self.reader.take().map(|r| r.with_validation(validation));
         self
+    }
+
+    fn state_file(&self) -> PathBuf {
+        self.config.root_dir.join(STATE_FILE)
     }
 
     /// Watches the directory with inotify; each event asks for a
@@ -200,19 +176,125 @@ impl ManifestSource {
                 addr.do_send(FsChanged);
             }
         };
+        let dir = &self.config.dir;
         let watched = notify::recommended_watcher(handler).and_then(|mut w| {
-            w.watch(&self.dir, notify::RecursiveMode::NonRecursive)?;
+            w.watch(dir, notify::RecursiveMode::NonRecursive)?;
             Ok(w)
         });
         match watched {
             Ok(w) => self.watcher = Some(w),
             Err(e) => tracing::warn!(
-                dir = %self.dir.display(),
+                dir = %dir.display(),
                 error = %e,
                 "cannot watch the manifest directory; relying on the periodic rescan"
             ),
         }
     }
+
+    /// Waits for the burst of events to end, then rescans.
+    fn settle(&mut self, ctx: &mut Context<Self>) {
+        self.pending = None;
+        match self.debounce.wait(Instant::now()) {
+            Some(wait) => self.pending = Some(ctx.run_later(wait, |act, ctx| act.settle(ctx))),
+            None if self.debounce.pending() => ctx.notify(ScanNow),
+            None => {}
+        }
+    }
+
+    /// Logs each problem of a scan once (again when it changes).
+    fn report(&mut self, scan: &ScanResult) {
+        for (level, line) in fresh_problems(&mut self.reported, &self.memory, scan) {
+            match level {
+                tracing::Level::ERROR => tracing::error!("{line}"),
+                tracing::Level::WARN => tracing::warn!("{line}"),
+                _ => tracing::info!("{line}"),
+            }
+        }
+    }
+
+    /// Writes the memory to the state file when it changed, one write at a
+    /// time, off the actor's thread.
+    fn save(&mut self, ctx: &mut Context<Self>, bytes: Vec<u8>) {
+        if self.saving.busy {
+            self.saving.next = Some(bytes);
+            return;
+        }
+        if self.saving.saved.as_ref() == Some(&bytes) {
+            return;
+        }
+        self.saving.busy = true;
+        let path = self.state_file();
+        ctx.spawn(
+            async move {
+                let written = {
+                    let bytes = bytes.clone();
+                    tokio::task::spawn_blocking(move || write_atomically(&path, &bytes)).await
+                };
+                (bytes, written)
+            }
+            .into_actor(self)
+            .map(|(bytes, written), act, ctx| {
+                act.saving.busy = false;
+                match written {
+                    Ok(Ok(())) => act.saving.saved = Some(bytes),
+                    Ok(Err(e)) => tracing::warn!(
+                        file = %act.state_file().display(),
+                        error = %e,
+                        "cannot save the last good manifests"
+                    ),
+                    Err(e) => {
+                        tracing::error!(error = %e, "saving the last good manifests panicked")
+                    }
+                }
+                if let Some(next) = act.saving.next.take() {
+                    act.save(ctx, next);
+                }
+            }),
+        );
+    }
+}
+
+/// The problems of a scan (errors, empty files, entries that are not
+/// regular files), each with its log level; returns those not in
+/// `reported` (logged by an earlier scan), and leaves in `reported` the
+/// problems of this scan, so that a problem gone and back is new again.
+/// `memory` is the memory before the scan: an empty file whose pods ran is
+/// an error, one that never had pods only a note.
+pub fn fresh_problems(
+    reported: &mut BTreeSet<String>,
+    memory: &SourceMemory,
+    scan: &ScanResult,
+) -> Vec<(tracing::Level, String)> {
+    let mut all = Vec::new();
+    for e in &scan.errors {
+        all.push((tracing::Level::ERROR, format!("bad manifest: {e}")));
+    }
+    for path in &scan.blank {
+        let file = path.display();
+        all.push(if memory.had_pods(path) {
+            (
+                tracing::Level::ERROR,
+                format!("bad manifest: {file}: the file is empty (or comments only); its pods keep running on their last good spec until it is fixed or removed"),
+            )
+        } else {
+            (
+                tracing::Level::INFO,
+                format!("{file}: the file is empty (or comments only); nothing to run"),
+            )
+        });
+    }
+    for (file, skip) in &scan.skipped {
+        let level = match skip {
+            Skip::Dangling => tracing::Level::INFO,
+            _ => tracing::Level::WARN,
+        };
+        all.push((level, format!("{}: {skip}", file.display())));
+    }
+    let now: BTreeSet<String> = all.iter().map(|(_, line)| line.clone()).collect();
+    all.retain(|(_, line)| !reported.contains(line));
+    all.dedup_by(|a, b| a.1 == b.1);
+    *reported = now;
+    all
 }
 
 /// Settles a manifest pod's UID: its own `metadata.uid`, or one derived
@@ -236,9 +318,13 @@ impl Actor for ManifestSource {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        // The memory of the last run, so that a file broken meanwhile keeps
+        // its pods (small; read before the first scan).
+        self.memory = SourceMemory::load(&self.state_file());
+        self.saving.saved = Some(self.memory.to_bytes());
         self.watch(ctx);
         ctx.notify(ScanNow);
-        ctx.run_interval(self.every, |_, ctx| ctx.notify(ScanNow));
+        ctx.run_interval(self.config.every, |_, ctx| ctx.notify(ScanNow));
     }
 }
 
@@ -246,8 +332,9 @@ impl Handler<FsChanged> for ManifestSource {
     type Result = ();
 
     fn handle(&mut self, _: FsChanged, ctx: &mut Context<Self>) {
+        self.debounce.event(Instant::now());
         if self.pending.is_none() {
-            self.pending = Some(ctx.notify_later(ScanNow, DEBOUNCE));
+            self.pending = Some(ctx.run_later(QUIET, |act, ctx| act.settle(ctx)));
         }
     }
 }
@@ -259,18 +346,22 @@ impl Handler<ScanNow> for ManifestSource {
         if let Some(h) = self.pending.take() {
             ctx.cancel_future(h);
         }
+        self.debounce.clear();
         if self.scanning {
             self.again = true;
             return;
         }
         self.scanning = true;
-        let dir = self.dir.clone();
+        let dir = self.config.dir.clone();
         let prefer = self.memory.owners().clone();
-        let validation = self.validation;
+        let mut reader = self.reader.take().unwrap_or_else(|| {
+            FileReader::new(self.config.max_size).with_validation(self.validation)
+        });
         ctx.spawn(
             async move {
                 tokio::task::spawn_blocking(move || {
-                    manifest::scan_dir_preferring_with(&dir, &prefer, validation)
+                    let scan = manifest::scan_dir_with(&dir, &prefer, &mut reader);
+                    (scan, reader)
                 })
                 .await
             }
@@ -281,17 +372,20 @@ impl Handler<ScanNow> for ManifestSource {
                     ctx.notify(ScanNow);
                 }
                 let scan = match scan {
-                    Ok(scan) => scan,
+                    Ok((scan, mut reader)) => {
+                        let read = reader.take_reads();
+                        if read > 0 {
+                            tracing::debug!(read, "manifest files read");
+                        }
+                        act.reader = Some(reader);
+                        scan
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "manifest scan panicked");
                         return;
                     }
                 };
-                let errors: BTreeSet<String> = scan.errors.iter().map(|e| e.to_string()).collect();
-                for e in errors.difference(&act.reported) {
-                    tracing::error!("bad manifest: {e}");
-                }
-                act.reported = errors;
+                act.report(&scan);
                 if scan
                     .errors
                     .iter()
@@ -306,120 +400,18 @@ impl Handler<ScanNow> for ManifestSource {
                     .apply(&scan)
                     .into_iter()
                     .map(|r| {
-                        let mut d = desired_from(r.pod, "file", &act.node_name);
+                        let mut d = desired_from(r.pod, "file", &act.config.node_name);
                         d.problem = r.problem;
                         d
                     })
                     .collect();
                 act.sink.do_send(SetDesired::files(pods));
+                let bytes = act.memory.to_bytes();
+                act.save(ctx, bytes);
             }),
         );
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::fs;
-
-    fn write(dir: &Path, file: &str, text: &str) {
-        fs::write(dir.join(file), text).unwrap();
-    }
-
-    fn pod_yaml(name: &str, image: &str) -> String {
-        format!(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n  - name: c\n    image: {image}\n"
-        )
-    }
-
-    fn scan(dir: &Path, m: &mut SourceMemory) -> Vec<(String, String, Option<String>)> {
-        let result = manifest::scan_dir_preferring(dir, m.owners());
-        let mut out: Vec<_> = m
-            .apply(&result)
-            .into_iter()
-            .map(|r| {
-                let image = r.pod.pod.spec.as_ref().unwrap().containers[0]
-                    .image
-                    .clone()
-                    .unwrap();
-                (r.pod.name().to_string(), image, r.problem)
-            })
-            .collect();
-        out.sort();
-        out
-    }
-
-    #[test]
-    fn a_broken_file_keeps_its_last_good_pods_until_fixed_or_removed() {
-        let d = tempfile::tempdir().unwrap();
-        let mut m = SourceMemory::default();
-        write(d.path(), "a.yaml", &pod_yaml("web", "busybox:1"));
-        assert_eq!(
-            scan(d.path(), &mut m),
-            vec![("web".into(), "busybox:1".into(), None)]
-        );
-
-        write(
-            d.path(),
-            "a.yaml",
-            "apiVersion: v1\nkind: Pod\nmetadata: [broken\n",
-        );
-        let got = scan(d.path(), &mut m);
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0].1, "busybox:1", "runs on its last good spec");
-        let problem = got[0].2.clone().expect("the problem is shown");
-        assert!(problem.contains("a.yaml"), "{problem}");
-
-        write(d.path(), "a.yaml", &pod_yaml("web", "busybox:2"));
-        assert_eq!(
-            scan(d.path(), &mut m),
-            vec![("web".into(), "busybox:2".into(), None)]
-        );
-
-        write(
-            d.path(),
-            "a.yaml",
-            "kind: Deployment\napiVersion: apps/v1\n",
-        );
-        assert_eq!(scan(d.path(), &mut m).len(), 1);
-        fs::remove_file(d.path().join("a.yaml")).unwrap();
-        assert!(
-            scan(d.path(), &mut m).is_empty(),
-            "removing the file removes its pods"
-        );
-    }
-
-    #[test]
-    fn a_file_broken_from_the_start_runs_nothing() {
-        let d = tempfile::tempdir().unwrap();
-        let mut m = SourceMemory::default();
-        write(d.path(), "a.yaml", "{ not yaml");
-        assert!(scan(d.path(), &mut m).is_empty());
-    }
-
-    #[test]
-    fn the_first_file_seen_keeps_a_duplicate_pod_until_it_lets_go() {
-        let d = tempfile::tempdir().unwrap();
-        let mut m = SourceMemory::default();
-        // z.yaml is seen first; a.yaml (earlier in name order) comes later.
-        write(d.path(), "z.yaml", &pod_yaml("web", "from-z:1"));
-        assert_eq!(scan(d.path(), &mut m)[0].1, "from-z:1");
-        write(d.path(), "a.yaml", &pod_yaml("web", "from-a:1"));
-        let result = manifest::scan_dir_preferring(d.path(), m.owners());
-        let dup = result
-            .errors
-            .iter()
-            .map(|e| e.to_string())
-            .find(|e| e.contains("already defined"))
-            .expect("the duplicate is refused");
-        assert!(dup.contains("a.yaml") && dup.contains("z.yaml"), "{dup}");
-        assert_eq!(
-            scan(d.path(), &mut m)[0].1,
-            "from-z:1",
-            "the first seen wins"
-        );
-        // The owner goes: the other takes over.
-        fs::remove_file(d.path().join("z.yaml")).unwrap();
-        assert_eq!(scan(d.path(), &mut m)[0].1, "from-a:1");
-    }
-}
+mod tests;

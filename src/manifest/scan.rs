@@ -1,12 +1,19 @@
 //! The directory scan: which files are manifests, in which order they are
 //! read, and which of two documents defining one pod wins.
+//!
+//! `read` turns one entry into what it holds: only regular files are read,
+//! under the size limit, and a file unchanged since its last parse is not
+//! read again ([`FileReader`]).
+
+mod read;
 
 use std::collections::{hash_map::Entry, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{parse_file_with, ManifestError, ManifestPod, PodSource};
-use crate::settings::ManifestValidation;
+use super::{ManifestError, ManifestPod, PodSource};
+
+pub use read::{is_blank, FileReader, Outcome, Skip, DEFAULT_MAX_SIZE, RACY_WINDOW};
 
 /// Everything [`scan_dir`] found: the pods that load, and why the others don't.
 #[derive(Debug, Default)]
@@ -15,6 +22,11 @@ pub struct ScanResult {
     pub pods: Vec<ManifestPod>,
     /// Unreadable directory or files, rejected files and refused duplicate pods.
     pub errors: Vec<ManifestError>,
+    /// Files that are empty, or comments only: they declare nothing, and
+    /// are no valid edit of a file whose pods ran.
+    pub blank: Vec<PathBuf>,
+    /// Entries with a manifest's name that are not regular files.
+    pub skipped: Vec<(PathBuf, Skip)>,
 }
 
 /// Whether `path`'s file name looks like a manifest: a `.yaml`, `.yml` or `.json` extension
@@ -48,15 +60,15 @@ pub fn scan_dir(dir: &Path) -> ScanResult {
 /// `prefer` names for it (the file that declared it first, as the caller
 /// remembers it) as long as that file still declares it.
 pub fn scan_dir_preferring(dir: &Path, prefer: &HashMap<(String, String), PathBuf>) -> ScanResult {
-    scan_dir_preferring_with(dir, prefer, ManifestValidation::Strict)
+    scan_dir_with(dir, prefer, &mut FileReader::default())
 }
 
-/// [`scan_dir_preferring`], with unknown and duplicate fields refused or
-/// only logged, as `validation` says (see [`parse_file_with`]).
-pub fn scan_dir_preferring_with(
+/// [`scan_dir_preferring`], reading through `reader` (its size limit, and
+/// the parses of files unchanged since it last read them).
+pub fn scan_dir_with(
     dir: &Path,
     prefer: &HashMap<(String, String), PathBuf>,
-    validation: ManifestValidation,
+    reader: &mut FileReader,
 ) -> ScanResult {
     let mut result = ScanResult::default();
     let entries = match fs::read_dir(dir) {
@@ -77,25 +89,24 @@ pub fn scan_dir_preferring_with(
             }
         }
     }
-    files.retain(|path| is_manifest_file(path) && path.is_file());
+    files.retain(|path| is_manifest_file(path));
     files.sort();
+    reader.retain(&files);
 
     let mut parsed_files = Vec::new();
     for file in files {
-        let parsed = fs::read_to_string(&file)
-            .map_err(|source| ManifestError::ReadFile {
-                file: file.clone(),
-                source,
-            })
-            .and_then(|content| parse_file_with(&file, &content, validation));
-        match parsed {
-            Ok(pods) => parsed_files.push(pods),
-            Err(err) => result.errors.push(err),
+        match reader.read(&file) {
+            Outcome::Pods(pods) => parsed_files.push(pods),
+            Outcome::Blank => result.blank.push(file),
+            Outcome::Failed(err) => result.errors.push(err),
+            Outcome::Skipped(skip) => result.skipped.push((file, skip)),
+            Outcome::Gone => {}
         }
     }
 
     // (namespace, name) -> the pod that wins: the preferred owner's when
-    // it still declares the pod, else the first in file order.
+    // it still declares the pod, else the first in file order; within one
+    // file, always the first document.
     let mut winner: HashMap<(String, String), (PathBuf, usize, Option<usize>)> = HashMap::new();
     for mp in parsed_files.iter().flatten() {
         let key = (mp.namespace().to_owned(), mp.name().to_owned());
@@ -104,7 +115,7 @@ pub fn scan_dir_preferring_with(
             Entry::Vacant(slot) => {
                 slot.insert((mp.file.clone(), mp.doc_index, mp.item_index));
             }
-            Entry::Occupied(mut slot) if preferred => {
+            Entry::Occupied(mut slot) if preferred && slot.get().0 != mp.file => {
                 slot.insert((mp.file.clone(), mp.doc_index, mp.item_index));
             }
             Entry::Occupied(_) => {}
@@ -140,6 +151,7 @@ pub fn scan_dir_preferring_with(
 mod tests {
     use super::*;
     use crate::manifest::test_support::*;
+    use std::time::Duration;
 
     #[test]
     fn manifest_file_names() {
@@ -179,6 +191,11 @@ mod tests {
         let result = scan_dir(dir.path());
         assert!(result.errors.is_empty(), "{:?}", result.errors);
         assert_eq!(names(&result.pods), ["web"]);
+        assert_eq!(
+            result.skipped,
+            [(dir.path().join("sub.yaml"), Skip::Directory)],
+            "the directory is named once, as skipped"
+        );
     }
 
     #[test]
@@ -278,5 +295,162 @@ mod tests {
             "{:?}",
             result.errors
         );
+    }
+
+    #[test]
+    fn a_pod_twice_in_one_file_keeps_its_first_document_across_rescans() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let second = WEB.replace("nginx:1.27", "nginx:2");
+        let content = format!("{WEB}---\n{}---\n{second}", pod_yaml("db", ""));
+        fs::write(dir.path().join("a.yaml"), content).expect("write");
+        let a = dir.path().join("a.yaml");
+        let key = ("default".to_string(), "web".to_string());
+        // The first scan (a start), then rescans preferring the owner file.
+        let mut prefer = HashMap::new();
+        for round in 0..3 {
+            let result = scan_dir_preferring(dir.path(), &prefer);
+            let web = result.pods.iter().find(|p| p.name() == "web").expect("web");
+            assert_eq!(web.doc_index, 0, "round {round}: the first document wins");
+            let err = result.errors[0].to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "{}: document 2: pod default/web is already defined in {} (document 0)",
+                    a.display(),
+                    a.display()
+                ),
+                "round {round}"
+            );
+            prefer.insert(key.clone(), a.clone());
+        }
+    }
+
+    #[test]
+    fn empty_and_comment_only_files_are_blank() {
+        for blank in [
+            "",
+            "\n \n",
+            "# only a comment\n",
+            "---\n# c\n...\n",
+            "--- # c\n",
+        ] {
+            assert!(is_blank(blank), "{blank:?}");
+        }
+        for text in [WEB, "{}", "--- !!map\n", "x: 1 # c\n"] {
+            assert!(!is_blank(text), "{text:?}");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join("a.yaml"), "").expect("write");
+        fs::write(dir.path().join("b.yaml"), "# later\n").expect("write");
+        fs::write(dir.path().join("c.json"), " \n").expect("write");
+        let result = scan_dir(dir.path());
+        assert!(result.pods.is_empty() && result.errors.is_empty());
+        let blank: Vec<_> = ["a.yaml", "b.yaml", "c.json"]
+            .map(|f| dir.path().join(f))
+            .into();
+        assert_eq!(result.blank, blank);
+    }
+
+    /// Scans in a thread: a scan that blocks fails the test, not the run.
+    fn scan_within(dir: &Path, reader: FileReader) -> ScanResult {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let dir = dir.to_path_buf();
+        std::thread::spawn(move || {
+            let mut reader = reader;
+            let _ = tx.send(scan_dir_with(&dir, &HashMap::new(), &mut reader));
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the scan finishes (a FIFO must not be opened)")
+    }
+
+    #[test]
+    fn odd_entries_are_skipped_with_their_reason_and_never_block() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = |f: &str| dir.path().join(f);
+        fs::write(p("web.yaml"), WEB).expect("write");
+        fs::create_dir(p("dir.yaml")).expect("mkdir");
+        let made = std::process::Command::new("mkfifo")
+            .arg(p("fifo.yaml"))
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        std::os::unix::fs::symlink(p("loop.yaml"), p("loop.yaml")).expect("symlink");
+        std::os::unix::fs::symlink(p("nothing"), p("dangling.yaml")).expect("symlink");
+        std::os::unix::fs::symlink(p("web.yaml"), p("zlink.yaml")).expect("symlink");
+        let result = scan_within(dir.path(), FileReader::default());
+        let mut skipped = result.skipped.clone();
+        skipped.sort();
+        assert_eq!(
+            skipped,
+            [
+                (p("dangling.yaml"), Skip::Dangling),
+                (p("dir.yaml"), Skip::Directory),
+                (p("fifo.yaml"), Skip::Special("a FIFO")),
+                (p("loop.yaml"), Skip::SymlinkLoop),
+            ]
+        );
+        assert_eq!(
+            format!("{}", Skip::Special("a FIFO")),
+            "is a FIFO, not a regular file; not read"
+        );
+        // A symlink to a regular file is read: the same pod twice.
+        assert_eq!(names(&result.pods), ["web"]);
+        assert_eq!(result.errors.len(), 1, "{:?}", result.errors);
+        assert!(result.errors[0].to_string().contains("zlink.yaml"));
+    }
+
+    #[test]
+    fn files_over_the_size_limit_are_refused_unread() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let limit = WEB.len() as u64;
+        fs::write(dir.path().join("a.yaml"), WEB).expect("write");
+        fs::write(dir.path().join("b.yaml"), format!("{WEB}\n")).expect("write");
+        let result = scan_within(dir.path(), FileReader::new(limit));
+        assert_eq!(names(&result.pods), ["web"], "a file at the limit is read");
+        let [err] = &result.errors[..] else {
+            panic!("{:?}", result.errors);
+        };
+        assert!(
+            matches!(err, ManifestError::ReadFile { source, .. } if source.kind() == std::io::ErrorKind::FileTooLarge),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains("b.yaml") && msg.contains("--max-manifest-size"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn unchanged_files_are_not_parsed_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = dir.path().join("a.yaml");
+        fs::write(&a, WEB).expect("write");
+        fs::write(dir.path().join("b.yaml"), "{ broken").expect("write");
+        let mut reader = FileReader::with_racy_window(DEFAULT_MAX_SIZE, Duration::ZERO);
+        let scan = |reader: &mut FileReader| {
+            let result = scan_dir_with(dir.path(), &HashMap::new(), reader);
+            (
+                names(&result.pods).join(","),
+                result.errors.len(),
+                reader.take_reads(),
+            )
+        };
+        assert_eq!(scan(&mut reader), ("web".into(), 1, 2));
+        assert_eq!(
+            scan(&mut reader),
+            ("web".into(), 1, 0),
+            "nothing read again"
+        );
+        fs::write(&a, pod_yaml("db", "")).expect("write");
+        assert_eq!(
+            scan(&mut reader),
+            ("db".into(), 1, 1),
+            "the changed file is read"
+        );
+        // A file changed just now may change again unseen: read every time.
+        let mut fresh = FileReader::default();
+        assert_eq!(scan(&mut fresh).2, 2);
+        assert_eq!(scan(&mut fresh).2, 2);
     }
 }

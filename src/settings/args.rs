@@ -61,6 +61,9 @@ pub struct RunArgs {
     /// Period between checks of the manifest directory
     #[arg(long, value_name = "DURATION")]
     pub file_check_frequency: Option<String>,
+    /// Largest manifest file read, in bytes (suffixes k, M, G, Ki, Mi, Gi); larger ones are refused
+    #[arg(long, value_name = "SIZE")]
+    pub max_manifest_size: Option<String>,
     /// Period between fetches of --manifest-url
     #[arg(long, value_name = "DURATION")]
     pub http_check_frequency: Option<String>,

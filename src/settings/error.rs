@@ -118,6 +118,9 @@ pub enum ValueError {
     /// Not an integer.
     #[error("must be an integer")]
     NotAnInteger,
+    /// Not a size in bytes (`4194304`, `512Ki`, `4Mi`, `1G`), or 0.
+    #[error("must be a size in bytes >= 1, with an optional suffix k, M, G, Ki, Mi or Gi")]
+    NotAByteSize,
     /// Not a port number, or 0.
     #[error("must be a port number from 1 to 65535")]
     NotAPort,

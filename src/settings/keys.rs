@@ -152,6 +152,7 @@ pub(super) const KEYS: &[Key] = &[
     ),
     key!(sync_frequency, positive_duration, Fixed("10s")),
     key!(file_check_frequency, positive_duration, Fixed("20s")),
+    key!(max_manifest_size, byte_size, Fixed("4Mi")),
     key!(http_check_frequency, positive_duration, Fixed("20s")),
     key!(manifest_url, optional http_url, Unset),
     key!(manifest_url_header, list header, Unset),

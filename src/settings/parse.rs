@@ -96,6 +96,28 @@ pub(super) fn integer(v: &str) -> Parsed<i64> {
     v.parse().map_err(|_| ValueError::NotAnInteger)
 }
 
+/// A size in bytes, at least 1: a whole number with an optional suffix, decimal
+/// (`k`, `M`, `G`) or binary (`Ki`, `Mi`, `Gi`), as Kubernetes quantities write them.
+pub(super) fn byte_size(v: &str) -> Parsed<u64> {
+    let units: [(&str, u64); 6] = [
+        ("Ki", 1 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("k", 1_000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+    ];
+    let (number, unit) = units
+        .iter()
+        .find_map(|(suffix, unit)| Some((v.strip_suffix(suffix)?, *unit)))
+        .unwrap_or((v, 1));
+    let digits = !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit());
+    match number.parse::<u64>().ok().and_then(|n| n.checked_mul(unit)) {
+        Some(n) if digits && n >= 1 => Ok(n),
+        _ => Err(ValueError::NotAByteSize),
+    }
+}
+
 pub(super) fn port(v: &str) -> Parsed<u16> {
     match v.parse::<u16>() {
         Ok(p) if p != 0 => Ok(p),
@@ -492,6 +514,37 @@ mod tests {
             e.contains("--docker-endpoint") && e.contains("unix://"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn byte_sizes() {
+        use super::byte_size;
+        for (v, n) in [
+            ("1", 1),
+            ("4194304", 4 << 20),
+            ("512Ki", 512 << 10),
+            ("4Mi", 4 << 20),
+            ("1Gi", 1 << 30),
+            ("2k", 2000),
+            ("3M", 3_000_000),
+            ("1G", 1_000_000_000),
+        ] {
+            assert_eq!(byte_size(v).ok(), Some(n), "{v}");
+        }
+        for v in [
+            "",
+            "0",
+            "0Mi",
+            "-1",
+            "+1",
+            "1.5Mi",
+            "Mi",
+            "4 Mi",
+            "4mi",
+            "99999999999Gi",
+        ] {
+            assert!(matches!(byte_size(v), Err(ValueError::NotAByteSize)), "{v}");
+        }
     }
 
     #[test]

@@ -65,6 +65,8 @@ pub struct Settings {
     pub sync_frequency: Duration,
     /// Period between checks of the manifest directory (> 0).
     pub file_check_frequency: Duration,
+    /// Largest manifest file read, in bytes (>= 1); larger files are refused unread.
+    pub max_manifest_size: u64,
     /// Period between fetches of `manifest_url` (> 0).
     pub http_check_frequency: Duration,
     /// URL of more manifests (http:// or https://).
@@ -119,6 +121,7 @@ impl Settings {
             network_plugin_dir: PathBuf::new(),
             sync_frequency: Duration::ZERO,
             file_check_frequency: Duration::ZERO,
+            max_manifest_size: 0,
             http_check_frequency: Duration::ZERO,
             manifest_url: None,
             manifest_url_header: Vec::new(),
