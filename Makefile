@@ -11,6 +11,8 @@
 #   make stop-engine   stop the private dockerd; clean-engine also wipes it
 #   make fuzz          fuzz manifest read + validate for FUZZ_TIME seconds
 #                      (cargo-fuzz on stable with RUSTC_BOOTSTRAP=1)
+#   make chaos         SIGKILLs while pods converge, then 500 random manifest
+#                      edits: no duplicate, leaked container, dir, mount or RSS
 
 # --- variables ---------------------------------------------------------------
 # DOCKER_HOST: an engine to use when it answers; otherwise (or when empty)
@@ -34,7 +36,7 @@ SHELL := bash
 # line when ensure-env fails (a bare `eval "$(...)"` would hide that).
 ENSURE_ENV = envlines="$$(scripts/ensure-env.sh)"; eval "$$envlines"
 
-.PHONY: all build run test unit bench fuzz setup fresh-check toolchain env images registry stop-registry stop-engine clean-engine
+.PHONY: all build run test unit bench fuzz chaos setup fresh-check toolchain env images registry stop-registry stop-engine clean-engine
 
 all: build
 
@@ -69,6 +71,10 @@ bench: setup
 # Exits non-zero on a crash, naming the saved input under fuzz/artifacts/.
 fuzz:
 	scripts/fuzz.sh
+
+# Against the engine of ensure-env; seeded (CHAOS_SEED), bounded, cleans up.
+chaos: setup
+	scripts/chaos.sh
 
 # Everything the scripts and tests run comes from the base system or from
 # this one list; see its header.
