@@ -9,6 +9,10 @@
 #                      in a fresh clone: proves the set-up on a fresh machine
 #   make run           run the node agent with config/podvisor.toml
 #   make stop-engine   stop the private dockerd; clean-engine also wipes it
+#   make fuzz          fuzz manifest read + validate for FUZZ_TIME seconds
+#                      (cargo-fuzz on stable with RUSTC_BOOTSTRAP=1)
+#   make chaos         SIGKILLs while pods converge, then 500 random manifest
+#                      edits: no duplicate, leaked container, dir, mount or RSS
 
 # --- variables ---------------------------------------------------------------
 # DOCKER_HOST: an engine to use when it answers; otherwise (or when empty)
@@ -21,6 +25,9 @@ PODVISOR_BUSYBOX_IMAGE ?= podvisor.local/busybox:1
 CONFIG ?= config/podvisor.toml
 CARGO ?= cargo
 FEATURES ?= test-util
+# Seconds `make fuzz` runs the fuzzer.
+FUZZ_TIME ?= 600
+export FUZZ_TIME
 export PODVISOR_STATE PODVISOR_PAUSE_IMAGE PODVISOR_BUSYBOX_IMAGE
 
 SHELL := bash
@@ -29,7 +36,7 @@ SHELL := bash
 # line when ensure-env fails (a bare `eval "$(...)"` would hide that).
 ENSURE_ENV = envlines="$$(scripts/ensure-env.sh)"; eval "$$envlines"
 
-.PHONY: all build run test unit bench setup fresh-check toolchain env images registry stop-registry stop-engine clean-engine
+.PHONY: all build run test unit bench fuzz chaos setup fresh-check toolchain env images registry stop-registry stop-engine clean-engine
 
 all: build
 
@@ -60,6 +67,14 @@ unit:
 bench: setup
 	$(ENSURE_ENV); \
 	$(CARGO) bench --features $(FEATURES) --bench converge --bench latency
+
+# Exits non-zero on a crash, naming the saved input under fuzz/artifacts/.
+fuzz:
+	scripts/fuzz.sh
+
+# Against the engine of ensure-env; seeded (CHAOS_SEED), bounded, cleans up.
+chaos: setup
+	scripts/chaos.sh
 
 # Everything the scripts and tests run comes from the base system or from
 # this one list; see its header.
