@@ -243,6 +243,13 @@ fn shell_commands(text: &str) -> Vec<(String, usize)> {
                     modes.pop();
                     i += 1;
                 }
+                '$' if chars.get(i + 1) == Some(&'(') && chars.get(i + 2) == Some(&'(') => {
+                    // `$((…))`: arithmetic, no command.
+                    while i + 1 < chars.len() && !(chars[i] == ')' && chars[i + 1] == ')') {
+                        i += 1;
+                    }
+                    i += 2;
+                }
                 '$' if chars.get(i + 1) == Some(&'(') => {
                     modes.push(Mode::Code { depth: 0 });
                     cmd_pos = true;
@@ -847,13 +854,14 @@ while read -r a b; do sigma; done < <(tau)
 y=1 upsilon
 "$here/phi.sh" arg
 echo "$(tr -d ' \n')" && omega
+echo "$((2 + SECONDS))"
 local arr=(-c "x") && arr+=(-d) && psi
 "#;
     let words: Vec<String> = shell_commands(text).into_iter().map(|(w, _)| w).collect();
     let want = [
         "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "setsid", "eta", "timeout", "theta",
         "cat", "lambda", "mu", "nu", "xi", "pi", "f", "rho", "read", "sigma", "tau", "upsilon",
-        "echo", "tr", "omega", "local", "psi",
+        "echo", "tr", "omega", "echo", "local", "psi",
     ];
     assert_eq!(words, want, "scanned: {words:?}");
     assert_eq!(shell_functions(text), BTreeSet::from(["f".to_string()]));
