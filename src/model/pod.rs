@@ -6,6 +6,21 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 
 use super::policy::{PullPolicy, RestartPolicy};
 
+/// The pod fields an environment variable's `fieldRef` may name, besides
+/// `metadata.labels['<KEY>']` and `metadata.annotations['<KEY>']`: one list
+/// for the validator and the downward API.
+pub const ENV_FIELD_PATHS: &[&str] = &[
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+    "spec.nodeName",
+    "spec.serviceAccountName",
+    "status.hostIP",
+    "status.hostIPs",
+    "status.podIP",
+    "status.podIPs",
+];
+
 /// The grace period when the pod sets none (the kubelet's 30 s).
 pub const DEFAULT_GRACE_PERIOD_SECS: i64 = 30;
 

@@ -9,25 +9,15 @@ use super::super::field_error::{is_dns1123_subdomain, DNS1123_SUBDOMAIN_MSG};
 use super::meta::qualified_name_error;
 use super::resources::quantity_nanos;
 use super::{Check, FieldError};
+use crate::model::pod::ENV_FIELD_PATHS;
 
 const ENV_NAME_MSG: &str =
     "a valid environment variable name must consist only of printable ASCII characters other than '='";
 const CONFIG_KEY_MSG: &str = "a valid config key must consist of alphanumeric characters, '-', \
     '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is \
     '[-._a-zA-Z0-9]+')";
-/// What `fieldRef` may name in an environment variable.
-const ENV_FIELD_PATHS: &[&str] = &[
-    "metadata.name",
-    "metadata.namespace",
-    "metadata.uid",
-    "spec.nodeName",
-    "spec.serviceAccountName",
-    "status.hostIP",
-    "status.hostIPs",
-    "status.podIP",
-    "status.podIPs",
-];
-/// Field labels the API server converts (and then refuses in env if not above).
+/// Field labels the API server converts (and then refuses in env if not in
+/// `ENV_FIELD_PATHS`).
 const FIELD_LABELS: &[&str] = &[
     "metadata.annotations",
     "metadata.labels",

@@ -5,21 +5,14 @@ use k8s_openapi::api::core::v1::{Container, ObjectFieldSelector, ResourceFieldSe
 
 use super::EnvContext;
 use crate::manifest::FieldError;
+use crate::model::pod::ENV_FIELD_PATHS;
 use crate::spec::resources::{self, Amounts};
 
-const FIELD_PATHS: &[&str] = &[
-    "metadata.name",
-    "metadata.namespace",
-    "metadata.uid",
-    "spec.nodeName",
-    "spec.serviceAccountName",
-    "status.hostIP",
-    "status.hostIPs",
-    "status.podIP",
-    "status.podIPs",
-    "metadata.labels['<KEY>']",
-    "metadata.annotations['<KEY>']",
-];
+/// What a `fieldRef` may name, as the refusal lists it.
+fn field_paths() -> Vec<&'static str> {
+    let subscripts = ["metadata.labels['<KEY>']", "metadata.annotations['<KEY>']"];
+    ENV_FIELD_PATHS.iter().copied().chain(subscripts).collect()
+}
 
 /// `metadata.labels['key']` → `("metadata.labels", "key")`, as Kubernetes'
 /// `SplitMaybeSubscriptedPath`.
@@ -55,7 +48,7 @@ pub(super) fn field_ref(
         let map = match base {
             "metadata.labels" => &meta.labels,
             "metadata.annotations" => &meta.annotations,
-            _ => return Err(FieldError::unsupported(path, fp, FIELD_PATHS)),
+            _ => return Err(FieldError::unsupported(path, fp, &field_paths())),
         };
         if key.is_empty() {
             return Err(FieldError::new(
@@ -89,7 +82,7 @@ pub(super) fn field_ref(
             .unwrap_or_else(|| "default".into()),
         "status.podIP" | "status.podIPs" => ctx.pod_ip.to_string(),
         "status.hostIP" | "status.hostIPs" => ctx.host_ip.to_string(),
-        _ => return Err(FieldError::unsupported(path, fp, FIELD_PATHS)),
+        _ => return Err(FieldError::unsupported(path, fp, &field_paths())),
     })
 }
 
