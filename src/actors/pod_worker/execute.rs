@@ -105,11 +105,6 @@ impl SyncResult {
         self.again(RETRY_AFTER);
         self
     }
-
-    /// When to look again: the soonest retry, or `None` when all was done.
-    pub fn retry_after(&self) -> Option<Duration> {
-        self.retry
-    }
 }
 
 impl SyncJob {

@@ -159,7 +159,7 @@ impl SyncJob {
             if let Some(e) = &result.error {
                 tracing::warn!(error = %e, "sync failed");
             }
-            held_back = result.retry_after();
+            held_back = result.retry;
         }
         unreachable!("the last round always returns")
     }
