@@ -14,9 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{
-    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, SpawnHandle, WrapFuture,
-};
+use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, WrapFuture};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 
@@ -76,8 +74,6 @@ pub struct Supervisor {
     /// laid over it.
     last_status: HashMap<String, PodStatus>,
     subscribe_events: bool,
-    /// The task following the engine's events, while it runs.
-    event_stream: Option<SpawnHandle>,
 }
 
 /// The pod as the API shows it: the spec with its status, and the problem
@@ -104,7 +100,6 @@ impl Supervisor {
             store: Owned::default(),
             last_status: HashMap::new(),
             subscribe_events: true,
-            event_stream: None,
         }
     }
 
@@ -146,7 +141,7 @@ impl Supervisor {
 
     /// Follows the engine's events, resubscribing when the stream ends. The
     /// task is the Supervisor's own (`ctx.spawn`): it ends with the actor.
-    fn follow_events(&mut self, ctx: &mut Context<Self>) {
+    fn follow_events(&self, ctx: &mut Context<Self>) {
         let runtime = self.deps.runtime.clone();
         let addr = ctx.address();
         let label = format!("{}={}", naming::LABEL_NODE, self.deps.node.node_name);
@@ -190,7 +185,7 @@ impl Supervisor {
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
         };
-        self.event_stream = Some(ctx.spawn(follow.into_actor(self)));
+        ctx.spawn(follow.into_actor(self));
     }
 }
 
