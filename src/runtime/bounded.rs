@@ -6,28 +6,74 @@
 //! ordinary call; a stop gets the grace period on top, an exec its own
 //! timeout on top; a pull is bounded by its progress deadline (the runtime's
 //! own) and the overall `pull` budget.
+//!
+//! It also caps how many short calls (list, inspect, create, start, remove,
+//! image inspect, logs, version) are in flight at once, at
+//! [`SHORT_CALLS_IN_FLIGHT`]: a thousand pods syncing at start then queue
+//! here instead of opening a thousand engine connections (each with its
+//! buffers, kept idle in the client's pool afterwards). The wait for a slot
+//! counts against the call's budget, so a hung engine fails the queued calls
+//! too instead of holding them. Stops, execs and pulls last as long as their
+//! work does and are not capped here (pulls have the puller's own limits).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
+use tokio::sync::Semaphore;
 
 use super::{
     ContainerDetails, ContainerRuntime, ContainerSummary, CreateSpec, Credentials, ExecOutput,
     ExecRequest, ImageInfo, Result, RuntimeError, RuntimeEvent,
 };
 
-/// Puts a timeout on every call of the runtime it wraps.
+/// Most short engine calls in flight at once. The engine does not answer
+/// faster with more (it serializes much of its work), and each call in
+/// flight holds a connection with its buffers.
+pub const SHORT_CALLS_IN_FLIGHT: usize = 32;
+
+/// Puts a timeout on every call of the runtime it wraps, and caps the short
+/// ones in flight.
 pub struct Bounded {
     inner: Arc<dyn ContainerRuntime>,
     call: Duration,
     pull: Duration,
+    slots: Semaphore,
 }
 
 impl Bounded {
     pub fn new(inner: Arc<dyn ContainerRuntime>, call: Duration, pull: Duration) -> Self {
-        Self { inner, call, pull }
+        Self::with_slots(inner, call, pull, SHORT_CALLS_IN_FLIGHT)
+    }
+
+    /// As [`Bounded::new`], with `slots` short calls in flight at most.
+    pub fn with_slots(
+        inner: Arc<dyn ContainerRuntime>,
+        call: Duration,
+        pull: Duration,
+        slots: usize,
+    ) -> Self {
+        Self {
+            inner,
+            call,
+            pull,
+            slots: Semaphore::new(slots.max(1)),
+        }
+    }
+
+    /// A short call: waits for a slot, then makes the call (its future
+    /// exists only once it has a slot), all within `self.call`.
+    async fn short<T, F>(&self, name: &'static str, call: impl FnOnce() -> F) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<T>>,
+    {
+        let slotted = async {
+            // The semaphore is never closed, so acquiring only waits.
+            let _slot = self.slots.acquire().await;
+            call().await
+        };
+        self.within(name, self.call, slotted).await
     }
 
     async fn within<T>(
@@ -45,28 +91,26 @@ impl Bounded {
 #[async_trait]
 impl ContainerRuntime for Bounded {
     async fn version(&self) -> Result<String> {
-        self.within("version", self.call, self.inner.version())
-            .await
+        self.short("version", || self.inner.version()).await
     }
 
     async fn list_containers(&self, labels: &[(String, String)]) -> Result<Vec<ContainerSummary>> {
-        self.within("list", self.call, self.inner.list_containers(labels))
+        self.short("list", || self.inner.list_containers(labels))
             .await
     }
 
     async fn inspect_container(&self, id: &str) -> Result<Option<ContainerDetails>> {
-        self.within("inspect", self.call, self.inner.inspect_container(id))
+        self.short("inspect", || self.inner.inspect_container(id))
             .await
     }
 
     async fn create_container(&self, spec: &CreateSpec) -> Result<String> {
-        self.within("create", self.call, self.inner.create_container(spec))
+        self.short("create", || self.inner.create_container(spec))
             .await
     }
 
     async fn start_container(&self, id: &str) -> Result<()> {
-        self.within("start", self.call, self.inner.start_container(id))
-            .await
+        self.short("start", || self.inner.start_container(id)).await
     }
 
     async fn stop_container(&self, id: &str, grace: Duration) -> Result<()> {
@@ -76,12 +120,12 @@ impl ContainerRuntime for Bounded {
     }
 
     async fn remove_container(&self, id: &str) -> Result<()> {
-        self.within("remove", self.call, self.inner.remove_container(id))
+        self.short("remove", || self.inner.remove_container(id))
             .await
     }
 
     async fn inspect_image(&self, image: &str) -> Result<Option<ImageInfo>> {
-        self.within("inspect image", self.call, self.inner.inspect_image(image))
+        self.short("inspect image", || self.inner.inspect_image(image))
             .await
     }
 
@@ -101,12 +145,88 @@ impl ContainerRuntime for Bounded {
     }
 
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<String> {
-        self.within("logs", self.call, self.inner.logs_tail(id, lines))
-            .await
+        self.short("logs", || self.inner.logs_tail(id, lines)).await
     }
 
     fn events(&self, label: &str) -> BoxStream<'static, Result<RuntimeEvent>> {
         // A stream, not a call: it ends when the engine goes away.
         self.inner.events(label)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::fake::{Call, FakeDocker};
+
+    fn lists(fake: &FakeDocker) -> usize {
+        fake.calls().iter().filter(|c| **c == Call::List).count()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn short_calls_beyond_the_cap_wait_for_a_slot() {
+        let fake = Arc::new(FakeDocker::new());
+        fake.delay("list", Duration::from_millis(100));
+        let bounded = Arc::new(Bounded::with_slots(
+            fake.clone(),
+            Duration::from_secs(10),
+            Duration::from_secs(60),
+            4,
+        ));
+        let calls: Vec<_> = (0..10)
+            .map(|_| {
+                let b = bounded.clone();
+                tokio::spawn(async move { b.list_containers(&[]).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(lists(&fake), 4, "only 4 calls reach the engine at once");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(lists(&fake), 8, "the next 4 go as the first 4 end");
+        for c in calls {
+            assert!(c.await.unwrap().is_ok());
+        }
+        assert_eq!(lists(&fake), 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_queued_behind_hung_ones_times_out_within_its_budget() {
+        let fake = Arc::new(FakeDocker::new());
+        fake.hang("list", "");
+        let bounded = Arc::new(Bounded::with_slots(
+            fake.clone(),
+            Duration::from_millis(200),
+            Duration::from_secs(60),
+            2,
+        ));
+        let hung: Vec<_> = (0..2)
+            .map(|_| {
+                let b = bounded.clone();
+                tokio::spawn(async move { b.list_containers(&[]).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = tokio::time::Instant::now();
+        let queued = bounded.list_containers(&[]).await;
+        assert!(
+            matches!(queued, Err(RuntimeError::Timeout { call: "list", .. })),
+            "{queued:?}"
+        );
+        // It waited 100 ms for a slot (the hung calls' budgets end at
+        // 200 ms), then hung too: its 200 ms count from when it was made,
+        // not from when it got its slot.
+        assert_eq!(started.elapsed(), Duration::from_millis(200));
+        assert_eq!(lists(&fake), 3);
+        // Calls of other kinds (a stop) are not held by the full slots.
+        assert!(bounded
+            .stop_container("missing", Duration::from_secs(1))
+            .await
+            .is_ok());
+        for h in hung {
+            assert!(matches!(
+                h.await.unwrap(),
+                Err(RuntimeError::Timeout { .. })
+            ));
+        }
     }
 }
