@@ -78,10 +78,12 @@ pub struct ForgetPod(pub String);
 /// Pod UID → its events in order of last occurrence, oldest first.
 /// Written only by the recorder.
 /// Pod UID → its recent events, oldest first; written by the Recorder only.
-pub type EventView = View<String, VecDeque<Event>>;
+/// Each event is its own allocation (a `v1.Event` is about 1 KB inline, and
+/// most pods have a handful), shared with the readers.
+pub type EventView = View<String, VecDeque<Arc<Event>>>;
 
 pub struct Recorder {
-    store: Owned<String, VecDeque<Event>>,
+    store: Owned<String, VecDeque<Arc<Event>>>,
     /// The ContainerRefs registry's view, for [`RecordFor`].
     refs: View<String, ContainerRef>,
     clock: Arc<dyn Clock>,
@@ -127,7 +129,7 @@ impl Handler<Record> for Recorder {
         let pod = format!("{}/{}", o.namespace, o.pod);
         let now = now_time(&*self.clock);
         let mut events = self.store.entry(o.uid.clone()).or_default();
-        let same = |e: &Event| {
+        let same = |e: &Arc<Event>| {
             e.reason.as_deref() == Some(msg.reason.as_str())
                 && e.message.as_deref() == Some(msg.message.as_str())
                 && e.involved_object.field_path == o.field_path
@@ -136,11 +138,12 @@ impl Handler<Record> for Recorder {
         if let Some(at) = events.iter().rposition(same) {
             // A repeat is counted, moves to the end (the list stays in
             // order of last occurrence), and is logged at debug level only.
-            if let Some(mut e) = events.remove(at) {
+            if let Some(mut shared) = events.remove(at) {
+                let e = Arc::make_mut(&mut shared);
                 e.count = Some(e.count.unwrap_or(1) + 1);
                 e.last_timestamp = now;
                 tracing::debug!(%pod, object = field, reason = %msg.reason, count = e.count, "{}", msg.message);
-                events.push_back(e);
+                events.push_back(shared);
             }
             return;
         }
@@ -149,7 +152,7 @@ impl Handler<Record> for Recorder {
             false => tracing::info!(%pod, object = field, reason = %msg.reason, "{}", msg.message),
         }
         self.seq += 1;
-        events.push_back(Event {
+        events.push_back(Arc::new(Event {
             metadata: ObjectMeta {
                 name: Some(format!("{}.{:x}", o.pod, self.seq)),
                 namespace: Some(o.namespace.clone()),
@@ -175,7 +178,7 @@ impl Handler<Record> for Recorder {
                 host: Some(self.node.clone()),
             }),
             ..Default::default()
-        });
+        }));
         while events.len() > MAX_EVENTS_PER_POD {
             events.pop_front();
         }

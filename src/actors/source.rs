@@ -27,7 +27,6 @@ mod memory;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{
@@ -106,14 +105,16 @@ pub struct SourceConfig {
     pub max_size: u64,
 }
 
-/// The state file's writes, one at a time, the newest last.
+/// The state file's writes, one at a time, the newest last. Memories are
+/// kept rather than their bytes: they share their pods with the source, and
+/// an unchanged memory is neither serialized nor written again.
 #[derive(Debug, Default)]
 struct Saving {
-    /// The bytes last written (or read at start).
-    saved: Option<Vec<u8>>,
+    /// The memory last written (or read at start).
+    saved: Option<SourceMemory>,
     busy: bool,
-    /// Bytes to write when the write under way is done.
-    next: Option<Vec<u8>>,
+    /// The memory to write when the write under way is done.
+    next: Option<SourceMemory>,
 }
 
 pub struct ManifestSource {
@@ -214,30 +215,30 @@ impl ManifestSource {
 
     /// Writes the memory to the state file when it changed, one write at a
     /// time, off the actor's thread.
-    fn save(&mut self, ctx: &mut Context<Self>, bytes: Vec<u8>) {
+    fn save(&mut self, ctx: &mut Context<Self>, memory: SourceMemory) {
         if self.saving.busy {
-            self.saving.next = Some(bytes);
+            self.saving.next = Some(memory);
             return;
         }
-        if self.saving.saved.as_ref() == Some(&bytes) {
+        if self.saving.saved.as_ref() == Some(&memory) {
             return;
         }
         self.saving.busy = true;
         let path = self.state_file();
         ctx.spawn(
             async move {
-                let written = {
-                    let bytes = bytes.clone();
-                    tokio::task::spawn_blocking(move || write_atomically(&path, &bytes)).await
-                };
-                (bytes, written)
+                tokio::task::spawn_blocking(move || {
+                    let written = write_atomically(&path, &memory.to_bytes());
+                    (memory, written)
+                })
+                .await
             }
             .into_actor(self)
-            .map(|(bytes, written), act, ctx| {
+            .map(|done, act, ctx| {
                 act.saving.busy = false;
-                match written {
-                    Ok(Ok(())) => act.saving.saved = Some(bytes),
-                    Ok(Err(e)) => tracing::warn!(
+                match done {
+                    Ok((memory, Ok(()))) => act.saving.saved = Some(memory),
+                    Ok((_, Err(e))) => tracing::warn!(
                         file = %act.state_file().display(),
                         error = %e,
                         "cannot save the last good manifests"
@@ -298,17 +299,18 @@ pub fn fresh_problems(
 }
 
 /// Settles a manifest pod's UID: its own `metadata.uid`, or one derived
-/// from the node and its namespace/name.
+/// from the node and its namespace/name. The spec is shared as parsed (no
+/// copy to write a derived UID into it): [`DesiredPod::uid`] is the UID,
+/// and the API writes it into the pod it shows.
 pub fn desired_from(p: ManifestPod, source_kind: &str, node: &str) -> DesiredPod {
-    let mut pod = p.pod;
+    let pod = p.pod;
     let uid = match pod.metadata.uid.as_deref() {
         Some(uid) if !uid.is_empty() => uid.to_string(),
         _ => naming::derived_pod_uid(source_kind, node, pod.namespace(), pod.name()),
     };
-    pod.metadata.uid = Some(uid.clone());
     DesiredPod {
         uid,
-        pod: Arc::new(pod),
+        pod,
         source: format!("{} (document {})", p.file.display(), p.doc_index),
         problem: None,
     }
@@ -321,7 +323,7 @@ impl Actor for ManifestSource {
         // The memory of the last run, so that a file broken meanwhile keeps
         // its pods (small; read before the first scan).
         self.memory = SourceMemory::load(&self.state_file());
-        self.saving.saved = Some(self.memory.to_bytes());
+        self.saving.saved = Some(self.memory.clone());
         self.watch(ctx);
         ctx.notify(ScanNow);
         ctx.run_interval(self.config.every, |_, ctx| ctx.notify(ScanNow));
@@ -406,8 +408,8 @@ impl Handler<ScanNow> for ManifestSource {
                     })
                     .collect();
                 act.sink.do_send(SetDesired::files(pods));
-                let bytes = act.memory.to_bytes();
-                act.save(ctx, bytes);
+                let memory = act.memory.clone();
+                act.save(ctx, memory);
             }),
         );
     }

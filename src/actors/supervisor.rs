@@ -72,17 +72,19 @@ pub struct Supervisor {
     store: Owned<String, Arc<Pod>>,
     /// The last status each worker reported, before any source problem is
     /// laid over it.
-    last_status: HashMap<String, PodStatus>,
+    last_status: HashMap<String, Arc<PodStatus>>,
     subscribe_events: bool,
 }
 
 /// The pod as the API shows it: the spec with its status, and the problem
 /// of a broken source as the status message.
-fn shown(p: &DesiredPod, mut status: PodStatus) -> Arc<Pod> {
+fn shown(p: &DesiredPod, status: &PodStatus) -> Arc<Pod> {
+    let mut status = status.clone();
     if let Some(problem) = &p.problem {
         status.message = Some(format!("running on the last good spec: {problem}"));
     }
     let mut pod = (*p.pod).clone();
+    pod.metadata.uid = Some(p.uid.clone());
     pod.status = Some(status);
     Arc::new(pod)
 }
@@ -204,7 +206,20 @@ impl Handler<SetDesired> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: SetDesired, ctx: &mut Context<Self>) {
-        self.by_source.insert(msg.source, msg.pods);
+        // A pod unchanged since the last set keeps the spec already held
+        // (by this actor and its worker): one copy per pod, not one more
+        // per rescan.
+        let pods = msg
+            .pods
+            .into_iter()
+            .map(|mut p| {
+                if let Some(old) = self.desired.get(&p.uid).filter(|old| old.pod == p.pod) {
+                    p.pod = old.pod.clone();
+                }
+                p
+            })
+            .collect();
+        self.by_source.insert(msg.source, pods);
         // The sources' pods have distinct UIDs (the source is part of a
         // derived UID); the desired set is their union.
         let new: HashMap<String, DesiredPod> = self
@@ -228,12 +243,11 @@ impl Handler<SetDesired> for Supervisor {
             if old.is_some_and(|old| old == p) {
                 continue;
             }
-            let status = self
-                .last_status
-                .get(uid)
-                .cloned()
-                .unwrap_or_else(|| status::pending(&p.pod));
-            self.store.insert(uid.clone(), shown(p, status));
+            let shown = match self.last_status.get(uid) {
+                Some(status) => shown(p, status),
+                None => shown(p, &status::pending(&p.pod)),
+            };
+            self.store.insert(uid.clone(), shown);
             if old.is_some_and(|old| old.pod == p.pod) {
                 continue; // only the problem changed
             }
@@ -353,8 +367,8 @@ impl Handler<WorkerReport> for Supervisor {
         match msg {
             WorkerReport::Status { uid, status } => {
                 if let Some(p) = self.desired.get(&uid) {
-                    self.store.insert(uid.clone(), shown(p, (*status).clone()));
-                    self.last_status.insert(uid, *status);
+                    self.store.insert(uid.clone(), shown(p, &status));
+                    self.last_status.insert(uid, status);
                 }
             }
             WorkerReport::Stopped { uid } => {

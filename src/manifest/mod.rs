@@ -30,6 +30,7 @@ mod validate;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
 
@@ -47,8 +48,10 @@ pub use validate::validate_pod;
 /// A validated, defaulted pod and where it was read from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ManifestPod {
-    /// The pod, with [`apply_defaults`] applied; `metadata.name` and `metadata.namespace` are set.
-    pub pod: Pod,
+    /// The pod, with [`apply_defaults`] applied; `metadata.name` and
+    /// `metadata.namespace` are set. Shared: the reader's cache, the
+    /// source's memory and the desired set hold one copy between them.
+    pub pod: Arc<Pod>,
     /// The file it came from (the scanned directory joined with the file name).
     pub file: PathBuf,
     /// 0-based index of the document in the file (empty documents count too).
@@ -60,12 +63,12 @@ pub struct ManifestPod {
 impl ManifestPod {
     /// The pod's namespace (always set after defaulting).
     pub fn namespace(&self) -> &str {
-        PodExt::namespace(&self.pod)
+        PodExt::namespace(&*self.pod)
     }
 
     /// The pod's name (always set after validation).
     pub fn name(&self) -> &str {
-        PodExt::name(&self.pod)
+        PodExt::name(&*self.pod)
     }
 }
 

@@ -3,6 +3,7 @@
 //! or the document (and `List` item).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
 use serde::de::DeserializeOwned;
@@ -134,7 +135,7 @@ pub fn parse_file_with(
                 }
             })?;
             out.push(ManifestPod {
-                pod,
+                pod: Arc::new(pod),
                 file: file(),
                 doc_index,
                 item_index,

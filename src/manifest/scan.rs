@@ -151,6 +151,7 @@ pub fn scan_dir_with(
 mod tests {
     use super::*;
     use crate::manifest::test_support::*;
+    use std::sync::Arc;
     use std::time::Duration;
 
     #[test]
@@ -452,5 +453,34 @@ mod tests {
         let mut fresh = FileReader::default();
         assert_eq!(scan(&mut fresh).2, 2);
         assert_eq!(scan(&mut fresh).2, 2);
+    }
+
+    #[test]
+    fn a_file_read_again_shares_its_unchanged_pods_with_the_last_parse() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = dir.path().join("a.yaml");
+        let two =
+            |db_image: &str| format!("{}---\n{}", pod_yaml("web", ""), pod_yaml("db", db_image));
+        fs::write(&a, two("")).expect("write");
+        // Every read is racy here (the default window): the file is read
+        // and parsed each time.
+        let mut reader = FileReader::default();
+        let Outcome::Pods(first) = reader.read(&a) else {
+            panic!("not parsed")
+        };
+        let Outcome::Pods(again) = reader.read(&a) else {
+            panic!("not parsed")
+        };
+        assert_eq!(reader.take_reads(), 2, "read twice");
+        assert!(Arc::ptr_eq(&first[0].pod, &again[0].pod));
+        assert!(Arc::ptr_eq(&first[1].pod, &again[1].pod));
+        // Only the changed pod is a new one.
+        fs::write(&a, two("    env: [{name: X, value: y}]\n")).expect("write");
+        let Outcome::Pods(edited) = reader.read(&a) else {
+            panic!("not parsed")
+        };
+        assert!(Arc::ptr_eq(&first[0].pod, &edited[0].pod));
+        assert!(!Arc::ptr_eq(&first[1].pod, &edited[1].pod));
+        assert_ne!(first[1].pod, edited[1].pod);
     }
 }

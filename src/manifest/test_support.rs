@@ -40,7 +40,7 @@ pub(super) fn names(pods: &[ManifestPod]) -> Vec<&str> {
 }
 
 pub(super) fn pod_with(f: impl FnOnce(&mut Pod)) -> Pod {
-    let mut pod = parse("p.yaml", WEB).expect("valid").remove(0).pod;
+    let mut pod = Pod::clone(&parse("p.yaml", WEB).expect("valid").remove(0).pod);
     f(&mut pod);
     pod
 }

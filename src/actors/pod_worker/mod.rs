@@ -97,12 +97,11 @@ const DEATH_RECHECKS: u32 = 50;
 pub enum WorkerReport {
     Status {
         uid: String,
-        status: Box<PodStatus>,
+        /// Shared with the worker, which keeps it to compare the next one.
+        status: Arc<PodStatus>,
     },
     /// The pod is gone from the engine; the worker has stopped.
-    Stopped {
-        uid: String,
-    },
+    Stopped { uid: String },
 }
 
 /// What survives from one sync to the next.
@@ -134,7 +133,7 @@ pub struct PodWorker {
     /// nothing; any other trigger syncs (and clears it).
     idle: bool,
     /// The last status reported, so an unchanged one is not sent again.
-    reported: Option<PodStatus>,
+    reported: Option<Arc<PodStatus>>,
     busy: bool,
     /// Why to sync again once the running sync ends (the newest reason).
     again: Option<SyncReason>,
@@ -227,11 +226,12 @@ impl PodWorker {
 
     fn finish(&mut self, outcome: Outcome, ctx: &mut Context<Self>) {
         if let Some(status) = outcome.status {
-            if self.desired.is_some() && self.reported.as_ref() != Some(&status) {
+            if self.desired.is_some() && self.reported.as_deref() != Some(&status) {
+                let status = Arc::new(status);
                 self.reported = Some(status.clone());
                 self.supervisor.do_send(WorkerReport::Status {
                     uid: self.uid.clone(),
-                    status: Box::new(status),
+                    status,
                 });
             }
         }

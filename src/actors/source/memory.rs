@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
@@ -16,8 +17,9 @@ type PodKey = (String, String);
 /// The state file's name under `--root-dir`.
 pub const STATE_FILE: &str = "manifest-source.state";
 
-/// What a source remembers between scans.
-#[derive(Debug, Default, PartialEq)]
+/// What a source remembers between scans (cheap to clone: the pods are
+/// shared).
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct SourceMemory {
     /// The pods of each file as last parsed and validated.
     last_good: HashMap<PathBuf, Vec<ManifestPod>>,
@@ -276,7 +278,7 @@ struct SavedFile {
 struct SavedPod {
     doc_index: usize,
     item_index: Option<usize>,
-    pod: Pod,
+    pod: Arc<Pod>,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -3,6 +3,7 @@
 use super::*;
 use std::fs;
 use std::path::Path;
+use std::sync::Arc;
 
 fn write(dir: &Path, file: &str, text: &str) {
     fs::write(dir.join(file), text).unwrap();
@@ -434,4 +435,25 @@ fn each_problem_is_logged_once_and_again_only_when_it_changes() {
     assert_eq!(again[0].0, tracing::Level::ERROR);
     assert!(again[0].1.contains("last good spec"), "{again:?}");
     assert!(rescan(&mut m).is_empty());
+}
+
+#[test]
+fn a_desired_pod_shares_its_spec_with_the_parse() {
+    // The reader's cache, the source's memory and the desired set hold
+    // one copy of a pod between them, however many rescans there are.
+    let parsed = manifest::parse_file(Path::new("p.yaml"), &pod_yaml("a", "one")).unwrap();
+    let d = desired_from(parsed[0].clone(), "file", "node-a");
+    assert!(Arc::ptr_eq(&d.pod, &parsed[0].pod), "the spec was copied");
+    assert_eq!(
+        d.uid,
+        naming::derived_pod_uid("file", "node-a", "default", "a")
+    );
+    assert_eq!(d.pod.metadata.uid, None, "the spec is left as parsed");
+    // A UID of the manifest's own is kept.
+    let own = pod_yaml("b", "one").replace("  name: b\n", "  name: b\n  uid: my-uid\n");
+    let parsed = manifest::parse_file(Path::new("p.yaml"), &own).unwrap();
+    assert_eq!(
+        desired_from(parsed[0].clone(), "file", "node-a").uid,
+        "my-uid"
+    );
 }

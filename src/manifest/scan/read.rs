@@ -188,7 +188,11 @@ pub struct FileReader {
     /// Unknown or duplicate fields: refused, or only logged.
     validation: ManifestValidation,
     racy: Duration,
-    cache: HashMap<PathBuf, (Fingerprint, Outcome)>,
+    /// Each file's last outcome, with its fingerprint when it can be
+    /// trusted (the file was not changed just before it was read). An
+    /// untrusted one is read again, but its pods are still shared with the
+    /// new parse where they are equal.
+    cache: HashMap<PathBuf, (Option<Fingerprint>, Outcome)>,
     /// Files read (not reused) since the last [`FileReader::take_reads`].
     reads: usize,
 }
@@ -263,7 +267,7 @@ impl FileReader {
         if meta.len() > self.max_size {
             return failed(self.too_large(meta.len()));
         }
-        if let Some((fp, outcome)) = self.cache.get(path) {
+        if let Some((Some(fp), outcome)) = self.cache.get(path) {
             if *fp == Fingerprint::of(&meta) {
                 return outcome.copy();
             }
@@ -292,7 +296,7 @@ impl FileReader {
             return failed(self.too_large(bytes.len() as u64));
         }
         self.reads += 1;
-        let outcome = match String::from_utf8(bytes) {
+        let mut outcome = match String::from_utf8(bytes) {
             Err(_) => failed(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "stream did not contain valid UTF-8",
@@ -303,12 +307,15 @@ impl FileReader {
                 Err(e) => Outcome::Failed(e),
             },
         };
-        let fp = Fingerprint::of(&meta);
-        if fp.recent(started, self.racy) {
-            self.cache.remove(path);
-        } else {
-            self.cache.insert(path.to_path_buf(), (fp, outcome.copy()));
+        if let (Outcome::Pods(new), Some((_, Outcome::Pods(old)))) =
+            (&mut outcome, self.cache.get(path))
+        {
+            share_unchanged(new, old);
         }
+        let fp = Fingerprint::of(&meta);
+        let trusted = !fp.recent(started, self.racy);
+        self.cache
+            .insert(path.to_path_buf(), (trusted.then_some(fp), outcome.copy()));
         outcome
     }
 
@@ -320,6 +327,21 @@ impl FileReader {
                 self.max_size
             ),
         )
+    }
+}
+
+/// Gives each pod of a new parse that equals the pod at the same place in
+/// the last parse that pod's spec: a file read again (changed, touched, or
+/// written just before it was read) keeps one copy of each unchanged pod,
+/// shared with everything that holds the last one.
+fn share_unchanged(new: &mut [ManifestPod], old: &[ManifestPod]) {
+    for p in new {
+        let same = old
+            .iter()
+            .find(|o| (o.doc_index, o.item_index) == (p.doc_index, p.item_index) && o.pod == p.pod);
+        if let Some(o) = same {
+            p.pod = o.pod.clone();
+        }
     }
 }
 
