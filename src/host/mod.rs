@@ -10,6 +10,7 @@
 //!   [`crate::spec::volumes`] (directories, tmpfs, `hostPath` checks,
 //!   `subPath` checks, teardown) through a [`Host`].
 //! - [`machine`]: the node's capacity (CPUs, memory) for admission.
+//! - [`memory`]: podvisor's own freed heap memory, given back to the system.
 //!
 //! The trait's file operations return plain [`io::Error`]s; [`volumes`]
 //! says what was being done (`mkdir /x: …`).
@@ -17,6 +18,7 @@
 #[cfg(any(test, feature = "test-util"))]
 pub mod fake;
 pub mod machine;
+pub mod memory;
 mod real;
 pub mod volumes;
 
