@@ -9,7 +9,9 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use super::strict::{read_tree, unknown_fields, unknown_list_fields, Tree};
+use super::strict::{
+    read_tree, unknown_fields, unknown_list_fields, Tree, TreeError, MAX_DOCUMENT_BYTES,
+};
 use super::{apply_defaults, validate_pod, FieldError, ManifestError, ManifestPod};
 use crate::settings::ManifestValidation;
 
@@ -91,15 +93,34 @@ pub fn parse_file_with(
             },
             None => Source::Json(content),
         };
+        // The tree first: a document too large once its aliases are
+        // expanded is refused before the typed decode would build it.
         let tree = match &mut yaml_trees {
             Some(docs) => docs
                 .next()
-                .map(read_tree)
+                .map(|doc| read_tree(doc, MAX_DOCUMENT_BYTES))
                 .transpose()
-                .map_err(DecodeError::from),
-            None => read_tree(&mut serde_json::Deserializer::from_str(content))
-                .map(Some)
-                .map_err(DecodeError::from),
+                .map_err(|e| e.map(DecodeError::from)),
+            None => read_tree(
+                &mut serde_json::Deserializer::from_str(content),
+                MAX_DOCUMENT_BYTES,
+            )
+            .map(Some)
+            .map_err(|e| e.map(DecodeError::from)),
+        };
+        let tree = match tree {
+            Err(TreeError::TooLarge { limit }) => {
+                return Err(ManifestError::Document {
+                    file: file(),
+                    doc_index,
+                    message: format!(
+                        "Request entity too large: more than {limit} bytes once YAML aliases \
+                         are expanded (the API server's limit); not decoded"
+                    ),
+                })
+            }
+            Err(TreeError::Decode(e)) => Err(e),
+            Ok(tree) => Ok(tree),
         };
         let decoded = match kind {
             DocKind::Empty => continue,

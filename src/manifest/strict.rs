@@ -12,8 +12,15 @@
 //!   not, and keeps every key of a free-form map (labels, annotations,
 //!   resources), so a key missing after the round trip is one the schema
 //!   does not know.
+//!
+//! The tree is also where a document's size is bounded as it is read: YAML
+//! aliases let 1 MB of text stand for gigabytes (`args: [*a, *a, …]` over a
+//! long `&a`), and the typed decode would build all of it. The tree is read
+//! first, against a budget of [`MAX_DOCUMENT_BYTES`] counted as the
+//! document's JSON would take, and a document over it is refused before
+//! anything else decodes it.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
@@ -29,18 +36,74 @@ pub(super) struct Tree {
     pub(super) duplicates: Vec<String>,
 }
 
-/// Reads one document (YAML or JSON) into a [`Tree`].
-pub(super) fn read_tree<'de, D: de::Deserializer<'de>>(d: D) -> Result<Tree, D::Error> {
+/// The most one document may hold, aliases expanded, counted about as its
+/// JSON would take: the API server's limit on a request body (3 MiB), which
+/// is what `kubectl apply` of the same file would run into.
+pub const MAX_DOCUMENT_BYTES: usize = 3 << 20;
+
+/// Why a document could not be read into a [`Tree`].
+pub(super) enum TreeError<E> {
+    /// It holds more than `limit` bytes once its aliases are expanded.
+    TooLarge { limit: usize },
+    /// The decoder's own error (syntax, a key that is no scalar, ...).
+    Decode(E),
+}
+
+impl<E> TreeError<E> {
+    pub(super) fn map<F>(self, f: impl FnOnce(E) -> F) -> TreeError<F> {
+        match self {
+            TreeError::TooLarge { limit } => TreeError::TooLarge { limit },
+            TreeError::Decode(e) => TreeError::Decode(f(e)),
+        }
+    }
+}
+
+/// What a document may still hold while it is read.
+struct Budget {
+    left: Cell<usize>,
+    exceeded: Cell<bool>,
+}
+
+impl Budget {
+    fn charge<E: de::Error>(&self, bytes: usize) -> Result<(), E> {
+        match self.left.get().checked_sub(bytes) {
+            Some(left) => {
+                self.left.set(left);
+                Ok(())
+            }
+            None => {
+                self.exceeded.set(true);
+                Err(E::custom("document too large"))
+            }
+        }
+    }
+}
+
+/// Reads one document (YAML or JSON) into a [`Tree`], within `limit`
+/// bytes (see [`MAX_DOCUMENT_BYTES`]).
+pub(super) fn read_tree<'de, D: de::Deserializer<'de>>(
+    d: D,
+    limit: usize,
+) -> Result<Tree, TreeError<D::Error>> {
     let duplicates = RefCell::new(Vec::new());
+    let budget = Budget {
+        left: Cell::new(limit),
+        exceeded: Cell::new(false),
+    };
     let value = Node {
         path: String::new(),
         duplicates: &duplicates,
+        budget: &budget,
     }
-    .deserialize(d)?;
-    Ok(Tree {
-        value,
-        duplicates: duplicates.into_inner(),
-    })
+    .deserialize(d);
+    match value {
+        _ if budget.exceeded.get() => Err(TreeError::TooLarge { limit }),
+        Err(e) => Err(TreeError::Decode(e)),
+        Ok(value) => Ok(Tree {
+            value,
+            duplicates: duplicates.into_inner(),
+        }),
+    }
 }
 
 /// The fields of `input` (the document as written) that `typed` (the same
@@ -108,7 +171,12 @@ fn diff(input: &Value, known: &Value, path: &str, out: &mut Vec<String>) {
 struct Node<'a> {
     path: String,
     duplicates: &'a RefCell<Vec<String>>,
+    budget: &'a Budget,
 }
+
+/// What a number, `true` or `null` costs against the budget (its JSON and
+/// a separator, about).
+const SCALAR_BYTES: usize = 8;
 
 impl<'de> DeserializeSeed<'de> for Node<'_> {
     type Value = Value;
@@ -125,35 +193,43 @@ impl<'de> Visitor<'de> for Node<'_> {
         f.write_str("a YAML or JSON value")
     }
 
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        self.budget.charge(SCALAR_BYTES)?;
         Ok(Value::Bool(v))
     }
 
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        self.budget.charge(SCALAR_BYTES)?;
         Ok(Value::from(v))
     }
 
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        self.budget.charge(SCALAR_BYTES)?;
         Ok(Value::from(v))
     }
 
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        self.budget.charge(SCALAR_BYTES)?;
         Ok(Value::from(v))
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        self.budget.charge(v.len() + 3)?;
         Ok(Value::String(v.to_owned()))
     }
 
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        self.budget.charge(v.len() + 3)?;
         Ok(Value::String(v))
     }
 
-    fn visit_unit<E>(self) -> Result<Value, E> {
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        self.budget.charge(SCALAR_BYTES)?;
         Ok(Value::Null)
     }
 
-    fn visit_none<E>(self) -> Result<Value, E> {
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        self.budget.charge(SCALAR_BYTES)?;
         Ok(Value::Null)
     }
 
@@ -162,10 +238,12 @@ impl<'de> Visitor<'de> for Node<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        self.budget.charge(2)?;
         let mut items = Vec::new();
         while let Some(item) = seq.next_element_seed(Node {
             path: format!("{}[{}]", self.path, items.len()),
             duplicates: self.duplicates,
+            budget: self.budget,
         })? {
             items.push(item);
         }
@@ -173,12 +251,15 @@ impl<'de> Visitor<'de> for Node<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        self.budget.charge(2)?;
         let mut out = Map::new();
         while let Some(Key(key)) = map.next_key()? {
+            self.budget.charge(key.len() + 4)?;
             let path = join(&self.path, &key);
             let value = map.next_value_seed(Node {
                 path: path.clone(),
                 duplicates: self.duplicates,
+                budget: self.budget,
             })?;
             if out.insert(key, value).is_some() {
                 let dup = format!("duplicate field {path:?}");
@@ -237,6 +318,7 @@ mod tests {
     use std::path::Path;
 
     use super::super::parse_file_with;
+    use super::{read_tree, TreeError};
     use crate::manifest::test_support::*;
     use crate::settings::ManifestValidation;
 
@@ -348,5 +430,55 @@ status:
         assert_eq!(spec.restart_policy.as_deref(), Some("Always"));
         let strict = parse_file_with(Path::new("p.yaml"), &content, ManifestValidation::Strict);
         assert!(strict.is_err());
+    }
+
+    /// A pod whose `args` are `n` aliases of one `len`-byte string.
+    fn amplified(n: usize, len: usize) -> String {
+        format!(
+            "{}    args: [{}]\n",
+            pod_yaml("p", "").replace(
+                "  name: p\n",
+                &format!(
+                    "  name: p\n  annotations:\n    a: &a \"{}\"\n",
+                    "x".repeat(len)
+                )
+            ),
+            vec!["*a"; n].join(", ")
+        )
+    }
+
+    #[test]
+    fn a_document_expanding_past_the_limit_is_refused_before_it_is_decoded() {
+        // 20 KB of text standing for 5 MB of arguments.
+        let bomb = amplified(5000, 1024);
+        assert!(bomb.len() < 25_000);
+        let err = parse_err("p.yaml", &bomb);
+        assert!(
+            err.contains("document 0: Request entity too large: more than 3145728 bytes")
+                && err.contains("YAML aliases"),
+            "{err}"
+        );
+        // The same anchors and aliases within the limit are fine.
+        let fine = parse("p.yaml", &amplified(100, 1024)).expect("within the limit");
+        let args = fine[0].pod.spec.as_ref().unwrap().containers[0]
+            .args
+            .clone();
+        assert_eq!(args.map(|a| a.len()), Some(100));
+    }
+
+    #[test]
+    fn the_limit_counts_the_document_as_json_would_take() {
+        let text = r#"{"a": "xxxxxxxx", "b": [1, true, null]}"#;
+        let read = |limit| {
+            read_tree(&mut serde_json::Deserializer::from_str(text), limit)
+                .map(|t| t.value)
+                .map_err(|e| matches!(e, TreeError::TooLarge { .. }))
+        };
+        assert_eq!(read(1000).unwrap()["a"], "xxxxxxxx");
+        assert!(read(10).unwrap_err(), "too large");
+        // Each part is charged: 2 (the object) + 5 and 11 ("a" and its
+        // string) + 5 and 2 + 3 × 8 (the array and its scalars) = 49.
+        assert!(read(49).is_ok());
+        assert!(read(48).unwrap_err());
     }
 }
