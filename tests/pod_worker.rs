@@ -465,3 +465,66 @@ async fn a_refused_or_finished_pod_costs_no_engine_call_on_relist() {
     // And an unchanged status is not reported again.
     assert_eq!(refused.reports.0.lock().unwrap().len(), reports);
 }
+
+/// A `tracing` writer into a shared buffer, for tests that read the log.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    fn lines(&self, needle: &str) -> usize {
+        let text = String::from_utf8_lossy(&self.0.lock().unwrap()).to_string();
+        text.lines().filter(|l| l.contains(needle)).count()
+    }
+}
+
+#[actix::test]
+async fn an_engine_outage_is_logged_once_per_pod_not_at_every_retry() {
+    let log = LogBuffer::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let clock = ManualClock::default();
+    let fake = Arc::new(FakeDocker::with_clock(Arc::new(clock.clone())));
+    fake.add_image(BUSYBOX);
+    fake.add_image("pause:test");
+    let down = || podvisor::runtime::RuntimeError::Unreachable {
+        endpoint: "unix:///x.sock".into(),
+        reason: "connection refused".into(),
+    };
+    for _ in 0..4 {
+        fake.fail_next("list", down());
+    }
+    let b = Bench::start_on(fake, clock, pod("out").container("app").build_pod());
+    b.settle().await;
+    for _ in 0..3 {
+        b.worker.do_send(SyncNow(SyncReason::EngineEvent));
+        b.settle().await;
+    }
+    assert_eq!(
+        log.lines("cannot observe pod containers"),
+        1,
+        "four failed syncs, one line"
+    );
+    assert_eq!(log.lines("pod containers observed again"), 0);
+    // The engine answers again: said once, and the pod converges.
+    b.worker.do_send(SyncNow(SyncReason::EngineEvent));
+    b.until("the app runs", |b| b.running_of("app").len() == 1)
+        .await;
+    assert_eq!(log.lines("pod containers observed again"), 1);
+    assert_eq!(log.lines("cannot observe pod containers"), 1);
+}

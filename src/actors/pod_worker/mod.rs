@@ -116,6 +116,9 @@ pub(crate) struct Memory {
     messages: HashMap<String, String>,
     /// Why the node refused the pod (logged when it changes).
     refused: Option<status::Refusal>,
+    /// Why the pod's containers cannot be listed, while they cannot
+    /// (logged when it starts or changes, not at every retry).
+    unobserved: Option<String>,
 }
 
 pub struct PodWorker {

@@ -96,11 +96,21 @@ impl SyncJob {
             let details = match self.observe().await {
                 Ok(d) => d,
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot observe pod containers");
+                    // Once per outage, not at every retry: with the engine
+                    // gone every pod fails alike (`/healthz` says why).
+                    if self.memory.unobserved.as_deref() != Some(&e.to_string()) {
+                        tracing::warn!(error = %e, "cannot observe pod containers; retrying");
+                    } else {
+                        tracing::debug!(error = %e, "cannot observe pod containers; retrying");
+                    }
+                    self.memory.unobserved = Some(e.to_string());
                     outcome.wake_after = Some(RETRY_AFTER);
                     return (self.memory, outcome);
                 }
             };
+            if self.memory.unobserved.take().is_some() {
+                tracing::info!("pod containers observed again");
+            }
             let observed: Vec<Observed> = details.iter().filter_map(observed_of).collect();
             let actions = match self.pod.clone().filter(|_| refused.is_none()) {
                 Some(pod) => {
