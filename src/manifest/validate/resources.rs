@@ -56,7 +56,14 @@ pub(super) fn quantity_nanos(q: &str) -> Result<i128, &'static str> {
         }
         _ => return Err(FORMAT_MSG),
     };
-    // digits × 10^(exp10 + 9 - frac.len()) × 1024^pow1024, in i128.
+    // digits × 10^(exp10 + 9 - frac.len()) × 1024^pow1024, in i128. The
+    // fraction digits below a nano-unit only round up (70 of them would
+    // not fit).
+    let kept = usize::try_from(exp10.saturating_add(9).max(0))
+        .unwrap_or(0)
+        .min(frac.len());
+    let (frac, below) = frac.split_at(kept);
+    let round_up = below.bytes().any(|b| b != b'0');
     let mut value: i128 = 0;
     for b in int.bytes().chain(frac.bytes()) {
         value = value
@@ -69,11 +76,13 @@ pub(super) fn quantity_nanos(q: &str) -> Result<i128, &'static str> {
         for _ in 0..scale.min(60) {
             value = value.saturating_mul(10);
         }
+        value = value.saturating_add(i128::from(round_up));
     } else {
         let div = 10_i128
             .checked_pow(scale.unsigned_abs())
             .unwrap_or(i128::MAX);
-        value = (value + div - 1) / div;
+        // Rounded up, without overflow for a saturated value.
+        value = value / div + i128::from(value % div != 0 || round_up);
     }
     for _ in 0..pow1024 {
         value = value.saturating_mul(1024);
@@ -197,6 +206,19 @@ mod tests {
         for bad in ["", "1x", "1.2.3", ".", "Mi", "1e", "1Kii", "1 "] {
             assert!(quantity_nanos(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn quantities_with_more_digits_than_fit_saturate_instead_of_overflowing() {
+        // Found by `make fuzz`: 70 fraction digits saturate the value, and
+        // rounding it up overflowed.
+        let long = format!("1.{}Gi", "5".repeat(68));
+        // 1.555555555 (then 5s, rounding up) × 2³⁰ units.
+        assert_eq!(quantity_nanos(&long), Ok((1_555_555_555 + 1) * (1 << 30)));
+        assert_eq!(quantity_nanos(&format!("0.{}1", "0".repeat(80))), Ok(1));
+        assert_eq!(quantity_nanos("1.5"), Ok(1_500_000_000));
+        assert_eq!(quantity_nanos("1.0000000001"), Ok(1_000_000_001));
+        assert_eq!(quantity_nanos("1.0000000000"), Ok(1_000_000_000));
     }
 
     #[test]
