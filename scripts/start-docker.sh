@@ -10,7 +10,7 @@ if docker_answers "$PRIVATE_DOCKER_HOST"; then echo "$PRIVATE_DOCKER_HOST"; exit
 need dockerd
 mkdir -p "$DOCKERD_DIR"
 old="$(cat "$DOCKERD_DIR/pid" 2>/dev/null || true)"
-if [ -n "$old" ] && { tr '\0' ' ' <"/proc/$old/cmdline"; } 2>/dev/null | grep -q "dockerd .*$DOCKERD_DIR"; then
+if [ -n "$old" ] && tr '\0' ' ' 2>/dev/null <"/proc/$old/cmdline" | grep -q "dockerd .*$DOCKERD_DIR"; then
   log "dockerd $old is running but does not answer; stopping it"
   kill "$old" || true
   for _ in $(seq 1 40); do kill -0 "$old" 2>/dev/null || break; sleep 0.25; done
