@@ -1,5 +1,7 @@
 //! The local HTTP API (read-only for now): `/healthz` and `/pods`.
 
+pub mod auth;
+
 use std::sync::Arc;
 use std::time::Duration;
 
