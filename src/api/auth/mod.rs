@@ -19,8 +19,10 @@
 //! a rename), so a crash never leaves half a key or half a kubeconfig.
 
 mod certs;
+mod tokens;
 
 pub use certs::{ensure_serving_cert, load_serving_cert, server_config, ServingCert};
+pub use tokens::{ensure_token, AuthFailure, Tokens, User};
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
