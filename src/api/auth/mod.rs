@@ -19,9 +19,11 @@
 //! a rename), so a crash never leaves half a key or half a kubeconfig.
 
 mod certs;
+mod kubeconfig;
 mod tokens;
 
 pub use certs::{ensure_serving_cert, load_serving_cert, server_config, ServingCert};
+pub use kubeconfig::write_kubeconfig;
 pub use tokens::{ensure_token, AuthFailure, Tokens, User};
 
 use std::fs::{self, OpenOptions};
