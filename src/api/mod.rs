@@ -1,6 +1,7 @@
 //! The local HTTP API (read-only for now): `/healthz` and `/pods`.
 
 pub mod kube;
+pub mod auth;
 
 use std::sync::Arc;
 use std::time::Duration;
