@@ -23,10 +23,8 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::kube::{
-    self, event_field, pod_field, FieldSelector, IncludeObject, LabelSelector, EVENT_FIELDS,
-    POD_FIELDS,
-};
+use super::kube::selectors::{EVENT_FIELDS, POD_FIELDS};
+use super::kube::{self, event_field, pod_field, FieldSelector, IncludeObject, LabelSelector};
 use super::ApiState;
 use crate::actors::pod_feed::{PodChange, TooOld};
 
@@ -52,6 +50,8 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/v1/pods", get(list_pods_all))
         .route("/api/v1/namespaces/{namespace}/pods", get(list_pods_in))
         .route("/api/v1/namespaces/{namespace}/pods/{name}", get(get_pod))
+        .route("/api/v1/namespaces", get(list_namespaces))
+        .route("/api/v1/namespaces/{namespace}", get(get_namespace))
         .route("/api/v1/events", get(list_events_all))
         .route("/api/v1/namespaces/{namespace}/events", get(list_events_in))
         .fallback(not_served)
@@ -128,6 +128,10 @@ async fn api_resources() -> Json<Value> {
                 "name": "events", "singularName": "event", "namespaced": true, "kind": "Event",
                 "verbs": ["get", "list", "watch"], "shortNames": ["ev"],
             },
+            {
+                "name": "namespaces", "singularName": "namespace", "namespaced": false,
+                "kind": "Namespace", "verbs": ["get", "list"], "shortNames": ["ns"],
+            },
         ],
     }))
 }
@@ -147,7 +151,8 @@ impl ListQuery {
         q: &HashMap<String, String>,
         headers: &HeaderMap,
         supported: &[&str],
-    ) -> Result<Self, Response> {
+    ) -> Result<Self, Box<Response>> {
+        let bad_request = |m: String| Box::new(bad_request(m));
         let labels = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))
             .map_err(bad_request)?;
         let fields = FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str))
@@ -157,13 +162,16 @@ impl ListQuery {
         let resource_version = match q.get("resourceVersion").map(String::as_str) {
             None | Some("") | Some("0") => 0,
             Some(v) => v.parse().map_err(|_| {
-                bad_request(format!("resourceVersion: Invalid value: {v:?}: must be a number"))
+                bad_request(format!(
+                    "resourceVersion: Invalid value: {v:?}: must be a number"
+                ))
             })?,
         };
         let timeout = match q.get("timeoutSeconds") {
-            Some(t) => Duration::from_secs(t.parse().map_err(|_| {
-                bad_request(format!("timeoutSeconds: Invalid value: {t:?}"))
-            })?),
+            Some(t) => Duration::from_secs(
+                t.parse()
+                    .map_err(|_| bad_request(format!("timeoutSeconds: Invalid value: {t:?}")))?,
+            ),
             None => WATCH_TIMEOUT,
         };
         let table = wants_table(headers)
@@ -233,7 +241,7 @@ async fn list_pods(
 ) -> Response {
     let query = match ListQuery::parse(&q, &headers, POD_FIELDS) {
         Ok(query) => query,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if query.watch {
         return watch_pods(s, namespace, query);
@@ -426,7 +434,7 @@ fn list_events(
 ) -> Response {
     let query = match ListQuery::parse(&q, &headers, EVENT_FIELDS) {
         Ok(query) => query,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if query.watch {
         // Events are not versioned: a watch ends at once and the client
@@ -463,4 +471,78 @@ fn list_events(
         }))
         .into_response(),
     }
+}
+
+/// The namespaces: `default` and those of the node's pods, each `Active`
+/// (there is no API server to create or delete them).
+fn namespaces(s: &ApiState) -> Vec<String> {
+    let mut names: Vec<String> = s
+        .store
+        .values()
+        .into_iter()
+        .filter_map(|p| p.metadata.namespace.clone())
+        .chain(["default".to_string()])
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn namespace_object(name: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"},
+    })
+}
+
+/// `kubectl get ns`'s table: NAME, STATUS (AGE is not known: `<unknown>`).
+fn namespace_table(names: &[String], rv: &str) -> Value {
+    let column = |name: &str, format: &str| json!({"name": name, "type": "string", "format": format, "description": "", "priority": 0});
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": rv},
+        "columnDefinitions": [column("Name", "name"), column("Status", ""), column("Age", "")],
+        "rows": names.iter().map(|n| json!({
+            "cells": [n, "Active", "<unknown>"],
+            "object": {
+                "kind": "PartialObjectMetadata",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": {"name": n},
+            },
+        })).collect::<Vec<_>>(),
+    })
+}
+
+async fn list_namespaces(State(s): State<ApiState>, headers: HeaderMap) -> Response {
+    let names = namespaces(&s);
+    let rv = s.store.resource_version().to_string();
+    if wants_table(&headers) {
+        return Json(namespace_table(&names, &rv)).into_response();
+    }
+    Json(json!({
+        "apiVersion": "v1",
+        "kind": "NamespaceList",
+        "metadata": {"resourceVersion": rv},
+        "items": names.iter().map(|n| namespace_object(n)).collect::<Vec<_>>(),
+    }))
+    .into_response()
+}
+
+async fn get_namespace(
+    State(s): State<ApiState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !namespaces(&s).contains(&name) {
+        return answer(StatusCode::NOT_FOUND, kube::not_found("namespaces", &name));
+    }
+    if wants_table(&headers) {
+        let rv = s.store.resource_version().to_string();
+        return Json(namespace_table(&[name], &rv)).into_response();
+    }
+    Json(namespace_object(&name)).into_response()
 }
