@@ -68,6 +68,7 @@ impl Agent {
             .args(["run", "--pod-manifest-path"])
             .arg(manifests)
             .args(["--node-name", &node, "--port", &port.to_string()])
+            .arg("--read-only-port=0")
             .args(["--pod-infra-container-image", &env("PODVISOR_PAUSE_IMAGE")])
             .args(["--sync-frequency=2s", "--file-check-frequency=5s"])
             .arg("--root-dir")

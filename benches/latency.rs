@@ -123,6 +123,7 @@ fn main() {
         .args(["run", "--pod-manifest-path"])
         .arg(&manifests)
         .args(["--node-name", &node, "--port", &port.to_string()])
+        .arg("--read-only-port=0")
         .args(["--pod-infra-container-image", &pause])
         .args(["--sync-frequency=60s", "--file-check-frequency=60s"])
         .arg("--root-dir")

@@ -68,6 +68,8 @@ other_node="chaos-other-${suffix:0:6}"
 other_name="k8s_app_pod-00_default_other-${suffix:0:6}_0"
 port=$((20000 + $$ % 20000))
 while [ "$(http_code "http://127.0.0.1:$port/")" != 000 ]; do port=$((port + 1)); done
+secure_port=$((port + 1))
+while [ "$(http_code "http://127.0.0.1:$secure_port/")" != 000 ]; do secure_port=$((secure_port + 1)); done
 pv_pid=""
 other_id=""
 ok=0
@@ -93,7 +95,7 @@ node_rows() {
 start_podvisor() {
   NO_COLOR=1 "$bin" run --pod-manifest-path "$manifests" --node-name "$node" --root-dir "$root" \
     --pod-infra-container-image "$pause" --docker-endpoint "$DOCKER_HOST" \
-    --port "$port" >>"$plog" 2>&1 &
+    --read-only-port "$port" --port "$secure_port" >>"$plog" 2>&1 &
   pv_pid=$!
 }
 

@@ -121,27 +121,118 @@ pub async fn run(settings: Settings, credentials: CredentialStore) -> std::io::R
         }
         Err(e) => tracing::warn!(error = %e, "Docker engine does not answer yet; will keep trying"),
     }
-    // Bind before any actor starts: a taken port stops start-up cleanly.
+    // Credentials and ports before any actor starts: a bad certificate or
+    // a taken port stops start-up cleanly.
+    let secure = SecureApi::prepare(&settings)?;
+    let listen_error = |addr: SocketAddr, e: std::io::Error| {
+        std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))
+    };
     let addr = SocketAddr::new(settings.address, settings.port);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    let secure_listener = std::net::TcpListener::bind(addr).map_err(|e| listen_error(addr, e))?;
+    secure_listener.set_nonblocking(true)?;
+    let read_only = match settings.read_only_port {
+        0 => None,
+        port => {
+            let addr = SocketAddr::new(settings.address, port);
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| listen_error(addr, e))?;
+            Some((addr, l))
+        }
+    };
     let (store, events) = start(&settings, runtime.clone(), credentials);
-    tracing::info!(%addr, node = %settings.node_name, manifests = %settings.pod_manifest_path.display(), "podvisor running");
-    let app = api::router(ApiState {
+    let state = ApiState {
         store,
         events,
         runtime,
-    });
-    let server = actix::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "HTTP API stopped");
+    };
+    tracing::info!(
+        secure = %addr,
+        read_only = %read_only.as_ref().map_or("off".to_string(), |(a, _)| a.to_string()),
+        node = %settings.node_name,
+        manifests = %settings.pod_manifest_path.display(),
+        "podvisor running"
+    );
+    if let Some(kubeconfig) = &secure.kubeconfig {
+        tracing::info!(
+            "kubectl against this node: KUBECONFIG={} kubectl get pods -A",
+            kubeconfig.display()
+        );
+    }
+    let app = api::secure_router(state.clone(), secure.tokens.clone());
+    let tls = axum_server::tls_rustls::RustlsConfig::from_config(secure.tls.clone());
+    let secure_server = axum_server::tls_rustls::from_tcp_rustls(secure_listener, tls)?;
+    let mut servers = vec![actix::spawn(async move {
+        if let Err(e) = secure_server.serve(app.into_make_service()).await {
+            tracing::error!(error = %e, "secure API stopped");
         }
-    });
+    })];
+    if let Some((_, listener)) = read_only {
+        let app = api::read_only_router(state);
+        servers.push(actix::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "read-only API stopped");
+            }
+        }));
+    }
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: stopping; pods keep running"),
         _ = int.recv() => tracing::info!("SIGINT: stopping; pods keep running"),
     }
-    server.abort();
+    for s in servers {
+        s.abort();
+    }
     Ok(())
+}
+
+/// What the secure API serves with: its TLS configuration, the tokens it
+/// accepts, and the kubeconfig written for the generated token.
+struct SecureApi {
+    tls: Arc<rustls::ServerConfig>,
+    tokens: Arc<api::auth::Tokens>,
+    kubeconfig: Option<std::path::PathBuf>,
+}
+
+impl SecureApi {
+    /// The certificate from `--tls-cert-file`/`--tls-private-key-file`, or
+    /// the one kept under `--root-dir/pki`; the tokens of
+    /// `--token-auth-file`, or one generated and kept under `--root-dir`
+    /// with a kubeconfig for it at `--write-kubeconfig`. Blocking (small
+    /// files, once at start).
+    fn prepare(settings: &Settings) -> std::io::Result<Self> {
+        use api::auth;
+        let fail = |e: auth::AuthError| std::io::Error::other(e.to_string());
+        let cert = match (&settings.tls_cert_file, &settings.tls_private_key_file) {
+            (Some(cert), Some(key)) => auth::load_serving_cert(cert, key),
+            _ => {
+                auth::ensure_serving_cert(&settings.root_dir, &settings.node_name, settings.address)
+            }
+        }
+        .map_err(fail)?;
+        let tls = auth::server_config(&cert).map_err(fail)?;
+        let (tokens, kubeconfig) = match &settings.token_auth_file {
+            Some(file) => (auth::Tokens::from_csv_file(file).map_err(fail)?, None),
+            None => {
+                let token = auth::ensure_token(&settings.root_dir).map_err(fail)?;
+                let path = settings
+                    .write_kubeconfig
+                    .clone()
+                    .unwrap_or_else(|| settings.root_dir.join("kubeconfig"));
+                let host = match settings.address {
+                    a if a.is_unspecified() => "127.0.0.1".to_string(),
+                    std::net::IpAddr::V6(a) => format!("[{a}]"),
+                    a => a.to_string(),
+                };
+                let server = format!("https://{host}:{}", settings.port);
+                auth::write_kubeconfig(&path, &server, &cert.ca_pem, &token, &settings.node_name)
+                    .map_err(fail)?;
+                (auth::Tokens::single(token, auth::User::admin()), Some(path))
+            }
+        };
+        Ok(Self {
+            tls,
+            tokens: Arc::new(tokens),
+            kubeconfig,
+        })
+    }
 }

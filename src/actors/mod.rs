@@ -19,6 +19,7 @@
 pub mod events;
 pub mod handlers;
 pub mod image_puller;
+pub mod pod_feed;
 pub mod pod_worker;
 pub mod prober;
 pub mod registries;
@@ -103,9 +104,9 @@ impl DesiredPod {
 }
 
 /// The pods as the API shows them, by UID: the desired spec with its latest
-/// status. Written only by the Supervisor; read by the HTTP API without a
-/// mailbox.
-pub type StatusView = shared::View<String, Arc<Pod>>;
+/// status, versioned, with their changes. Written only by the Supervisor;
+/// read by the HTTP API without a mailbox.
+pub use pod_feed::StatusView;
 
 /// Everything an actor needs from outside itself.
 #[derive(Clone)]

@@ -17,10 +17,11 @@ use std::time::Duration;
 use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, WrapFuture};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::events::ForgetPod;
+use super::pod_feed::PodStore;
 use super::pod_worker::{ContainerDied, PodWorker, SyncNow, SyncReason, Update, WorkerReport};
-use super::shared::Owned;
 use super::{Deps, DesiredPod, StatusView};
 use crate::decide::plan;
 use crate::decide::status;
@@ -69,24 +70,27 @@ pub struct Supervisor {
     /// Whether every source delivered a first full set.
     source_synced: bool,
     /// UID → the pod as shown, with its status; the API reads a view.
-    store: Owned<String, Arc<Pod>>,
+    store: PodStore,
     /// The last status each worker reported, before any source problem is
     /// laid over it.
     last_status: HashMap<String, Arc<PodStatus>>,
     subscribe_events: bool,
 }
 
-/// The pod as the API shows it: the spec with its status, and the problem
-/// of a broken source as the status message.
-fn shown(p: &DesiredPod, status: &PodStatus) -> Arc<Pod> {
+/// The pod as the API shows it: the spec with its status and this node's
+/// name, and the problem of a broken source as the status message.
+fn shown(p: &DesiredPod, status: &PodStatus, node: &str) -> Pod {
     let mut status = status.clone();
     if let Some(problem) = &p.problem {
         status.message = Some(format!("running on the last good spec: {problem}"));
     }
     let mut pod = (*p.pod).clone();
     pod.metadata.uid = Some(p.uid.clone());
+    if let Some(spec) = &mut pod.spec {
+        spec.node_name = Some(node.to_string());
+    }
     pod.status = Some(status);
-    Arc::new(pod)
+    pod
 }
 
 impl Supervisor {
@@ -99,10 +103,15 @@ impl Supervisor {
             sources: vec!["file"],
             by_source: HashMap::new(),
             source_synced: false,
-            store: Owned::default(),
+            store: PodStore::new(),
             last_status: HashMap::new(),
             subscribe_events: true,
         }
+    }
+
+    /// Now, as the pods' `creationTimestamp` says it.
+    fn now(&self) -> Time {
+        crate::model::clock::api_time(self.deps.clock.now())
     }
 
     /// What the HTTP API reads: the pods with their status, by UID.
@@ -243,11 +252,12 @@ impl Handler<SetDesired> for Supervisor {
             if old.is_some_and(|old| old == p) {
                 continue;
             }
+            let node = &self.deps.node.node_name;
             let shown = match self.last_status.get(uid) {
-                Some(status) => shown(p, status),
-                None => shown(p, &status::pending(&p.pod)),
+                Some(status) => shown(p, status, node),
+                None => shown(p, &status::pending(&p.pod), node),
             };
-            self.store.insert(uid.clone(), shown);
+            self.store.put(uid, shown, self.now());
             if old.is_some_and(|old| old.pod == p.pod) {
                 continue; // only the problem changed
             }
@@ -370,7 +380,8 @@ impl Handler<WorkerReport> for Supervisor {
         match msg {
             WorkerReport::Status { uid, status } => {
                 if let Some(p) = self.desired.get(&uid) {
-                    self.store.insert(uid.clone(), shown(p, &status));
+                    let shown = shown(p, &status, &self.deps.node.node_name);
+                    self.store.put(&uid, shown, self.now());
                     self.last_status.insert(uid, status);
                 }
             }

@@ -1,4 +1,16 @@
-//! The local HTTP API (read-only for now): `/healthz` and `/pods`.
+//! podvisor's HTTP APIs.
+//!
+//! - The **secure API** ([`secure_router`], HTTPS on `--port`): the node's
+//!   Kubernetes API for `kubectl` ([`node`]), every request but `/healthz`
+//!   and `/version` with a bearer token ([`auth`]).
+//! - The **read-only API** ([`read_only_router`], plain HTTP on
+//!   `--read-only-port`, as the kubelet's 10255): `/healthz`, `/pods` and
+//!   `/pods/{namespace}/{name}/events`, no token. It changes nothing but
+//!   shows every pod spec, environment values included.
+
+pub mod auth;
+pub mod kube;
+pub mod node;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,12 +36,52 @@ pub struct ApiState {
     pub runtime: Arc<dyn ContainerRuntime>,
 }
 
-pub fn router(state: ApiState) -> Router {
+/// The read-only API: no token, nothing changed.
+pub fn read_only_router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/pods", get(pods))
         .route("/pods/{namespace}/{name}/events", get(pod_events))
         .with_state(state)
+}
+
+/// The secure API: `/healthz` and `/version` open, the rest behind a
+/// bearer token of `tokens` (401 as a `Status` without one).
+pub fn secure_router(state: ApiState, tokens: Arc<auth::Tokens>) -> Router {
+    let guarded = node::routes().layer(axum::middleware::from_fn_with_state(tokens, authenticate));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(node::open_routes())
+        .merge(guarded)
+        .with_state(state)
+}
+
+/// Lets a request with a known bearer token through; answers 401 otherwise.
+async fn authenticate(
+    State(tokens): State<Arc<auth::Tokens>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let header = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let agent = request
+        .headers()
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    match tokens.authenticate(header) {
+        Ok(user) => {
+            tracing::debug!(user = %user.name, %agent, method = %request.method(), uri = %request.uri(), "API request");
+            next.run(request).await
+        }
+        Err(why) => {
+            tracing::info!(%why, %agent, method = %request.method(), uri = %request.uri(), "API request refused");
+            (StatusCode::UNAUTHORIZED, Json(kube::unauthorized())).into_response()
+        }
+    }
 }
 
 /// 200 when the engine answers, 503 with the reason otherwise.

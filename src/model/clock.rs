@@ -52,6 +52,13 @@ pub fn system() -> Arc<dyn Clock> {
     Arc::new(SystemClock)
 }
 
+/// `t` as the API's `Time` (k8s-openapi keeps a `jiff` timestamp).
+pub fn api_time(t: DateTime<Utc>) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    let ts = k8s_openapi::jiff::Timestamp::new(t.timestamp(), t.timestamp_subsec_nanos() as i32)
+        .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -100,9 +100,24 @@ pub struct RunArgs {
     /// Address the HTTP server listens on
     #[arg(long, value_name = "IP")]
     pub address: Option<String>,
-    /// Port the HTTP server listens on
+    /// Port of the secure API (HTTPS, a bearer token needed), which kubectl uses
     #[arg(long, value_name = "PORT")]
     pub port: Option<String>,
+    /// Port of the read-only API (plain HTTP, no token: /healthz, /pods); 0 turns it off
+    #[arg(long, value_name = "PORT")]
+    pub read_only_port: Option<String>,
+    /// Certificate (PEM, chain allowed) of the secure API; without it, a self-signed one is kept under --root-dir/pki
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert_file: Option<String>,
+    /// Private key (PEM) of --tls-cert-file
+    #[arg(long, value_name = "FILE")]
+    pub tls_private_key_file: Option<String>,
+    /// Bearer tokens of the secure API, the API server's CSV format: token,user,uid,"group1,group2"; without it, one token is generated and kept under --root-dir
+    #[arg(long, value_name = "FILE")]
+    pub token_auth_file: Option<String>,
+    /// Where to write a kubeconfig for the secure API (server, CA, generated token); without it, --root-dir/kubeconfig
+    #[arg(long, value_name = "FILE")]
+    pub write_kubeconfig: Option<String>,
     /// Log format: plain or json
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,

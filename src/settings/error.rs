@@ -36,6 +36,12 @@ pub enum SettingsError {
         /// Where `serialize-image-pulls=true` came from.
         serialize_origin: Origin,
     },
+    /// One of a pair of settings that go together, without the other.
+    #[error("{given} requires {missing}")]
+    NeedsBoth {
+        given: &'static str,
+        missing: &'static str,
+    },
     /// A key in the config file that is no setting.
     #[error("unknown key {key:?} in config file {}", .path.display())]
     UnknownKey {
@@ -124,6 +130,9 @@ pub enum ValueError {
     /// Not a port number, or 0.
     #[error("must be a port number from 1 to 65535")]
     NotAPort,
+    /// Not a port number nor 0.
+    #[error("must be a port number from 1 to 65535, or 0 for off")]
+    NotAPortOrZero,
     /// Not a boolean as Go reads them.
     #[error("must be true or false")]
     NotABoolean,

@@ -170,6 +170,11 @@ pub(super) const KEYS: &[Key] = &[
     key!(node_name, node_name, Hostname),
     key!(address, ip_address, Fixed("127.0.0.1")),
     key!(port, port, Fixed("10250")),
+    key!(read_only_port, port_or_zero, Fixed("10255")),
+    key!(tls_cert_file, optional existing_file, Unset),
+    key!(tls_private_key_file, optional existing_file, Unset),
+    key!(token_auth_file, optional existing_file, Unset),
+    key!(write_kubeconfig, optional path, Unset),
     key!(log_format, log_format, Fixed("plain")),
     key!(manifest_validation, manifest_validation, Fixed("strict")),
 ];

@@ -122,6 +122,13 @@ pub fn resolve(args: &RunArgs, env: &HashMap<String, String>) -> Result<Settings
                 .unwrap_or(Origin::Default),
         });
     }
+    if settings.tls_cert_file.is_some() != settings.tls_private_key_file.is_some() {
+        let (given, missing) = match settings.tls_cert_file {
+            Some(_) => ("--tls-cert-file", "--tls-private-key-file"),
+            None => ("--tls-private-key-file", "--tls-cert-file"),
+        };
+        return Err(SettingsError::NeedsBoth { given, missing });
+    }
     Ok(settings)
 }
 

@@ -125,6 +125,11 @@ pub(super) fn port(v: &str) -> Parsed<u16> {
     }
 }
 
+/// A port number, or 0 for "off".
+pub(super) fn port_or_zero(v: &str) -> Parsed<u16> {
+    v.parse::<u16>().map_err(|_| ValueError::NotAPortOrZero)
+}
+
 /// Booleans as Go's `strconv.ParseBool` (the kubelet's) reads them.
 pub(super) fn boolean(v: &str) -> Parsed<bool> {
     match v {
@@ -497,6 +502,41 @@ mod tests {
             let e = err(f.resolve(&[&format!("--node-name={bad}")], &[]));
             assert!(e.contains("--node-name") && e.contains("DNS-1123"), "{e}");
         }
+    }
+
+    #[test]
+    fn the_secure_and_read_only_ports_and_their_credentials() {
+        let f = Fixture::new();
+        let s = f.resolve(&[], &[]).expect("resolves");
+        assert_eq!((s.port, s.read_only_port), (10250, 10255));
+        assert_eq!(
+            (s.tls_cert_file.as_ref(), s.write_kubeconfig.as_ref()),
+            (None, None)
+        );
+        let s = f.resolve(&["--read-only-port=0"], &[]).expect("0 is off");
+        assert_eq!(s.read_only_port, 0);
+        let e = err(f.resolve(&["--read-only-port=x"], &[]));
+        assert!(
+            e.contains("--read-only-port") && e.contains("or 0 for off"),
+            "{e}"
+        );
+        let cert = f.file("c.pem", "x");
+        let e = err(f.resolve(&[&format!("--tls-cert-file={}", cert.display())], &[]));
+        assert_eq!(e, "--tls-cert-file requires --tls-private-key-file");
+        let e = err(f.resolve(&["--token-auth-file=/nonexistent/tokens.csv"], &[]));
+        assert!(e.contains("--token-auth-file"), "{e}");
+        let s = f
+            .resolve(
+                &[
+                    &format!("--tls-cert-file={}", cert.display()),
+                    &format!("--tls-private-key-file={}", cert.display()),
+                    "--write-kubeconfig=/tmp/kc",
+                ],
+                &[],
+            )
+            .expect("both given");
+        assert_eq!(s.tls_private_key_file, Some(cert));
+        assert_eq!(s.write_kubeconfig, Some("/tmp/kc".into()));
     }
 
     #[test]

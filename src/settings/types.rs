@@ -91,8 +91,17 @@ pub struct Settings {
     pub node_name: String,
     /// Address of the HTTP server.
     pub address: IpAddr,
-    /// Port of the HTTP server (not 0).
+    /// Port of the secure API (not 0).
     pub port: u16,
+    /// Port of the read-only API; 0 = off.
+    pub read_only_port: u16,
+    /// `--tls-cert-file`/`--tls-private-key-file`: both or neither.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_private_key_file: Option<PathBuf>,
+    /// `--token-auth-file`.
+    pub token_auth_file: Option<PathBuf>,
+    /// `--write-kubeconfig`; `None`: `<root_dir>/kubeconfig`.
+    pub write_kubeconfig: Option<PathBuf>,
     /// Format of log lines.
     pub log_format: LogFormat,
     /// Unknown or duplicate manifest fields: refuse or warn.
@@ -135,6 +144,11 @@ impl Settings {
             node_name: String::new(),
             address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             port: 0,
+            read_only_port: 0,
+            tls_cert_file: None,
+            tls_private_key_file: None,
+            token_auth_file: None,
+            write_kubeconfig: None,
             log_format: LogFormat::Plain,
             manifest_validation: ManifestValidation::Strict,
         }

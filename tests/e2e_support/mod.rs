@@ -520,7 +520,10 @@ pub fn free_port() -> u16 {
 /// A running `podvisor run`.
 pub struct Podvisor {
     child: Option<Child>,
+    /// The read-only API's port (`/healthz`, `/pods`).
     pub port: u16,
+    /// The secure API's port (HTTPS, kubectl).
+    pub secure_port: u16,
     /// Its stderr.
     pub log: PathBuf,
     http: reqwest::Client,
@@ -529,14 +532,15 @@ pub struct Podvisor {
 impl Podvisor {
     /// The command line of the tests' podvisor, `extra` appended (a flag
     /// given twice keeps its last value).
-    pub fn command(ctx: &TestCtx, port: u16, extra: &[&str]) -> Command {
+    pub fn command(ctx: &TestCtx, port: u16, secure_port: u16, extra: &[&str]) -> Command {
         let env = env();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_podvisor"));
         cmd.arg("run")
             .arg("--pod-manifest-path")
             .arg(&ctx.manifests)
             .args(["--node-name", &ctx.node])
-            .args(["--port", &port.to_string()])
+            .args(["--read-only-port", &port.to_string()])
+            .args(["--port", &secure_port.to_string()])
             .args(["--pod-infra-container-image", &env.pause_image])
             .args(["--sync-frequency", "1s", "--file-check-frequency", "500ms"])
             .arg("--root-dir")
@@ -559,16 +563,17 @@ impl Podvisor {
 
     /// Starts podvisor without waiting for it.
     pub fn spawn(ctx: &TestCtx, extra: &[&str]) -> Self {
-        let port = free_port();
+        let (port, secure_port) = (free_port(), free_port());
         let log = ctx.new_log();
         let file = std::fs::File::create(&log).expect("log file");
-        let child = Self::command(ctx, port, extra)
+        let child = Self::command(ctx, port, secure_port, extra)
             .stderr(file)
             .spawn()
             .expect("spawn podvisor");
         Podvisor {
             child: Some(child),
             port,
+            secure_port,
             log,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
@@ -703,10 +708,9 @@ impl Drop for Podvisor {
 /// Runs `podvisor run` with `args` that must make it refuse to start:
 /// returns its exit code and stderr, panicking if it still runs after 10 s.
 pub fn run_expecting_exit(ctx: &TestCtx, extra: &[&str]) -> (Option<i32>, String) {
-    let port = free_port();
     let log = ctx.new_log();
     let file = std::fs::File::create(&log).expect("log file");
-    let mut child = Podvisor::command(ctx, port, extra)
+    let mut child = Podvisor::command(ctx, free_port(), free_port(), extra)
         .stderr(file)
         .spawn()
         .expect("spawn podvisor");
