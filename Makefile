@@ -9,7 +9,7 @@
 #                      in a fresh clone: proves the set-up on a fresh machine
 #   make run           run the node agent with config/podvisor.toml
 #   make stop-engine   stop the private dockerd; clean-engine also wipes it
-#   make fuzz          fuzz manifest read + validate for FUZZ_TIME seconds
+#   make fuzz          fuzz the manifest reader and the API query parsers, FUZZ_TIME seconds each
 #                      (cargo-fuzz on stable with RUSTC_BOOTSTRAP=1)
 #   make chaos         SIGKILLs while pods converge, then 500 random manifest
 #                      edits: no duplicate, leaked container, dir, mount or RSS
