@@ -1,7 +1,8 @@
 //! End-to-end tests of the node's Kubernetes API (issue 12) with the
 //! machine's real `kubectl` against the real binary on the real engine:
-//! `get pods -A -o wide`, `get pod -o yaml`, label selectors, `describe`
-//! with the pod's events, `get events`, a watch seeing a restart, and
+//! `get pods -A -o wide`, `get pod -o yaml`, label selectors, `get
+//! namespaces`, `explain` (the OpenAPI document), `describe` with the pod's
+//! events, `get events`, a watch seeing a restart, and
 //! requests without a token or with a wrong one refused. The kubectl client
 //! that ran is recorded from its User-Agent in podvisor's log.
 
@@ -134,6 +135,13 @@ async fn kubectl_reads_pods_events_and_watches_the_node() {
     let ns = rows(&kubectl(&ctx, &["get", "namespaces"]));
     let names: Vec<&str> = ns.iter().skip(1).map(|r| r[0].as_str()).collect();
     assert_eq!(names, ["default", "team"], "{ns:?}");
+
+    // explain reads the OpenAPI v3 document.
+    let explained = kubectl(&ctx, &["explain", "pods.spec.containers.image"]);
+    assert!(
+        explained.contains("KIND:       Pod") && explained.contains("FIELD: image <string>"),
+        "{explained}"
+    );
 
     // describe: the pod and its events.
     let described = kubectl(&ctx, &["describe", "pod", "web"]);

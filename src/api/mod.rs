@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod kube;
 pub mod node;
+pub mod openapi;
 
 use std::sync::Arc;
 use std::time::Duration;

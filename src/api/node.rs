@@ -47,6 +47,14 @@ pub fn routes() -> Router<ApiState> {
         .route("/api", get(api_versions))
         .route("/apis", get(api_groups))
         .route("/api/v1", get(api_resources))
+        .route(
+            "/openapi/v3",
+            get(|| async { Json(super::openapi::index()) }),
+        )
+        .route(
+            "/openapi/v3/api/v1",
+            get(|| async { Json(super::openapi::api_v1().clone()) }),
+        )
         .route("/api/v1/pods", get(list_pods_all))
         .route("/api/v1/namespaces/{namespace}/pods", get(list_pods_in))
         .route("/api/v1/namespaces/{namespace}/pods/{name}", get(get_pod))
