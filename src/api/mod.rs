@@ -21,7 +21,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use k8s_openapi::api::core::v1::Pod;
 
 use crate::actors::events::EventView;
 use crate::actors::StatusView;
@@ -100,36 +99,8 @@ async fn healthz(State(s): State<ApiState>) -> Response {
 
 /// The desired pods with their status, as a `v1` `PodList`.
 async fn pods(State(s): State<ApiState>) -> Json<serde_json::Value> {
-    let mut items: Vec<Pod> = s.store.values().into_iter().map(|p| (*p).clone()).collect();
-    items.sort_by(|a, b| {
-        (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
-    });
-    let items: Vec<serde_json::Value> = items
-        .into_iter()
-        .map(|p| {
-            let mut v = serde_json::to_value(&p).unwrap_or_default();
-            if let Some(o) = v.as_object_mut() {
-                o.insert("apiVersion".into(), "v1".into());
-                o.insert("kind".into(), "Pod".into());
-            }
-            v
-        })
-        .collect();
-    Json(serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "PodList",
-        "metadata": {},
-        "items": items,
-    }))
-}
-
-/// The UID of the desired pod `namespace/name`.
-fn uid_of(store: &StatusView, namespace: &str, name: &str) -> Option<String> {
-    store.find_map(|uid, p| {
-        let m = &p.metadata;
-        (m.namespace.as_deref() == Some(namespace) && m.name.as_deref() == Some(name))
-            .then(|| uid.clone())
-    })
+    let rv = s.store.resource_version().to_string();
+    Json(node::pod_list(&node::pods_sorted(&s.store, |_| true), &rv))
 }
 
 /// A pod's recent events as a `v1` `EventList`, oldest first.
@@ -137,7 +108,7 @@ async fn pod_events(
     State(s): State<ApiState>,
     Path((namespace, name)): Path<(String, String)>,
 ) -> Response {
-    let Some(uid) = uid_of(&s.store, &namespace, &name) else {
+    let Some((uid, _)) = node::find_pod(&s.store, &namespace, &name) else {
         return (
             StatusCode::NOT_FOUND,
             format!("pod {namespace}/{name} is not known\n"),

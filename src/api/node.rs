@@ -27,6 +27,7 @@ use super::kube::selectors::{EVENT_FIELDS, POD_FIELDS};
 use super::kube::{self, event_field, pod_field, FieldSelector, IncludeObject, LabelSelector};
 use super::ApiState;
 use crate::actors::pod_feed::{PodChange, TooOld};
+use crate::actors::StatusView;
 
 /// The Kubernetes minor version the API follows: `kubectl` (a dispatcher on
 /// these machines) picks the client of the server's minor version.
@@ -214,6 +215,38 @@ fn wants_table(headers: &HeaderMap) -> bool {
         .any(|t| t.contains("as=Table") && t.contains("g=meta.k8s.io"))
 }
 
+/// The pods of `store` that `keep` keeps, by namespace and name.
+pub(super) fn pods_sorted(store: &StatusView, keep: impl Fn(&Pod) -> bool) -> Vec<Arc<Pod>> {
+    let mut pods: Vec<Arc<Pod>> = store.values().into_iter().filter(|p| keep(p)).collect();
+    pods.sort_by(|a, b| {
+        (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
+    });
+    pods
+}
+
+/// A `v1` `PodList` of `pods` at resourceVersion `rv`.
+pub(super) fn pod_list(pods: &[Arc<Pod>], rv: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "PodList",
+        "metadata": {"resourceVersion": rv},
+        "items": pods.iter().map(|p| pod_object(p)).collect::<Vec<_>>(),
+    })
+}
+
+/// The pod `namespace/name`, with its UID.
+pub(super) fn find_pod(
+    store: &StatusView,
+    namespace: &str,
+    name: &str,
+) -> Option<(String, Arc<Pod>)> {
+    store.find_map(|uid, p| {
+        let m = &p.metadata;
+        (m.namespace.as_deref() == Some(namespace) && m.name.as_deref() == Some(name))
+            .then(|| (uid.clone(), p.clone()))
+    })
+}
+
 /// A pod as the API serves it.
 fn pod_object(pod: &Pod) -> Value {
     let mut v = serde_json::to_value(pod).unwrap_or_default();
@@ -254,29 +287,14 @@ async fn list_pods(
     if query.watch {
         return watch_pods(s, namespace, query);
     }
-    let version = s.store.resource_version();
-    let mut pods: Vec<Arc<Pod>> = s
-        .store
-        .values()
-        .into_iter()
-        .filter(|p| query.pod_matches(namespace.as_deref(), p))
-        .collect();
-    pods.sort_by(|a, b| {
-        (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
-    });
-    let rv = version.to_string();
+    let rv = s.store.resource_version().to_string();
+    let pods = pods_sorted(&s.store, |p| query.pod_matches(namespace.as_deref(), p));
     match query.table {
         Some(include) => {
             let refs: Vec<&Pod> = pods.iter().map(|p| &**p).collect();
             Json(kube::pod_table(&refs, chrono::Utc::now(), include, &rv)).into_response()
         }
-        None => Json(json!({
-            "apiVersion": "v1",
-            "kind": "PodList",
-            "metadata": {"resourceVersion": rv},
-            "items": pods.iter().map(|p| pod_object(p)).collect::<Vec<_>>(),
-        }))
-        .into_response(),
+        None => Json(pod_list(&pods, &rv)).into_response(),
     }
 }
 
@@ -286,13 +304,7 @@ async fn get_pod(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let found = s.store.find_map(|_, p| {
-        let m = &p.metadata;
-        (m.namespace.as_deref() == Some(namespace.as_str())
-            && m.name.as_deref() == Some(name.as_str()))
-        .then(|| p.clone())
-    });
-    let Some(pod) = found else {
+    let Some((_, pod)) = find_pod(&s.store, &namespace, &name) else {
         return answer(StatusCode::NOT_FOUND, kube::not_found("pods", &name));
     };
     if wants_table(&headers) {
