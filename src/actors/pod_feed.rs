@@ -5,15 +5,18 @@
 //! reads through [`StatusView`]s. Every change that shows (a pod added, a
 //! status that really changed, a pod gone) gets the next `resourceVersion`
 //! of a counter that only grows; a status reported again unchanged changes
-//! nothing and wakes no watch. The last [`HISTORY`] changes are kept, so a
-//! watch may start from the `resourceVersion` of a list it just read
-//! without missing what happened in between; one older than that is told
-//! so ([`TooOld`], a `410 Gone` for the client, which lists again).
+//! nothing and wakes no watch. The changes of the last [`HISTORY_AGE`]
+//! (at most [`HISTORY`] of them) are kept, so a watch may start from the
+//! `resourceVersion` of a list it just read without missing what happened
+//! in between; one older than that is told so ([`TooOld`], a `410 Gone`
+//! for the client, which lists again). Kept longer, the history would hold
+//! an old copy of every pod that changed, for nothing.
 
 use std::collections::VecDeque;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -23,6 +26,9 @@ use super::shared::{Owned, View};
 
 /// How many changes are kept for watches that start from an older version.
 pub const HISTORY: usize = 1024;
+
+/// How long a change is kept for them.
+pub const HISTORY_AGE: Duration = Duration::from_secs(60);
 
 /// What happened to a pod, in a watch's words.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +70,7 @@ struct Shared {
     /// The newest changes, oldest first. Held while a change is published
     /// and while a watch subscribes, so a watch misses nothing between the
     /// history it copies and the feed it follows.
-    history: Mutex<VecDeque<PodChange>>,
+    history: Mutex<VecDeque<(Instant, PodChange)>>,
     feed: broadcast::Sender<PodChange>,
 }
 
@@ -156,12 +162,36 @@ impl PodStore {
             self.pods.insert(uid.to_string(), pod.clone());
         }
         let change = PodChange { kind, version, pod };
+        let now = Instant::now();
+        forget(&mut history, now);
         if history.len() == HISTORY {
             history.pop_front();
         }
-        history.push_back(change.clone());
+        history.push_back((now, change.clone()));
         // No watcher is fine; a lagging one learns it from its receiver.
         let _ = self.shared.feed.send(change);
+    }
+}
+
+impl PodStore {
+    /// Drops the changes older than [`HISTORY_AGE`] at `now` (the
+    /// Supervisor calls it on each relist; a change does it too).
+    pub fn forget_old_changes(&self, now: Instant) {
+        let mut history = self
+            .shared
+            .history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        forget(&mut history, now);
+    }
+}
+
+fn forget(history: &mut VecDeque<(Instant, PodChange)>, now: Instant) {
+    while history
+        .front()
+        .is_some_and(|(at, _)| now.saturating_duration_since(*at) > HISTORY_AGE)
+    {
+        history.pop_front();
     }
 }
 
@@ -187,13 +217,15 @@ impl StatusView {
         if version == 0 || version >= now {
             return Ok((Vec::new(), receiver));
         }
-        let oldest = history.front().map_or(now, |c| c.version);
-        // The history must hold the change right after `version`.
+        // The history must hold the change right after `version` (the
+        // newest is `now`: an empty history holds nothing after it).
+        let oldest = history.front().map_or(now + 1, |(_, c)| c.version);
         if version + 1 < oldest {
             return Err(TooOld { oldest });
         }
         let after = history
             .iter()
+            .map(|(_, c)| c)
             .filter(|c| c.version > version)
             .cloned()
             .collect();
@@ -277,6 +309,23 @@ mod tests {
         assert!(rx.try_recv().is_err(), "nothing twice");
         store.remove("u2");
         assert_eq!(rx.try_recv().unwrap().kind, ChangeKind::Deleted);
+    }
+
+    #[test]
+    fn changes_are_kept_for_a_minute_only() {
+        let store = PodStore::new();
+        let view = store.view();
+        store.put("u1", with_phase("Pending"), time(1));
+        store.put("u1", with_phase("Running"), time(2));
+        store.forget_old_changes(Instant::now());
+        assert_eq!(view.watch_from(1).unwrap().0.len(), 1, "kept while young");
+        store.forget_old_changes(Instant::now() + HISTORY_AGE + Duration::from_secs(1));
+        // Version 1 needs change 2, forgotten: list again.
+        assert_eq!(view.watch_from(1).unwrap_err(), TooOld { oldest: 3 });
+        // The newest version needs nothing kept.
+        assert!(view.watch_from(2).unwrap().0.is_empty());
+        store.put("u1", with_phase("Failed"), time(3));
+        assert_eq!(view.watch_from(2).unwrap().0[0].version, 3);
     }
 
     #[test]

@@ -287,6 +287,7 @@ impl Handler<Relist> for Supervisor {
     fn handle(&mut self, _: Relist, ctx: &mut Context<Self>) {
         // What the last period freed (a burst of syncs, a rescan) leaves
         // the resident set now rather than never.
+        self.store.forget_old_changes(std::time::Instant::now());
         crate::host::memory::return_free_memory();
         for w in self.workers.values() {
             w.do_send(SyncNow(SyncReason::Relist));
