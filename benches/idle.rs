@@ -6,8 +6,8 @@
 //! under 40 MiB resident and under 1 % of a core, with a relist every 2 s
 //! and a rescan every 5 s to make idling hard.
 //!
-//! Measured once idle: after the minute the watch history keeps the
-//! changes of the start. The baseline, measured in the same run: the same
+//! Measured once idle: after the watch history (`HISTORY_AGE`) no longer
+//! keeps the changes of the start. The baseline, measured in the same run: the same
 //! binary with the same flags on an empty directory. Printed: both RSS (`VmRSS`, and the peak
 //! `VmHWM`), the cost per refused pod, both CPU shares over 20 s. Exits
 //! non-zero when a target is missed.
@@ -173,8 +173,8 @@ fn main() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let refused_after = t0.elapsed();
-    // Idle means after the minute the watch history keeps the changes of
-    // the start (podvisor::actors::pod_feed::HISTORY_AGE), and a relist.
+    // Idle means once the watch history no longer keeps the changes of the
+    // start (podvisor::actors::pod_feed::HISTORY_AGE), after a relist.
     let (rss, hwm, cpu) = agent.measure(HISTORY_AGE + Duration::from_secs(5));
     let refusals = agent.refusals();
 

@@ -40,7 +40,8 @@ rounds="${CHAOS_ROUNDS:-1}"
 slots=$((npods + 10))     # file names the churn picks from
 ncont=$((2 * npods))      # an infra and an app container per pod
 converge_limit=180        # seconds for any convergence
-settle=20                 # seconds before an RSS reading
+settle=30                 # seconds before an RSS reading: past the watch
+                          # history's 15 s and a relist (10 s)
 repo="$(cd "$here/.." && pwd)"
 
 need cargo

@@ -27,8 +27,10 @@ use super::shared::{Owned, View};
 /// How many changes are kept for watches that start from an older version.
 pub const HISTORY: usize = 1024;
 
-/// How long a change is kept for them.
-pub const HISTORY_AGE: Duration = Duration::from_secs(60);
+/// How long a change is kept for them: a client watches right after it
+/// lists (kubectl within milliseconds), and one that comes back later
+/// lists again.
+pub const HISTORY_AGE: Duration = Duration::from_secs(15);
 
 /// What happened to a pod, in a watch's words.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -312,7 +314,7 @@ mod tests {
     }
 
     #[test]
-    fn changes_are_kept_for_a_minute_only() {
+    fn changes_are_kept_for_history_age_only() {
         let store = PodStore::new();
         let view = store.view();
         store.put("u1", with_phase("Pending"), time(1));
