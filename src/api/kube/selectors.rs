@@ -423,19 +423,6 @@ fn is_label_word(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
-/// A lowercase RFC 1123 subdomain: dot-separated labels of `[a-z0-9-]`,
-/// each starting and ending alphanumeric.
-fn is_dns_subdomain(s: &str) -> bool {
-    s.split('.').all(|l| {
-        let b = l.as_bytes();
-        !b.is_empty()
-            && b[0].is_ascii_alphanumeric()
-            && b[b.len() - 1].is_ascii_alphanumeric()
-            && b.iter()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-    })
-}
-
 /// A label key: `[prefix/]name`, prefix a DNS subdomain of at most 253
 /// characters, name at most 63.
 fn validate_key(key: &str) -> Result<(), String> {
@@ -457,7 +444,7 @@ fn validate_key(key: &str) -> Result<(), String> {
         if prefix.len() > 253 {
             return invalid("prefix part must be no more than 253 characters".into());
         }
-        if !is_dns_subdomain(prefix) {
+        if !crate::manifest::is_dns1123_subdomain(prefix) {
             return invalid("prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".into());
         }
     }
