@@ -162,3 +162,19 @@ impl PodBuilder {
         }
     }
 }
+
+/// Collects the desired sets a manifest source sends (an actor standing in
+/// for the Supervisor).
+#[derive(Default, Clone)]
+pub struct Sink(pub Arc<std::sync::Mutex<Vec<crate::actors::supervisor::SetDesired>>>);
+
+impl actix::Actor for Sink {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<crate::actors::supervisor::SetDesired> for Sink {
+    type Result = ();
+    fn handle(&mut self, msg: crate::actors::supervisor::SetDesired, _: &mut actix::Context<Self>) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(msg);
+    }
+}

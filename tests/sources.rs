@@ -3,9 +3,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix::{Actor, Context, Handler};
-use podvisor::actors::supervisor::SetDesired;
+use actix::Actor;
 use podvisor::actors::url_source::{FetchNow, UrlSource};
+use podvisor::testing::Sink;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -53,21 +53,6 @@ async fn serve(state: Arc<Mutex<Served>>) -> u16 {
         }
     });
     port
-}
-
-/// Collects the sets a source sends.
-#[derive(Default)]
-struct Sink(Arc<Mutex<Vec<SetDesired>>>);
-
-impl Actor for Sink {
-    type Context = Context<Self>;
-}
-
-impl Handler<SetDesired> for Sink {
-    type Result = ();
-    fn handle(&mut self, msg: SetDesired, _: &mut Context<Self>) {
-        self.0.lock().unwrap().push(msg);
-    }
 }
 
 fn pod_yaml(image: &str) -> String {

@@ -1,6 +1,7 @@
 //! The memory of the manifest source and the actor, against a temporary directory.
 
 use super::*;
+use crate::testing::Sink;
 use std::fs;
 use std::path::Path;
 use std::sync::Arc;
@@ -292,20 +293,6 @@ fn the_debounce_gives_up_waiting_after_half_a_second() {
 }
 
 // --- the actor --------------------------------------------------------------------
-
-/// Collects the sets a source sends.
-struct Sink(Arc<std::sync::Mutex<Vec<SetDesired>>>);
-
-impl Actor for Sink {
-    type Context = Context<Self>;
-}
-
-impl Handler<SetDesired> for Sink {
-    type Result = ();
-    fn handle(&mut self, msg: SetDesired, _: &mut Context<Self>) {
-        self.0.lock().unwrap().push(msg);
-    }
-}
 
 type Sets = Arc<std::sync::Mutex<Vec<SetDesired>>>;
 
