@@ -145,6 +145,7 @@ pub async fn run(settings: Settings, credentials: CredentialStore) -> std::io::R
         store,
         events,
         runtime,
+        exec_handler: settings.docker_exec_handler,
     };
     tracing::info!(
         secure = %addr,

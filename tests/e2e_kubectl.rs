@@ -9,39 +9,10 @@
 #[allow(dead_code)]
 mod e2e_support;
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use e2e_support::*;
-
-/// `kubectl ARGS` with the kubeconfig podvisor wrote; stdout, or a panic
-/// with stderr.
-fn kubectl(ctx: &TestCtx, args: &[&str]) -> String {
-    let out = kubectl_try(ctx, args);
-    match out {
-        Ok(stdout) => stdout,
-        Err(e) => panic!("kubectl {args:?}: {e}\n{}", ctx.failure_report()),
-    }
-}
-
-fn kubeconfig(ctx: &TestCtx) -> PathBuf {
-    ctx.path().join("root").join("kubeconfig")
-}
-
-fn kubectl_try(ctx: &TestCtx, args: &[&str]) -> Result<String, String> {
-    let out = tool("kubectl")
-        .env("KUBECONFIG", kubeconfig(ctx))
-        .args(["--request-timeout=20s"])
-        .args(args)
-        .output()
-        .expect("kubectl runs");
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).to_string())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).to_string())
-    }
-}
 
 /// The rows of a kubectl table, as columns split on runs of spaces (no
 /// cell here holds two spaces), the header first.

@@ -34,6 +34,8 @@ pub struct ApiState {
     pub store: StatusView,
     pub events: EventView,
     pub runtime: Arc<dyn ContainerRuntime>,
+    /// How `kubectl exec` runs commands (`--docker-exec-handler`).
+    pub exec_handler: crate::settings::ExecHandler,
 }
 
 /// The read-only API: no token, nothing changed.

@@ -921,3 +921,33 @@ pub fn inspect_time(id: &str, template: &str) -> chrono::DateTime<chrono::Utc> {
         .unwrap_or_else(|e| panic!("{template} of {id}: {t:?}: {e}"))
         .with_timezone(&chrono::Utc)
 }
+
+// --- kubectl against the node ---------------------------------------------
+
+/// `kubectl ARGS` (the machine's real one) with the kubeconfig podvisor wrote; stdout, or a panic
+/// with stderr.
+pub fn kubectl(ctx: &TestCtx, args: &[&str]) -> String {
+    let out = kubectl_try(ctx, args);
+    match out {
+        Ok(stdout) => stdout,
+        Err(e) => panic!("kubectl {args:?}: {e}\n{}", ctx.failure_report()),
+    }
+}
+
+pub fn kubeconfig(ctx: &TestCtx) -> PathBuf {
+    ctx.path().join("root").join("kubeconfig")
+}
+
+pub fn kubectl_try(ctx: &TestCtx, args: &[&str]) -> Result<String, String> {
+    let out = tool("kubectl")
+        .env("KUBECONFIG", kubeconfig(ctx))
+        .args(["--request-timeout=20s"])
+        .args(args)
+        .output()
+        .expect("kubectl runs");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).to_string())
+    }
+}
