@@ -45,12 +45,20 @@ pub fn puller_config(settings: &Settings, credentials: CredentialStore) -> Pulle
     }
 }
 
-/// Starts every actor on the current System; returns what the API reads.
+/// What the API reads and writes through, once the actors run.
+pub struct Started {
+    pub store: StatusView,
+    pub events: EventView,
+    pub manifests: api::write::Manifests,
+}
+
+/// Starts every actor on the current System; returns what the API reads
+/// and writes through.
 pub fn start(
     settings: &Settings,
     runtime: Arc<dyn ContainerRuntime>,
     credentials: CredentialStore,
-) -> (StatusView, EventView) {
+) -> Started {
     let node = NodeConfig {
         node_name: settings.node_name.clone(),
         infra_image: settings.pod_infra_container_image.clone(),
@@ -100,10 +108,21 @@ pub fn start(
         root_dir: settings.root_dir.clone(),
         max_size: settings.max_manifest_size,
     };
-    ManifestSource::new(files, supervisor.recipient())
+    let source = ManifestSource::new(files, supervisor.clone().recipient())
         .with_validation(settings.manifest_validation)
         .start();
-    (store, events)
+    let manifests = api::write::Manifests::new(
+        settings.pod_manifest_path.clone(),
+        settings.node_name.clone(),
+        settings.manifest_validation,
+        source,
+        supervisor.recipient(),
+    );
+    Started {
+        store,
+        events,
+        manifests,
+    }
 }
 
 /// Runs the daemon until a termination signal.
@@ -140,12 +159,13 @@ pub async fn run(settings: Settings, credentials: CredentialStore) -> std::io::R
             Some((addr, l))
         }
     };
-    let (store, events) = start(&settings, runtime.clone(), credentials);
+    let started = start(&settings, runtime.clone(), credentials);
     let state = ApiState {
-        store,
-        events,
+        store: started.store,
+        events: started.events,
         runtime,
         exec_handler: settings.docker_exec_handler,
+        manifests: Arc::new(started.manifests),
     };
     tracing::info!(
         secure = %addr,

@@ -175,6 +175,8 @@ impl actix::Actor for Sink {
 impl actix::Handler<crate::actors::supervisor::SetDesired> for Sink {
     type Result = ();
     fn handle(&mut self, msg: crate::actors::supervisor::SetDesired, _: &mut actix::Context<Self>) {
+        // As the Supervisor does: the set is taken in.
+        msg.taken.iter().for_each(|t| t.notify_one());
         self.0.lock().unwrap_or_else(|e| e.into_inner()).push(msg);
     }
 }

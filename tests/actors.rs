@@ -7,7 +7,7 @@ use std::time::Duration;
 use actix::{Actor, Addr};
 use k8s_openapi::api::core::v1::Container;
 use podvisor::actors::image_puller::PullerConfig;
-use podvisor::actors::supervisor::{Relist, SetDesired, Supervisor};
+use podvisor::actors::supervisor::{Deleting, Relist, SetDesired, Supervisor};
 use podvisor::actors::{Deps, DesiredPod, NodeConfig, StatusView};
 use podvisor::model::clock::ManualClock;
 use podvisor::model::naming::{self, ContainerName};
@@ -213,6 +213,41 @@ async fn removal_kills_apps_before_the_infra_container() {
         );
     }
     assert!(h.store.get(&web.uid).is_none(), "removed pod still listed");
+}
+
+#[actix::test]
+async fn a_deleted_pod_is_terminating_until_its_containers_stop_within_the_grace_asked() {
+    let h = Harness::start();
+    let web = pod("web").container("a").build();
+    h.desire(vec![web.clone()]);
+    h.converged(&web.uid, 2).await;
+    h.fake.delay("stop", Duration::from_millis(300));
+    h.fake.clear_calls();
+
+    let asked = Deleting {
+        uid: web.uid.clone(),
+        grace_secs: Some(3),
+    };
+    h.supervisor.send(asked).await.unwrap();
+    h.desire(vec![]);
+    h.until("the pod shown Terminating", |h| {
+        h.store
+            .get(&web.uid)
+            .is_some_and(|p| p.metadata.deletion_timestamp.is_some())
+    })
+    .await;
+    let shown = h.store.get(&web.uid).unwrap();
+    assert_eq!(shown.metadata.deletion_grace_period_seconds, Some(3));
+    h.until("every container gone and the pod with them", |h| {
+        h.fake.containers().is_empty() && h.store.get(&web.uid).is_none()
+    })
+    .await;
+    let graces: Vec<Duration> = h.fake.stops().iter().map(|(_, g)| *g).collect();
+    assert_eq!(
+        graces,
+        [Duration::from_secs(3); 2],
+        "the grace asked, not 30 s"
+    );
 }
 
 #[actix::test]

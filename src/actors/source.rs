@@ -27,14 +27,16 @@ mod memory;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{
-    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, SpawnHandle,
-    WrapFuture,
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, ResponseFuture,
+    SpawnHandle, WrapFuture,
 };
+use tokio::sync::Notify;
 
-pub use memory::{kept_files, write_atomically, Resolved, SourceMemory, STATE_FILE};
+pub use memory::{kept_files, write_atomically, Located, Resolved, SourceMemory, STATE_FILE};
 
 use super::supervisor::SetDesired;
 use super::DesiredPod;
@@ -51,6 +53,21 @@ pub const MAX_DELAY: Duration = Duration::from_millis(500);
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
 pub struct ScanNow;
+
+/// Scan the directory now; answered once the Supervisor has taken in the
+/// set of a scan that began after the ask (the API's writes: what was
+/// written is what the next read shows).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Rescan;
+
+/// Where the pod `namespace/name` is declared, if in the directory.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Option<Located>")]
+pub struct Locate {
+    pub namespace: String,
+    pub name: String,
+}
 
 /// Something changed in the directory (from the inotify watcher).
 #[derive(Message, Debug, Clone, Copy)]
@@ -129,6 +146,8 @@ pub struct ManifestSource {
     scanning: bool,
     /// A scan was asked for while one ran.
     again: bool,
+    /// [`Rescan`]s waiting for the next scan to be taken in.
+    waiters: Vec<Arc<Notify>>,
     debounce: Debounce,
     pending: Option<SpawnHandle>,
     saving: Saving,
@@ -148,6 +167,7 @@ impl ManifestSource {
             reported: BTreeSet::new(),
             scanning: false,
             again: false,
+            waiters: Vec::new(),
             debounce: Debounce::default(),
             pending: None,
             saving: Saving::default(),
@@ -354,6 +374,7 @@ impl Handler<ScanNow> for ManifestSource {
             return;
         }
         self.scanning = true;
+        let waiters = std::mem::take(&mut self.waiters);
         let dir = self.config.dir.clone();
         let prefer = self.memory.owners().clone();
         let mut reader = self.reader.take().unwrap_or_else(|| {
@@ -384,6 +405,7 @@ impl Handler<ScanNow> for ManifestSource {
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "manifest scan panicked");
+                        waiters.iter().for_each(|w| w.notify_one());
                         return;
                     }
                 };
@@ -395,6 +417,7 @@ impl Handler<ScanNow> for ManifestSource {
                 {
                     // An unreadable directory is not an empty one: keep
                     // the pods we have.
+                    waiters.iter().for_each(|w| w.notify_one());
                     return;
                 }
                 let pods = act
@@ -407,11 +430,33 @@ impl Handler<ScanNow> for ManifestSource {
                         d
                     })
                     .collect();
-                act.sink.do_send(SetDesired::files(pods));
+                act.sink.do_send(SetDesired {
+                    taken: waiters,
+                    ..SetDesired::files(pods)
+                });
                 let memory = act.memory.clone();
                 act.save(ctx, memory);
             }),
         );
+    }
+}
+
+impl Handler<Rescan> for ManifestSource {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Rescan, ctx: &mut Context<Self>) -> Self::Result {
+        let taken = Arc::new(Notify::new());
+        self.waiters.push(taken.clone());
+        <Self as Handler<ScanNow>>::handle(self, ScanNow, ctx);
+        Box::pin(async move { taken.notified().await })
+    }
+}
+
+impl Handler<Locate> for ManifestSource {
+    type Result = Option<Located>;
+
+    fn handle(&mut self, msg: Locate, _: &mut Context<Self>) -> Self::Result {
+        self.memory.locate(&msg.namespace, &msg.name)
     }
 }
 

@@ -21,11 +21,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::events::ForgetPod;
 use super::pod_feed::PodStore;
-use super::pod_worker::{ContainerDied, PodWorker, SyncNow, SyncReason, Update, WorkerReport};
+use super::pod_worker::{
+    ContainerDied, PodWorker, SyncNow, SyncReason, Terminate, Update, WorkerReport,
+};
 use super::{Deps, DesiredPod, StatusView};
 use crate::decide::plan;
 use crate::decide::status;
-use crate::model::naming;
+use crate::model::{naming, PodExt};
 use crate::runtime::{EventAction, RuntimeEvent};
 
 /// The full set of pods one source wants now.
@@ -35,6 +37,9 @@ pub struct SetDesired {
     /// `file` or `http`.
     pub source: &'static str,
     pub pods: Vec<DesiredPod>,
+    /// Told once the set is taken in, so that what the API wrote is what
+    /// its next read shows.
+    pub taken: Vec<Arc<tokio::sync::Notify>>,
 }
 
 impl SetDesired {
@@ -43,6 +48,7 @@ impl SetDesired {
         Self {
             source: "file",
             pods,
+            taken: Vec::new(),
         }
     }
 }
@@ -51,6 +57,25 @@ impl SetDesired {
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
 pub struct Relist;
+
+/// The API deletes the pod `uid`: when it leaves the desired set, its
+/// containers get `grace_secs` instead of the spec's grace period (`None`
+/// forgets an earlier ask: the delete did not happen).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Deleting {
+    pub uid: String,
+    pub grace_secs: Option<i64>,
+}
+
+/// A pod gone from the desired set whose containers are still stopping:
+/// shown `Terminating` (with `deletionTimestamp`) until its worker is done.
+#[derive(Debug, Clone)]
+struct Leaving {
+    pod: DesiredPod,
+    since: Time,
+    grace_secs: i64,
+}
 
 /// An engine event for one of our containers.
 #[derive(Message, Debug, Clone)]
@@ -74,6 +99,10 @@ pub struct Supervisor {
     /// The last status each worker reported, before any source problem is
     /// laid over it.
     last_status: HashMap<String, Arc<PodStatus>>,
+    /// Pods gone from the desired set, shown until their containers are.
+    leaving: HashMap<String, Leaving>,
+    /// Grace periods asked by API deletes, by UID, until the pod leaves.
+    delete_grace: HashMap<String, i64>,
     subscribe_events: bool,
 }
 
@@ -105,6 +134,8 @@ impl Supervisor {
             source_synced: false,
             store: PodStore::new(),
             last_status: HashMap::new(),
+            leaving: HashMap::new(),
+            delete_grace: HashMap::new(),
             subscribe_events: true,
         }
     }
@@ -124,6 +155,45 @@ impl Supervisor {
     pub fn with_sources(mut self, sources: Vec<&'static str>) -> Self {
         self.sources = sources;
         self
+    }
+
+    /// A pod gone from the desired set: its worker stops its containers
+    /// (with the grace an API delete asked for), and it is shown
+    /// `Terminating` until the worker is done.
+    fn remove(&mut self, old: DesiredPod) {
+        let uid = old.uid.clone();
+        let asked = self.delete_grace.remove(&uid);
+        tracing::info!(pod = %old.name(), %uid, source = %old.source, grace = ?asked, "pod removed: terminating");
+        let Some(w) = self.workers.get(&uid) else {
+            self.store.remove(&uid);
+            return;
+        };
+        w.do_send(Terminate { grace_secs: asked });
+        self.terminating.insert(uid.clone());
+        let leaving = Leaving {
+            grace_secs: asked.unwrap_or_else(|| old.pod.grace_period_secs()),
+            pod: old,
+            since: self.now(),
+        };
+        self.leaving.insert(uid.clone(), leaving);
+        self.show_leaving(&uid);
+    }
+
+    /// Shows a leaving pod with its last status, `deletionTimestamp` and
+    /// `deletionGracePeriodSeconds` set, as the API server shows a pod
+    /// being deleted.
+    fn show_leaving(&mut self, uid: &str) {
+        let Some(l) = self.leaving.get(uid) else {
+            return;
+        };
+        let node = &self.deps.node.node_name;
+        let mut pod = match self.last_status.get(uid) {
+            Some(status) => shown(&l.pod, status, node),
+            None => shown(&l.pod, &status::pending(&l.pod.pod), node),
+        };
+        pod.metadata.deletion_timestamp = Some(l.since.clone());
+        pod.metadata.deletion_grace_period_seconds = Some(l.grace_secs);
+        self.store.put(uid, pod, self.now());
     }
 
     /// Tests that drive syncs by hand can leave the event stream alone.
@@ -237,17 +307,17 @@ impl Handler<SetDesired> for Supervisor {
             .flatten()
             .map(|p| (p.uid.clone(), p.clone()))
             .collect();
-        for (uid, old) in &self.desired {
-            if !new.contains_key(uid) {
-                tracing::info!(pod = %old.name(), %uid, source = %old.source, "pod removed: terminating");
-                self.store.remove(uid);
-                if let Some(w) = self.workers.get(uid) {
-                    w.do_send(Update(None));
-                    self.terminating.insert(uid.clone());
-                }
-            }
+        let removed: Vec<DesiredPod> = self
+            .desired
+            .iter()
+            .filter(|(uid, _)| !new.contains_key(*uid))
+            .map(|(_, p)| p.clone())
+            .collect();
+        for old in removed {
+            self.remove(old);
         }
         for (uid, p) in &new {
+            self.leaving.remove(uid);
             let old = self.desired.get(uid);
             if old.is_some_and(|old| old == p) {
                 continue;
@@ -277,6 +347,9 @@ impl Handler<SetDesired> for Supervisor {
         if !self.source_synced && all_spoke {
             self.source_synced = true;
             ctx.notify(Relist);
+        }
+        for taken in msg.taken {
+            taken.notify_one();
         }
     }
 }
@@ -374,6 +447,17 @@ impl Handler<EngineEvent> for Supervisor {
     }
 }
 
+impl Handler<Deleting> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Deleting, _: &mut Context<Self>) {
+        match msg.grace_secs {
+            Some(secs) => self.delete_grace.insert(msg.uid, secs),
+            None => self.delete_grace.remove(&msg.uid),
+        };
+    }
+}
+
 impl Handler<WorkerReport> for Supervisor {
     type Result = ();
 
@@ -384,9 +468,15 @@ impl Handler<WorkerReport> for Supervisor {
                     let shown = shown(p, &status, &self.deps.node.node_name);
                     self.store.put(&uid, shown, self.now());
                     self.last_status.insert(uid, status);
+                } else if self.leaving.contains_key(&uid) {
+                    self.last_status.insert(uid.clone(), status);
+                    self.show_leaving(&uid);
                 }
             }
             WorkerReport::Stopped { uid } => {
+                if self.leaving.remove(&uid).is_some() && !self.desired.contains_key(&uid) {
+                    self.store.remove(&uid);
+                }
                 self.workers.remove(&uid);
                 self.last_status.remove(&uid);
                 self.terminating.remove(&uid);

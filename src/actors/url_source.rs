@@ -99,6 +99,7 @@ impl UrlSource {
         self.sink.do_send(SetDesired {
             source: "http",
             pods,
+            taken: Vec::new(),
         });
     }
 

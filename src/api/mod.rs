@@ -12,6 +12,7 @@ pub mod auth;
 pub mod kube;
 pub mod node;
 pub mod openapi;
+pub mod write;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +37,8 @@ pub struct ApiState {
     pub runtime: Arc<dyn ContainerRuntime>,
     /// How `kubectl exec` runs commands (`--docker-exec-handler`).
     pub exec_handler: crate::settings::ExecHandler,
+    /// The manifest directory, for the writes.
+    pub manifests: Arc<write::Manifests>,
 }
 
 /// The read-only API: no token, nothing changed.
@@ -58,7 +61,59 @@ pub fn secure_router(state: ApiState, tokens: Arc<auth::Tokens>) -> Router {
         .with_state(state)
 }
 
-/// Lets a request with a known bearer token through; answers 401 otherwise.
+/// The group whose users may change things (create, replace, patch and
+/// delete pods, exec and attach into them): podvisor's own token is in
+/// it; other users of `--token-auth-file` only read.
+pub const WRITERS_GROUP: &str = "system:masters";
+
+/// A request that changes something, as the API server's authorizer sees
+/// it: the verb, the resource (`pods`, `pods/exec`), and the namespace
+/// and name the path gives. Reads (and an exec's or attach's WebSocket
+/// upgrade, which is a GET) are told apart by the method and the path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteRequest {
+    pub verb: &'static str,
+    pub resource: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl WriteRequest {
+    pub fn of(method: &axum::http::Method, path: &str) -> Option<Self> {
+        use axum::http::Method;
+        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let (namespace, rest) = match parts.as_slice() {
+            ["api", "v1", "namespaces", ns, rest @ ..] => (ns.to_string(), rest),
+            ["api", "v1", rest @ ..] => (String::new(), rest),
+            _ => (String::new(), &parts[..0]),
+        };
+        let (resource, name) = match rest {
+            [plural] => (plural.to_string(), String::new()),
+            [plural, name] => (plural.to_string(), name.to_string()),
+            [plural, name, sub] => (format!("{plural}/{sub}"), name.to_string()),
+            _ => (String::new(), String::new()),
+        };
+        let interactive = ["pods/exec", "pods/attach", "pods/portforward"].contains(&&*resource);
+        let verb = match *method {
+            Method::GET | Method::HEAD | Method::OPTIONS if !interactive => return None,
+            Method::GET | Method::POST if interactive => "create",
+            Method::POST => "create",
+            Method::PUT => "update",
+            Method::PATCH => "patch",
+            Method::DELETE => "delete",
+            _ => "create",
+        };
+        Some(Self {
+            verb,
+            resource,
+            namespace,
+            name,
+        })
+    }
+}
+
+/// Lets a request with a known bearer token through (a write only for
+/// [`WRITERS_GROUP`], 403 otherwise); answers 401 otherwise.
 async fn authenticate(
     State(tokens): State<Arc<auth::Tokens>>,
     request: axum::extract::Request,
@@ -77,6 +132,14 @@ async fn authenticate(
     match tokens.authenticate(header) {
         Ok(user) => {
             tracing::debug!(user = %user.name, %agent, method = %request.method(), uri = %request.uri(), "API request");
+            if let Some(w) = WriteRequest::of(request.method(), request.uri().path()) {
+                if !user.groups.iter().any(|g| g == WRITERS_GROUP) {
+                    tracing::info!(user = %user.name, verb = w.verb, resource = %w.resource, uri = %request.uri(), "API write forbidden");
+                    let body =
+                        kube::forbidden(&user.name, w.verb, &w.resource, &w.name, &w.namespace);
+                    return (StatusCode::FORBIDDEN, Json(body)).into_response();
+                }
+            }
             next.run(request).await
         }
         Err(why) => {
@@ -133,4 +196,41 @@ async fn pod_events(
         "items": items,
     }))
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Method;
+
+    use super::WriteRequest;
+
+    #[test]
+    fn writes_are_told_from_reads_by_method_and_path() {
+        assert_eq!(
+            WriteRequest::of(&Method::GET, "/api/v1/namespaces/default/pods/web"),
+            None
+        );
+        assert_eq!(WriteRequest::of(&Method::GET, "/api/v1/pods?watch=1"), None);
+        assert_eq!(
+            WriteRequest::of(&Method::GET, "/api/v1/namespaces/default/pods/web/log"),
+            None
+        );
+        let w = WriteRequest::of(&Method::DELETE, "/api/v1/namespaces/team/pods/db").unwrap();
+        assert_eq!(
+            (w.verb, &*w.resource, &*w.namespace, &*w.name),
+            ("delete", "pods", "team", "db")
+        );
+        let w = WriteRequest::of(&Method::POST, "/api/v1/namespaces/default/pods").unwrap();
+        assert_eq!((w.verb, &*w.resource, &*w.name), ("create", "pods", ""));
+        let w = WriteRequest::of(&Method::PATCH, "/api/v1/namespaces/default/pods/web").unwrap();
+        assert_eq!(w.verb, "patch");
+        let w = WriteRequest::of(&Method::PUT, "/api/v1/namespaces/default/pods/web").unwrap();
+        assert_eq!(w.verb, "update");
+        // An exec's WebSocket upgrade is a GET, and a write.
+        let w = WriteRequest::of(&Method::GET, "/api/v1/namespaces/default/pods/web/exec").unwrap();
+        assert_eq!(
+            (w.verb, &*w.resource, &*w.name),
+            ("create", "pods/exec", "web")
+        );
+    }
 }

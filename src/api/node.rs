@@ -25,7 +25,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::kube::selectors::{EVENT_FIELDS, POD_FIELDS};
 use super::kube::{self, event_field, pod_field, FieldSelector, IncludeObject, LabelSelector};
-use super::ApiState;
+use super::{write, ApiState};
 use crate::actors::pod_feed::{PodChange, TooOld};
 use crate::actors::StatusView;
 
@@ -57,8 +57,17 @@ pub fn routes() -> Router<ApiState> {
             get(|| async { Json(super::openapi::api_v1().clone()) }),
         )
         .route("/api/v1/pods", get(list_pods_all))
-        .route("/api/v1/namespaces/{namespace}/pods", get(list_pods_in))
-        .route("/api/v1/namespaces/{namespace}/pods/{name}", get(get_pod))
+        .route(
+            "/api/v1/namespaces/{namespace}/pods",
+            get(list_pods_in).post(write::create_pod),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/pods/{name}",
+            get(get_pod)
+                .put(write::replace_pod)
+                .patch(write::patch_pod)
+                .delete(write::delete_pod),
+        )
         .route("/api/v1/namespaces", get(list_namespaces))
         .route("/api/v1/namespaces/{namespace}", get(get_namespace))
         .route("/api/v1/events", get(list_events_all))
@@ -131,8 +140,11 @@ async fn api_resources() -> Json<Value> {
         "resources": [
             {
                 "name": "pods", "singularName": "pod", "namespaced": true, "kind": "Pod",
-                "verbs": ["get", "list", "watch"], "shortNames": ["po"], "categories": ["all"],
+                "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
+                "shortNames": ["po"], "categories": ["all"],
             },
+            {"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"]},
+            {"name": "pods/exec", "singularName": "", "namespaced": true, "kind": "PodExecOptions", "verbs": ["create", "get"]},
             {
                 "name": "events", "singularName": "event", "namespaced": true, "kind": "Event",
                 "verbs": ["get", "list", "watch"], "shortNames": ["ev"],
@@ -248,7 +260,7 @@ pub(super) fn find_pod(
 }
 
 /// A pod as the API serves it.
-fn pod_object(pod: &Pod) -> Value {
+pub(super) fn pod_object(pod: &Pod) -> Value {
     let mut v = serde_json::to_value(pod).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
         o.insert("apiVersion".into(), "v1".into());

@@ -2,7 +2,8 @@
 //! the API server publishes it: `/openapi/v3` lists the group-versions,
 //! `/openapi/v3/api/v1` is the document of `v1` (the pod and event
 //! operations, and every schema they reach). kubectl reads it for
-//! `explain` and, with the next issue, for `apply`.
+//! `explain` and for `apply` (whether the server validates fields, and
+//! the strategic merge patch's keys).
 //!
 //! The schemas are k8s-openapi's (`schemars`), under the API server's own
 //! names (`io.k8s.api.core.v1.Pod`, `allOf` references to
@@ -46,16 +47,65 @@ fn operation(id: &str, action: &str, kind: &str, schema: &str, params: &[&str]) 
         .map(|p| json!({"name": p, "in": "path", "required": true, "schema": {"type": "string", "uniqueItems": true}}))
         .collect();
     json!({
-        "get": {
-            "operationId": id,
-            "responses": {"200": {"description": "OK", "content": {"application/json": {
-                "schema": {"$ref": format!("#/components/schemas/{schema}")}
-            }}}},
-            "x-kubernetes-action": action,
-            "x-kubernetes-group-version-kind": {"group": "", "version": "v1", "kind": kind},
-        },
+        "get": method(id, action, kind, schema, &[]),
         "parameters": parameters,
     })
+}
+
+/// One operation: its action, kind, answer and query parameters.
+fn method(id: &str, action: &str, kind: &str, schema: &str, query: &[&str]) -> Value {
+    let query: Vec<Value> = query
+        .iter()
+        .map(|q| json!({"name": q, "in": "query", "schema": {"type": "string", "uniqueItems": true}}))
+        .collect();
+    json!({
+        "operationId": id,
+        "parameters": query,
+        "responses": {"200": {"description": "OK", "content": {"application/json": {
+            "schema": {"$ref": format!("#/components/schemas/{schema}")}
+        }}}},
+        "x-kubernetes-action": action,
+        "x-kubernetes-group-version-kind": {"group": "", "version": "v1", "kind": kind},
+    })
+}
+
+/// The query parameters of the writes. `fieldValidation` is listed so
+/// that kubectl leaves validation to the server (it looks for it on the
+/// PATCH operation); the server validates as the manifest directory does.
+const WRITE_QUERY: &[&str] = &["dryRun", "fieldManager", "fieldValidation"];
+
+/// `/api/v1/namespaces/{namespace}/pods`: list and create.
+fn pods_path(pod: &str) -> Value {
+    let mut v = operation(
+        "listCoreV1NamespacedPod",
+        "list",
+        "Pod",
+        pod,
+        &["namespace"],
+    );
+    v["post"] = method("createCoreV1NamespacedPod", "post", "Pod", pod, WRITE_QUERY);
+    v
+}
+
+/// `/api/v1/namespaces/{namespace}/pods/{name}`: read, replace, patch, delete.
+fn pod_path(pod: &str) -> Value {
+    let mut v = operation(
+        "readCoreV1NamespacedPod",
+        "get",
+        "Pod",
+        pod,
+        &["name", "namespace"],
+    );
+    v["put"] = method("replaceCoreV1NamespacedPod", "put", "Pod", pod, WRITE_QUERY);
+    v["patch"] = method("patchCoreV1NamespacedPod", "patch", "Pod", pod, WRITE_QUERY);
+    v["delete"] = method(
+        "deleteCoreV1NamespacedPod",
+        "delete",
+        "Pod",
+        pod,
+        &["dryRun", "gracePeriodSeconds"],
+    );
+    v
 }
 
 fn v1_document() -> Value {
@@ -78,10 +128,8 @@ fn v1_document() -> Value {
         "info": {"title": "Kubernetes", "version": format!("v1.{}.0", super::node::KUBE_MINOR)},
         "paths": {
             "/api/v1/pods": operation("listCoreV1PodForAllNamespaces", "list", "Pod", pod, &[]),
-            "/api/v1/namespaces/{namespace}/pods":
-                operation("listCoreV1NamespacedPod", "list", "Pod", pod, &["namespace"]),
-            "/api/v1/namespaces/{namespace}/pods/{name}":
-                operation("readCoreV1NamespacedPod", "get", "Pod", pod, &["name", "namespace"]),
+            "/api/v1/namespaces/{namespace}/pods": pods_path(pod),
+            "/api/v1/namespaces/{namespace}/pods/{name}": pod_path(pod),
             "/api/v1/events": operation("listCoreV1EventForAllNamespaces", "list", "Event", event, &[]),
             "/api/v1/namespaces/{namespace}/events":
                 operation("listCoreV1NamespacedEvent", "list", "Event", event, &["namespace"]),
@@ -146,5 +194,28 @@ mod tests {
             .expect("the v1 URL");
         assert_eq!(hash.len(), 64);
         assert_eq!(hash, v1().1);
+    }
+
+    #[test]
+    fn the_pod_patch_operation_says_the_server_validates_fields() {
+        // What kubectl looks for before it leaves validation to the server.
+        let pod = &api_v1()["paths"]["/api/v1/namespaces/{namespace}/pods/{name}"];
+        let patch = &pod["patch"];
+        assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "Pod");
+        let params = patch["parameters"].as_array().expect("parameters");
+        assert!(
+            params
+                .iter()
+                .any(|p| p["name"] == "fieldValidation" && p["in"] == "query"),
+            "{params:?}"
+        );
+        for method in ["get", "put", "delete"] {
+            assert_eq!(
+                pod[method]["x-kubernetes-group-version-kind"]["kind"],
+                "Pod"
+            );
+        }
+        let pods = &api_v1()["paths"]["/api/v1/namespaces/{namespace}/pods"];
+        assert_eq!(pods["post"]["x-kubernetes-action"], "post");
     }
 }

@@ -43,6 +43,15 @@ use sync::{Outcome, SyncJob};
 #[rtype(result = "()")]
 pub struct Update(pub Option<DesiredPod>);
 
+/// The pod must go, its containers stopped with `grace_secs` when given
+/// (an API delete's `gracePeriodSeconds`) instead of the spec's
+/// `terminationGracePeriodSeconds`.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Terminate {
+    pub grace_secs: Option<i64>,
+}
+
 /// Something may have changed: sync now, for this reason.
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
@@ -276,6 +285,21 @@ impl Handler<Update> for PodWorker {
             self.source = d.source.clone();
         }
         self.desired = msg.0.map(|d| d.pod);
+        self.sync(SyncReason::ManifestChange, ctx);
+    }
+}
+
+impl Handler<Terminate> for PodWorker {
+    type Result = ();
+    fn handle(&mut self, msg: Terminate, ctx: &mut Context<Self>) {
+        if let (Some(secs), Some(pod)) = (msg.grace_secs, &self.last_pod) {
+            let mut pod = Pod::clone(pod);
+            pod.spec
+                .get_or_insert_with(Default::default)
+                .termination_grace_period_seconds = Some(secs.max(0));
+            self.last_pod = Some(Arc::new(pod));
+        }
+        self.desired = None;
         self.sync(SyncReason::ManifestChange, ctx);
     }
 }

@@ -36,6 +36,16 @@ pub struct Resolved {
     pub problem: Option<String>,
 }
 
+/// Where a pod of the manifest directory is declared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    pub file: PathBuf,
+    /// The pods the file declares (its last good ones), this one included.
+    pub pods_in_file: usize,
+    /// Set when the pod is an item of a `v1` `List` document.
+    pub item_index: Option<usize>,
+}
+
 /// Whether an error breaks a whole file (rather than refusing one pod).
 fn broken_file(e: &ManifestError) -> Option<&Path> {
     match e {
@@ -74,6 +84,21 @@ impl SourceMemory {
     /// The owners to prefer in the next scan.
     pub fn owners(&self) -> &HashMap<PodKey, PathBuf> {
         &self.owners
+    }
+
+    /// The file that declares the pod `namespace/name`, and how many pods
+    /// that file declares (its last good ones).
+    pub fn locate(&self, namespace: &str, name: &str) -> Option<Located> {
+        let file = self.owners.get(&(namespace.to_owned(), name.to_owned()))?;
+        let pods = self.last_good.get(file).map_or(&[][..], Vec::as_slice);
+        let own = pods
+            .iter()
+            .find(|p| p.namespace() == namespace && p.name() == name);
+        Some(Located {
+            file: file.clone(),
+            pods_in_file: pods.len(),
+            item_index: own.and_then(|p| p.item_index),
+        })
     }
 
     /// Whether `file`'s pods ran (it has last good pods).

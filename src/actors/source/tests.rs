@@ -297,6 +297,10 @@ fn the_debounce_gives_up_waiting_after_half_a_second() {
 type Sets = Arc<std::sync::Mutex<Vec<SetDesired>>>;
 
 fn start_source(dir: &Path, root: &Path) -> Sets {
+    start_source_addr(dir, root).0
+}
+
+fn start_source_addr(dir: &Path, root: &Path) -> (Sets, actix::Addr<ManifestSource>) {
     let sets: Sets = Default::default();
     let sink = Sink(sets.clone()).start();
     let config = SourceConfig {
@@ -306,8 +310,57 @@ fn start_source(dir: &Path, root: &Path) -> Sets {
         root_dir: root.to_path_buf(),
         max_size: manifest::DEFAULT_MAX_SIZE,
     };
-    ManifestSource::new(config, sink.recipient()).start();
-    sets
+    let source = ManifestSource::new(config, sink.recipient()).start();
+    (sets, source)
+}
+
+#[actix::test]
+async fn a_rescan_answers_once_the_set_holding_the_write_is_taken_in() {
+    let d = tempfile::tempdir().unwrap();
+    let (dir, root) = (d.path().join("pods"), d.path().join("root"));
+    fs::create_dir(&dir).unwrap();
+    write(
+        &dir,
+        "two.yaml",
+        &format!("{}---\n{}", pod_yaml("x", "i"), pod_yaml("y", "i")),
+    );
+    let (sets, source) = start_source_addr(&dir, &root);
+    until("the first set", || !sets.lock().unwrap().is_empty()).await;
+
+    write(&dir, "default_new.yaml", &pod_yaml("new", "i"));
+    // No waiting for inotify: the answer comes after the set is taken in.
+    tokio::time::timeout(Duration::from_secs(5), source.send(Rescan))
+        .await
+        .expect("the rescan answers")
+        .unwrap();
+    let names: Vec<String> = sets
+        .lock()
+        .unwrap()
+        .last()
+        .unwrap()
+        .pods
+        .iter()
+        .map(|p| p.pod.name().to_string())
+        .collect();
+    assert!(names.contains(&"new".to_string()), "{names:?}");
+
+    let locate = |name: &str| {
+        source.send(Locate {
+            namespace: "default".into(),
+            name: name.into(),
+        })
+    };
+    let new = locate("new")
+        .await
+        .unwrap()
+        .expect("the new pod is located");
+    assert_eq!(
+        (new.file, new.pods_in_file),
+        (dir.join("default_new.yaml"), 1)
+    );
+    let x = locate("x").await.unwrap().expect("x is located");
+    assert_eq!((x.file, x.pods_in_file), (dir.join("two.yaml"), 2));
+    assert_eq!(locate("nowhere").await.unwrap(), None);
 }
 
 async fn until(what: &str, cond: impl Fn() -> bool) {

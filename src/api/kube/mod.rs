@@ -1,7 +1,8 @@
 //! The pure parts of the node's Kubernetes API: what `kubectl` (1.32) needs
 //! answered, shaped without HTTP or actors so every rule is unit-tested.
 //!
-//! - [`status`]: `meta.k8s.io` `Status` bodies for errors (404, 400, 401, 405).
+//! - [`status`]: `meta.k8s.io` `Status` bodies for errors (400, 401, 403,
+//!   404, 405, 409, 415, 422) and for a delete's `Success`.
 //! - [`selectors`]: `labelSelector` and `fieldSelector` as the API server
 //!   parses them, with the pod and event field labels it supports.
 //! - [`table`]: the server-side `meta.k8s.io/v1` `Table` that `kubectl get`
@@ -11,10 +12,15 @@
 //! The HTTP routes that serve these live elsewhere; they only pick the pods
 //! or events, the clock and the resource version, and hand them in here.
 
+pub mod object;
+pub mod patch;
 pub mod selectors;
 pub mod status;
 pub mod table;
 
 pub use selectors::{event_field, pod_field, FieldSelector, LabelSelector};
-pub use status::{bad_request, method_not_allowed, not_found, status, unauthorized};
+pub use status::{
+    already_exists, bad_request, conflict, forbidden, invalid, method_not_allowed, not_found,
+    status, success, unauthorized, unsupported_media_type,
+};
 pub use table::{event_table, human_duration, pod_table, IncludeObject};
