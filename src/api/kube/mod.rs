@@ -4,6 +4,8 @@
 //! - [`status`]: `meta.k8s.io` `Status` bodies for errors (404, 400, 401, 405).
 //! - [`selectors`]: `labelSelector` and `fieldSelector` as the API server
 //!   parses them, with the pod and event field labels it supports.
+//! - [`patch`]: the three `PATCH` body types (strategic merge, JSON merge,
+//!   JSON patch) applied to a Pod as the API server applies them.
 //! - [`table`]: the server-side `meta.k8s.io/v1` `Table` that `kubectl get`
 //!   asks for (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`), with
 //!   the API server's pod and event columns and `HumanDuration` ages.
@@ -11,10 +13,12 @@
 //! The HTTP routes that serve these live elsewhere; they only pick the pods
 //! or events, the clock and the resource version, and hand them in here.
 
+pub mod patch;
 pub mod selectors;
 pub mod status;
 pub mod table;
 
+pub use patch::{PatchError, PatchKind};
 pub use selectors::{event_field, pod_field, FieldSelector, LabelSelector};
 pub use status::{bad_request, method_not_allowed, not_found, status, unauthorized};
 pub use table::{event_table, human_duration, pod_table, IncludeObject};
