@@ -9,7 +9,8 @@
 //!   Done by the `json-patch` crate.
 //! - `application/merge-patch+json`: a JSON merge patch (RFC 7386): objects
 //!   merge key by key, `null` deletes a key, anything else (lists included)
-//!   replaces. Done by the `json-patch` crate.
+//!   replaces. Done by the `json-patch` crate. A merge patch that is not an
+//!   object (it would replace the Pod with itself) is refused.
 //! - `application/strategic-merge-patch+json` (what `kubectl apply` and a
 //!   plain `kubectl patch` send): the merge patch above, except that some
 //!   lists are merged element by element instead of replaced, and a few
@@ -22,7 +23,7 @@
 //! `patchMergeKey` tags of the Go types behind a v1 Pod (`k8s.io/api/core/v1`
 //! `PodSpec`, `Container`, `EphemeralContainerCommon`, `PodStatus`, and
 //! `k8s.io/apimachinery/pkg/apis/meta/v1` `ObjectMeta`). They are all in one
-//! table, [`LIST_STRATEGIES`]; a list that is not in it is replaced whole, as
+//! table, `LIST_STRATEGIES`; a list that is not in it is replaced whole, as
 //! a list without tags is upstream (`tolerations`, `readinessGates`,
 //! `securityContext.sysctls`, `command`, `args`, `containerStatuses`, ...).
 //! Maps (objects) always merge.
@@ -457,8 +458,12 @@ fn merge_map(
             continue;
         }
         let merged = match (original.remove(&key), value) {
-            (Some(Value::Object(o)), Value::Object(p)) => merge_map(o, p, &here)?.map(Value::Object),
-            (Some(Value::Array(o)), Value::Array(p)) => Some(Value::Array(merge_field(o, p, &here)?)),
+            (Some(Value::Object(o)), Value::Object(p)) => {
+                merge_map(o, p, &here)?.map(Value::Object)
+            }
+            (Some(Value::Array(o)), Value::Array(p)) => {
+                Some(Value::Array(merge_field(o, p, &here)?))
+            }
             (_, value) => fresh(value, &here)?,
         };
         if let Some(merged) = merged {
@@ -623,11 +628,17 @@ fn merge_list(
         return Ok(out);
     }
 
-    let server_ids: Vec<Value> = base.iter().filter_map(|v| identity(v, Some(key)).cloned()).collect();
+    let server_ids: Vec<Value> = base
+        .iter()
+        .filter_map(|v| identity(v, Some(key)).cloned())
+        .collect();
     let mut patch_ids = Vec::with_capacity(elements.len());
     let mut merged = base;
     for (here, item) in elements {
-        let id = item.get(key).ok_or_else(|| no_merge_key(&here, key))?.clone();
+        let id = item
+            .get(key)
+            .ok_or_else(|| no_merge_key(&here, key))?
+            .clone();
         let here = at.keyed(key, &id);
         let found = merged
             .iter()
@@ -811,4 +822,651 @@ fn check_patch_order(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn smp(target: &Value, patch: Value) -> Result<Value, PatchError> {
+        apply(PatchKind::Strategic, target, patch.to_string().as_bytes())
+    }
+
+    fn invalid_at(err: PatchError) -> (String, String) {
+        match err {
+            PatchError::Invalid { path, why } => (path, why),
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    /// No key anywhere in `v` starts with `$`.
+    fn assert_no_directives(v: &Value) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    assert!(!k.starts_with('$'), "directive {k} left in the result");
+                    assert_no_directives(v);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(assert_no_directives),
+            _ => {}
+        }
+    }
+
+    fn pod() -> Value {
+        json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": "web",
+                "namespace": "default",
+                "labels": {"app": "web", "tier": "front"},
+                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}
+            },
+            "spec": {
+                "restartPolicy": "Always",
+                "containers": [{
+                    "name": "app",
+                    "image": "old",
+                    "args": ["--a", "--b"],
+                    "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
+                    "ports": [{"containerPort": 80, "protocol": "TCP"}]
+                }],
+                "tolerations": [{"key": "k1", "operator": "Exists"}]
+            }
+        })
+    }
+
+    #[test]
+    fn content_types_name_their_kind() {
+        let cases = [
+            (
+                "application/strategic-merge-patch+json",
+                Some(PatchKind::Strategic),
+            ),
+            ("application/merge-patch+json", Some(PatchKind::Merge)),
+            ("application/json-patch+json", Some(PatchKind::Json)),
+            (
+                "application/json-patch+json; charset=utf-8",
+                Some(PatchKind::Json),
+            ),
+            (
+                "Application/Merge-Patch+JSON;charset=UTF-8",
+                Some(PatchKind::Merge),
+            ),
+            ("application/json", None),
+            ("application/apply-patch+yaml", None),
+            ("", None),
+        ];
+        for (ct, want) in cases {
+            assert_eq!(PatchKind::from_content_type(ct), want, "{ct:?}");
+        }
+    }
+
+    #[test]
+    fn kubectl_apply_changes_the_image_and_drops_an_env_var() {
+        let last = r#"{"apiVersion":"v1","kind":"Pod"}"#;
+        let patch = json!({
+            "metadata": {"annotations": {"kubectl.kubernetes.io/last-applied-configuration": last}},
+            "spec": {
+                "$setElementOrder/containers": [{"name": "app"}],
+                "containers": [{
+                    "$setElementOrder/env": [{"name": "A"}],
+                    "env": [{"$patch": "delete", "name": "B"}],
+                    "image": "new",
+                    "name": "app"
+                }]
+            }
+        });
+        let got = smp(&pod(), patch).unwrap();
+        let mut want = pod();
+        want["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] =
+            json!(last);
+        want["spec"]["containers"][0]["image"] = json!("new");
+        want["spec"]["containers"][0]["env"] = json!([{"name": "A", "value": "1"}]);
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn maps_merge_and_null_deletes_a_key() {
+        let patch = json!({"metadata": {"labels": {"tier": null, "new": "x", "absent": null}}});
+        let got = smp(&pod(), patch).unwrap();
+        assert_eq!(got["metadata"]["labels"], json!({"app": "web", "new": "x"}));
+        assert_eq!(got["metadata"]["name"], "web");
+    }
+
+    #[test]
+    fn patch_replace_in_a_map_replaces_it() {
+        let patch = json!({"metadata": {"labels": {"$patch": "replace", "only": "this"}}});
+        let got = smp(&pod(), patch).unwrap();
+        assert_eq!(got["metadata"]["labels"], json!({"only": "this"}));
+        assert_eq!(
+            got["metadata"]["annotations"],
+            pod()["metadata"]["annotations"]
+        );
+    }
+
+    #[test]
+    fn patch_delete_in_a_map_deletes_it() {
+        let patch = json!({"metadata": {"labels": {"$patch": "delete"}}});
+        let got = smp(&pod(), patch).unwrap();
+        assert!(got["metadata"].get("labels").is_none(), "{got}");
+        assert_eq!(got["metadata"]["name"], "web");
+    }
+
+    #[test]
+    fn patch_delete_of_the_whole_object_is_refused() {
+        let (path, why) = invalid_at(smp(&pod(), json!({"$patch": "delete"})).unwrap_err());
+        assert_eq!(path, TOP);
+        assert!(why.contains("whole object"), "{why}");
+    }
+
+    #[test]
+    fn patch_merge_is_the_default() {
+        let with = json!({"metadata": {"$patch": "merge", "labels": {"x": "y"}},
+            "spec": {"containers": [{"$patch": "merge", "name": "app", "image": "i2"}]}});
+        let without = json!({"metadata": {"labels": {"x": "y"}},
+            "spec": {"containers": [{"name": "app", "image": "i2"}]}});
+        let got = smp(&pod(), with).unwrap();
+        assert_eq!(got, smp(&pod(), without).unwrap());
+        assert_eq!(got["metadata"]["labels"]["x"], "y");
+        assert_eq!(got["metadata"]["labels"]["app"], "web");
+        assert_no_directives(&got);
+    }
+
+    #[test]
+    fn patch_replace_in_a_list_element_replaces_the_list() {
+        let patch = json!({"spec": {"containers": [{"name": "app", "env": [
+            {"$patch": "replace"},
+            {"name": "C", "value": "3"}
+        ]}]}});
+        let got = smp(&pod(), patch).unwrap();
+        assert_eq!(
+            got["spec"]["containers"][0]["env"],
+            json!([{"name": "C", "value": "3"}])
+        );
+        assert_eq!(got["spec"]["containers"][0]["image"], "old");
+    }
+
+    #[test]
+    fn patch_delete_in_a_list_element_deletes_that_element() {
+        let patch = json!({"spec": {"containers": [{"name": "app", "env": [
+            {"$patch": "delete", "name": "A"},
+            {"$patch": "delete", "name": "not-there"}
+        ]}]}});
+        let got = smp(&pod(), patch).unwrap();
+        assert_eq!(
+            got["spec"]["containers"][0]["env"],
+            json!([{"name": "B", "value": "2"}])
+        );
+    }
+
+    #[test]
+    fn unknown_patch_directive_is_an_error() {
+        let err = smp(&pod(), json!({"metadata": {"$patch": "frobnicate"}})).unwrap_err();
+        let (path, why) = invalid_at(err);
+        assert_eq!(path, "metadata");
+        assert!(why.contains("frobnicate"), "{why}");
+        let err = smp(&pod(), json!({"spec": {"$frob": 1}})).unwrap_err();
+        assert_eq!(invalid_at(err).0, "spec");
+    }
+
+    #[test]
+    fn retain_keys_clears_the_keys_not_listed() {
+        // kubectl apply switching a volume from emptyDir to configMap.
+        let mut target = pod();
+        target["spec"]["volumes"] = json!([
+            {"name": "v", "emptyDir": {}},
+            {"name": "w", "emptyDir": {}}
+        ]);
+        let patch = json!({"spec": {"volumes": [{
+            "$retainKeys": ["configMap", "name"],
+            "configMap": {"name": "cm"},
+            "name": "v"
+        }]}});
+        let got = smp(&target, patch).unwrap();
+        assert_eq!(
+            got["spec"]["volumes"],
+            json!([{"name": "v", "configMap": {"name": "cm"}}, {"name": "w", "emptyDir": {}}])
+        );
+    }
+
+    #[test]
+    fn retain_keys_must_list_what_the_patch_sets() {
+        let patch = json!({"spec": {"volumes": [{
+            "$retainKeys": ["name"],
+            "configMap": {"name": "cm"},
+            "name": "v"
+        }]}});
+        let (path, why) = invalid_at(smp(&pod(), patch).unwrap_err());
+        assert_eq!(path, "spec.volumes[name=v]");
+        assert!(why.contains("configMap"), "{why}");
+    }
+
+    #[test]
+    fn delete_from_primitive_list_removes_those_values() {
+        let mut target = pod();
+        target["metadata"]["finalizers"] = json!(["a", "b", "c"]);
+        let patch = json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["b", "zz"]}});
+        let got = smp(&target, patch).unwrap();
+        assert_eq!(got["metadata"]["finalizers"], json!(["a", "c"]));
+    }
+
+    #[test]
+    fn kubectl_apply_replacing_a_finalizer() {
+        // What kubectl sends for finalizers [a, b] -> [a, c].
+        let mut target = pod();
+        target["metadata"]["finalizers"] = json!(["a", "b"]);
+        let patch = json!({"metadata": {
+            "$setElementOrder/finalizers": ["a", "c"],
+            "$deleteFromPrimitiveList/finalizers": ["b"],
+            "finalizers": ["c"]
+        }});
+        let got = smp(&target, patch).unwrap();
+        assert_eq!(got["metadata"]["finalizers"], json!(["a", "c"]));
+    }
+
+    #[test]
+    fn set_element_order_orders_the_merged_list() {
+        let mut target = pod();
+        target["spec"]["containers"] = json!([{"name": "a"}, {"name": "b"}, {"name": "c"}]);
+        // Reorder only: no `containers` list in the patch.
+        let patch = json!({"spec": {"$setElementOrder/containers": [
+            {"name": "c"}, {"name": "b"}, {"name": "a"}
+        ]}});
+        let got = smp(&target, patch).unwrap();
+        assert_eq!(
+            got["spec"]["containers"],
+            json!([{"name": "c"}, {"name": "b"}, {"name": "a"}])
+        );
+        // A new element placed where the order says.
+        let patch = json!({"spec": {
+            "$setElementOrder/containers": [{"name": "a"}, {"name": "new"}, {"name": "b"}, {"name": "c"}],
+            "containers": [{"name": "new", "image": "n"}]
+        }});
+        let got = smp(&target, patch).unwrap();
+        let names: Vec<_> = got["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["a", "new", "b", "c"]);
+        assert_eq!(got["spec"]["containers"][1]["image"], "n");
+    }
+
+    #[test]
+    fn set_element_order_keeps_server_only_elements_by_their_old_place() {
+        // The live object has `x` that the client never knew of.
+        let mut target = pod();
+        target["spec"]["containers"] =
+            json!([{"name": "a"}, {"name": "x"}, {"name": "b"}, {"name": "c"}]);
+        let patch = json!({"spec": {"$setElementOrder/containers": [
+            {"name": "c"}, {"name": "a"}, {"name": "b"}
+        ]}});
+        let got = smp(&target, patch).unwrap();
+        let names: Vec<_> = got["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        // The listed ones in the listed order; x, compared with the next
+        // listed one (c, old index 3), was before it (old index 1), so it
+        // goes first.
+        assert_eq!(names, ["x", "c", "a", "b"]);
+        // Compared with a listed element that was before it, it waits.
+        let patch = json!({"spec": {"$setElementOrder/containers": [
+            {"name": "a"}, {"name": "b"}, {"name": "c"}
+        ]}});
+        let got = smp(&target, patch).unwrap();
+        let names: Vec<_> = got["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["a", "x", "b", "c"]);
+    }
+
+    #[test]
+    fn set_element_order_must_agree_with_the_patch_list() {
+        let patch = json!({"spec": {
+            "$setElementOrder/containers": [{"name": "app"}],
+            "containers": [{"name": "other", "image": "i"}]
+        }});
+        let (path, why) = invalid_at(smp(&pod(), patch).unwrap_err());
+        assert_eq!(path, "spec.containers");
+        assert!(why.contains("$setElementOrder"), "{why}");
+    }
+
+    #[test]
+    fn set_element_order_on_a_replaced_list_is_refused() {
+        let patch = json!({"spec": {"$setElementOrder/tolerations": [{"key": "k1"}]}});
+        let (path, _) = invalid_at(smp(&pod(), patch).unwrap_err());
+        assert_eq!(path, "spec.tolerations");
+    }
+
+    /// A Pod with `list` at `path`, every `containers`-like step on the way
+    /// being a list holding one container named `c`.
+    fn nest(path: &str, list: Value) -> Value {
+        let mut steps: Vec<&str> = path.split('.').collect();
+        let last = steps.pop().unwrap();
+        let mut v = json!({ last: list });
+        for step in steps.into_iter().rev() {
+            v = if step.ends_with("ontainers") {
+                v["name"] = json!("c");
+                json!({ step: [v] })
+            } else {
+                json!({ step: v })
+            };
+        }
+        v
+    }
+
+    #[test]
+    fn every_merge_key_of_the_table_merges_its_list() {
+        let cases: &[(&str, &str, Value, Value)] = &[
+            ("metadata.ownerReferences", "uid", json!("u1"), json!("u2")),
+            ("spec.volumes", "name", json!("v1"), json!("v2")),
+            ("spec.containers", "name", json!("c1"), json!("c2")),
+            ("spec.initContainers", "name", json!("c1"), json!("c2")),
+            ("spec.ephemeralContainers", "name", json!("c1"), json!("c2")),
+            ("spec.imagePullSecrets", "name", json!("s1"), json!("s2")),
+            (
+                "spec.hostAliases",
+                "ip",
+                json!("10.0.0.1"),
+                json!("10.0.0.2"),
+            ),
+            (
+                "spec.topologySpreadConstraints",
+                "topologyKey",
+                json!("zone"),
+                json!("host"),
+            ),
+            ("spec.schedulingGates", "name", json!("g1"), json!("g2")),
+            ("spec.resourceClaims", "name", json!("r1"), json!("r2")),
+            (
+                "status.conditions",
+                "type",
+                json!("Ready"),
+                json!("Initialized"),
+            ),
+            ("status.podIPs", "ip", json!("10.1.0.1"), json!("fd00::1")),
+            ("status.hostIPs", "ip", json!("10.2.0.1"), json!("fd00::2")),
+            (
+                "status.resourceClaimStatuses",
+                "name",
+                json!("r1"),
+                json!("r2"),
+            ),
+        ];
+        let mut cases: Vec<(String, &str, Value, Value)> = cases
+            .iter()
+            .map(|(p, k, a, b)| (p.to_string(), *k, a.clone(), b.clone()))
+            .collect();
+        for c in ["containers", "initContainers", "ephemeralContainers"] {
+            for (field, key, a, b) in [
+                ("ports", "containerPort", json!(80), json!(443)),
+                ("env", "name", json!("A"), json!("B")),
+                ("volumeMounts", "mountPath", json!("/a"), json!("/b")),
+                (
+                    "volumeDevices",
+                    "devicePath",
+                    json!("/dev/a"),
+                    json!("/dev/b"),
+                ),
+            ] {
+                cases.push((format!("spec.{c}.{field}"), key, a, b));
+            }
+        }
+        assert_eq!(cases.len(), LIST_STRATEGIES.len() - 1, "all but finalizers");
+        for (path, key, a, b) in cases {
+            let path = path.as_str();
+            let target = nest(
+                path,
+                json!([{key: a, "old": 1, "keep": 1}, {key: b, "old": 2}]),
+            );
+            let patch = nest(path, json!([{key: a, "old": null, "new": 1}]));
+            let got = smp(&target, patch).unwrap_or_else(|e| panic!("{path}: {e}"));
+            let want = nest(
+                path,
+                json!([{key: a, "keep": 1, "new": 1}, {key: b, "old": 2}]),
+            );
+            assert_eq!(got, want, "{path} merges by {key}");
+        }
+    }
+
+    #[test]
+    fn lists_without_merge_strategy_are_replaced() {
+        for (path, old, new) in [
+            (
+                "spec.tolerations",
+                json!([{"key": "a"}, {"key": "b"}]),
+                json!([{"key": "c"}]),
+            ),
+            (
+                "spec.readinessGates",
+                json!([{"conditionType": "a"}]),
+                json!([{"conditionType": "b"}]),
+            ),
+            (
+                "spec.securityContext.sysctls",
+                json!([{"name": "a", "value": "1"}]),
+                json!([{"name": "b", "value": "2"}]),
+            ),
+            (
+                "spec.containers.args",
+                json!(["--a", "--b"]),
+                json!(["--c"]),
+            ),
+            (
+                "spec.containers.command",
+                json!(["sh"]),
+                json!(["bash", "-c"]),
+            ),
+            (
+                "spec.containers.envFrom",
+                json!([{"prefix": "A"}]),
+                json!([{"prefix": "B"}]),
+            ),
+            (
+                "status.containerStatuses",
+                json!([{"name": "a"}]),
+                json!([{"name": "b"}]),
+            ),
+        ] {
+            let got = smp(&nest(path, old), nest(path, new.clone())).unwrap();
+            assert_eq!(got, nest(path, new), "{path} is replaced");
+        }
+    }
+
+    #[test]
+    fn finalizers_are_unioned() {
+        let mut target = pod();
+        target["metadata"]["finalizers"] = json!(["a", "b"]);
+        let got = smp(
+            &target,
+            json!({"metadata": {"finalizers": ["b", "c", "c"]}}),
+        )
+        .unwrap();
+        assert_eq!(got["metadata"]["finalizers"], json!(["a", "b", "c"]));
+    }
+
+    #[test]
+    fn new_elements_go_before_unanchored_old_ones_as_upstream() {
+        // apimachinery's normalizeElementOrder: with no $setElementOrder, an
+        // element the object lacks is placed before the object's elements
+        // that follow no element of the patch.
+        let mut target = pod();
+        target["metadata"]["finalizers"] = json!(["a", "b"]);
+        let got = smp(&target, json!({"metadata": {"finalizers": ["c"]}})).unwrap();
+        assert_eq!(got["metadata"]["finalizers"], json!(["c", "a", "b"]));
+        let patch = json!({"spec": {"containers": [{"name": "sidecar", "image": "s"}]}});
+        let got = smp(&pod(), patch).unwrap();
+        assert_eq!(got["spec"]["containers"][0]["name"], "sidecar");
+        assert_eq!(got["spec"]["containers"][1], pod()["spec"]["containers"][0]);
+    }
+
+    #[test]
+    fn element_without_merge_key_is_an_error() {
+        let patch = json!({"spec": {"containers": [{"name": "app", "env": [
+            {"name": "A", "value": "x"},
+            {"value": "no name"}
+        ]}]}});
+        let (path, why) = invalid_at(smp(&pod(), patch).unwrap_err());
+        assert_eq!(path, "spec.containers[name=app].env[1]");
+        assert!(why.contains("\"name\""), "{why}");
+        let patch = json!({"spec": {"containers": [{"$patch": "delete", "image": "x"}]}});
+        assert_eq!(
+            invalid_at(smp(&pod(), patch).unwrap_err()).0,
+            "spec.containers[0]"
+        );
+    }
+
+    #[test]
+    fn directives_in_new_values_are_applied_not_copied() {
+        let patch = json!({"spec": {
+            "containers": [{
+                "name": "new",
+                "env": [{"name": "X", "value": "1"}, {"$patch": "delete", "name": "Y"}],
+                "securityContext": {"$patch": "replace", "privileged": false},
+                "resources": {"$retainKeys": ["limits"], "limits": {"cpu": "1"}}
+            }],
+            "dnsConfig": {"options": [{"name": "ndots", "value": "2"}], "$patch": "merge"},
+            "affinity": {"$patch": "delete"}
+        }});
+        let got = smp(&pod(), patch).unwrap();
+        assert_no_directives(&got);
+        let new = &got["spec"]["containers"][0];
+        assert_eq!(new["name"], "new");
+        assert_eq!(new["env"], json!([{"name": "X", "value": "1"}]));
+        assert_eq!(new["securityContext"], json!({"privileged": false}));
+        assert_eq!(got["spec"]["dnsConfig"]["options"][0]["value"], "2");
+        assert!(got["spec"].get("affinity").is_none());
+    }
+
+    #[test]
+    fn strategic_patch_must_be_a_json_object() {
+        let err = apply(PatchKind::Strategic, &pod(), b"[1, 2]").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PatchError::WrongShape {
+                    expected: "object",
+                    found: "a list",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let err = apply(PatchKind::Strategic, &pod(), b"{\"spec\": ").unwrap_err();
+        assert!(matches!(err, PatchError::NotJson(_)), "{err:?}");
+        assert!(
+            err.to_string().starts_with("the patch is not valid JSON"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn json_merge_patch_merges_maps_and_replaces_lists() {
+        let patch = br#"{"metadata":{"labels":{"tier":null}},
+            "spec":{"containers":[{"name":"only","image":"i"}]}}"#;
+        let got = apply(PatchKind::Merge, &pod(), patch).unwrap();
+        assert_eq!(got["metadata"]["labels"], json!({"app": "web"}));
+        assert_eq!(
+            got["spec"]["containers"],
+            json!([{"name": "only", "image": "i"}])
+        );
+        assert_eq!(got["spec"]["restartPolicy"], "Always");
+        let err = apply(PatchKind::Merge, &pod(), b"\"x\"").unwrap_err();
+        assert!(matches!(err, PatchError::WrongShape { .. }), "{err:?}");
+        let err = apply(PatchKind::Merge, &pod(), b"nope").unwrap_err();
+        assert!(matches!(err, PatchError::NotJson(_)), "{err:?}");
+    }
+
+    #[test]
+    fn json_patch_applies_every_operation() {
+        let patch = json!([
+            {"op": "test", "path": "/spec/containers/0/image", "value": "old"},
+            {"op": "replace", "path": "/spec/containers/0/image", "value": "new"},
+            {"op": "add", "path": "/metadata/labels/x", "value": "y"},
+            {"op": "remove", "path": "/metadata/labels/tier"},
+            {"op": "copy", "from": "/metadata/labels/app", "path": "/metadata/labels/copied"},
+            {"op": "move", "from": "/spec/tolerations", "path": "/spec/moved"},
+            {"op": "add", "path": "/spec/containers/0/args/-", "value": "--c"}
+        ]);
+        let got = apply(PatchKind::Json, &pod(), patch.to_string().as_bytes()).unwrap();
+        assert_eq!(got["spec"]["containers"][0]["image"], "new");
+        assert_eq!(
+            got["metadata"]["labels"],
+            json!({"app": "web", "x": "y", "copied": "web"})
+        );
+        assert!(got["spec"].get("tolerations").is_none());
+        assert_eq!(got["spec"]["moved"], pod()["spec"]["tolerations"]);
+        assert_eq!(
+            got["spec"]["containers"][0]["args"],
+            json!(["--a", "--b", "--c"])
+        );
+    }
+
+    #[test]
+    fn json_patch_failing_test_is_an_error() {
+        let patch = json!([
+            {"op": "replace", "path": "/spec/containers/0/image", "value": "new"},
+            {"op": "test", "path": "/spec/containers/0/image", "value": "old"}
+        ]);
+        let err = apply(PatchKind::Json, &pod(), patch.to_string().as_bytes()).unwrap_err();
+        match &err {
+            PatchError::TestFailed { index, path } => {
+                assert_eq!(*index, 1);
+                assert_eq!(path, "/spec/containers/0/image");
+            }
+            other => panic!("expected TestFailed, got {other:?}"),
+        }
+        assert!(
+            err.to_string().contains("/spec/containers/0/image"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn json_patch_errors_name_the_operation() {
+        let patch = json!([{"op": "remove", "path": "/metadata/labels/none"}]);
+        let err = apply(PatchKind::Json, &pod(), patch.to_string().as_bytes()).unwrap_err();
+        assert!(
+            matches!(&err, PatchError::OperationFailed { index: 0, op: "remove", path, .. } if path == "/metadata/labels/none"),
+            "{err:?}"
+        );
+        let patch = json!([{"op": "add", "path": "/a", "value": 1}, {"op": "frob", "path": "/a"}]);
+        let err = apply(PatchKind::Json, &pod(), patch.to_string().as_bytes()).unwrap_err();
+        assert!(
+            matches!(err, PatchError::BadOperation { index: 1, .. }),
+            "{err:?}"
+        );
+        let err = apply(PatchKind::Json, &pod(), b"{}").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PatchError::WrongShape {
+                    expected: "list",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let patch = json!([{"op": "replace", "path": "", "value": [1]}]);
+        let err = apply(PatchKind::Json, &pod(), patch.to_string().as_bytes()).unwrap_err();
+        assert!(matches!(err, PatchError::Invalid { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn the_target_is_left_unchanged() {
+        let target = pod();
+        let patch = json!({"spec": {"containers": [{"name": "app", "image": "new"}]}});
+        smp(&target, patch).unwrap();
+        assert_eq!(target, pod());
+    }
 }
