@@ -929,6 +929,35 @@ mod tests {
     }
 
     #[test]
+    fn kubectl_apply_inserts_an_env_var_and_a_port_where_the_manifest_has_them() {
+        let patch = json!({"spec": {
+            "$setElementOrder/containers": [{"name": "app"}],
+            "containers": [{
+                "$setElementOrder/env": [{"name": "A"}, {"name": "C"}, {"name": "B"}],
+                "$setElementOrder/ports": [{"containerPort": 80}, {"containerPort": 443}],
+                "env": [{"name": "C", "value": "3"}],
+                "ports": [{"containerPort": 443}],
+                "name": "app"
+            }]
+        }});
+        let got = smp(&pod(), patch).unwrap();
+        let app = &got["spec"]["containers"][0];
+        assert_eq!(
+            app["env"],
+            json!([
+                {"name": "A", "value": "1"},
+                {"name": "C", "value": "3"},
+                {"name": "B", "value": "2"}
+            ])
+        );
+        assert_eq!(
+            app["ports"],
+            json!([{"containerPort": 80, "protocol": "TCP"}, {"containerPort": 443}])
+        );
+        assert_eq!(app["image"], "old");
+    }
+
+    #[test]
     fn maps_merge_and_null_deletes_a_key() {
         let patch = json!({"metadata": {"labels": {"tier": null, "new": "x", "absent": null}}});
         let got = smp(&pod(), patch).unwrap();
