@@ -32,7 +32,7 @@ use axum::Json;
 use serde_json::Value;
 
 use super::kube::object::{self, ObjectError};
-use super::kube::patch::{self, PatchKind};
+use super::kube::patch::{self, PatchError, PatchKind};
 use super::kube::{self};
 use super::node::{find_pod, pod_object};
 use super::ApiState;
@@ -448,13 +448,19 @@ async fn patch(
     let located = m.own_file(&namespace, &name).await?;
     let before = file_value(&located.file).await?;
     let patched = patch::apply(kind, &before, &body).map_err(|e| {
-        // kubectl prints a 422's causes after "The request is invalid:".
         let why = format!("the patch cannot be applied: {e}");
-        let mut status = kube::status(422, "Invalid", why.clone());
-        status["details"] = serde_json::json!({
-            "name": name, "kind": "pods", "causes": [{"reason": "FieldValueInvalid", "message": why}],
-        });
-        answer(StatusCode::UNPROCESSABLE_ENTITY, status)
+        match e {
+            PatchError::TestFailed { .. } | PatchError::OperationFailed { .. } => {
+                // kubectl prints a 422's causes after "The request is invalid:".
+                let mut status = kube::status(422, "Invalid", why.clone());
+                status["details"] = serde_json::json!({
+                    "name": name, "kind": "pods",
+                    "causes": [{"reason": "FieldValueInvalid", "message": why}],
+                });
+                answer(StatusCode::UNPROCESSABLE_ENTITY, status)
+            }
+            _ => bad_request(why),
+        }
     })?;
     if stale(&current, &patched) {
         return Err(answer(

@@ -5,6 +5,10 @@
 //!   404, 405, 409, 415, 422) and for a delete's `Success`.
 //! - [`selectors`]: `labelSelector` and `fieldSelector` as the API server
 //!   parses them, with the pod and event field labels it supports.
+//! - [`object`]: a pod sent to the API made into what a manifest file
+//!   holds (names checked, the server's fields dropped).
+//! - [`patch`]: the three `PATCH` body types (strategic merge, JSON merge,
+//!   JSON patch) applied to a Pod as the API server applies them.
 //! - [`table`]: the server-side `meta.k8s.io/v1` `Table` that `kubectl get`
 //!   asks for (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`), with
 //!   the API server's pod and event columns and `HumanDuration` ages.
@@ -18,6 +22,7 @@ pub mod selectors;
 pub mod status;
 pub mod table;
 
+pub use patch::{PatchError, PatchKind};
 pub use selectors::{event_field, pod_field, FieldSelector, LabelSelector};
 pub use status::{
     already_exists, bad_request, conflict, forbidden, invalid, method_not_allowed, not_found,
