@@ -15,6 +15,11 @@
 //! counts against the call's budget, so a hung engine fails the queued calls
 //! too instead of holding them. Stops, execs and pulls last as long as their
 //! work does and are not capped here (pulls have the puller's own limits).
+//!
+//! A log stream ([`ContainerRuntime::logs`]) takes a slot and the call
+//! budget only to be opened; the stream itself holds no slot and has no
+//! budget (`kubectl logs -f` lasts as long as the container or the client),
+//! so any number of followers never starve the short calls.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +30,7 @@ use tokio::sync::Semaphore;
 
 use super::{
     ContainerDetails, ContainerRuntime, ContainerSummary, CreateSpec, Credentials, ExecOutput,
-    ExecRequest, ImageInfo, Result, RuntimeError, RuntimeEvent,
+    ExecRequest, ImageInfo, LogOptions, Result, RuntimeError, RuntimeEvent,
 };
 
 /// Most short engine calls in flight at once. The engine does not answer
@@ -146,6 +151,15 @@ impl ContainerRuntime for Bounded {
 
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<String> {
         self.short("logs", || self.inner.logs_tail(id, lines)).await
+    }
+
+    async fn logs(
+        &self,
+        id: &str,
+        opts: &LogOptions,
+    ) -> Result<BoxStream<'static, Result<bytes::Bytes>>> {
+        // The slot and budget for opening only: see the module's notes.
+        self.short("logs", || self.inner.logs(id, opts)).await
     }
 
     fn events(&self, label: &str) -> BoxStream<'static, Result<RuntimeEvent>> {
