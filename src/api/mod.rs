@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod kube;
+pub mod logs;
 pub mod node;
 pub mod openapi;
 

@@ -59,6 +59,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/v1/pods", get(list_pods_all))
         .route("/api/v1/namespaces/{namespace}/pods", get(list_pods_in))
         .route("/api/v1/namespaces/{namespace}/pods/{name}", get(get_pod))
+        .route(super::logs::ROUTE, get(super::logs::pod_log))
         .route("/api/v1/namespaces", get(list_namespaces))
         .route("/api/v1/namespaces/{namespace}", get(get_namespace))
         .route("/api/v1/events", get(list_events_all))

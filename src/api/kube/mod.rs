@@ -4,6 +4,8 @@
 //! - [`status`]: `meta.k8s.io` `Status` bodies for errors (404, 400, 401, 405).
 //! - [`selectors`]: `labelSelector` and `fieldSelector` as the API server
 //!   parses them, with the pod and event field labels it supports.
+//! - [`logs`]: a pod log request's query (`PodLogOptions`) and which
+//!   container instance it means.
 //! - [`table`]: the server-side `meta.k8s.io/v1` `Table` that `kubectl get`
 //!   asks for (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`), with
 //!   the API server's pod and event columns and `HumanDuration` ages.
@@ -11,6 +13,7 @@
 //! The HTTP routes that serve these live elsewhere; they only pick the pods
 //! or events, the clock and the resource version, and hand them in here.
 
+pub mod logs;
 pub mod selectors;
 pub mod status;
 pub mod table;
