@@ -49,6 +49,30 @@ fn ticks(text: &str) -> Vec<u64> {
         .collect()
 }
 
+/// How many unix sockets process `pid` holds open (podvisor's are its
+/// connections to the engine).
+fn unix_sockets(pid: u32) -> usize {
+    let unix = std::fs::read_to_string("/proc/net/unix").expect("/proc/net/unix");
+    let inodes: std::collections::HashSet<&str> = unix
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(6))
+        .collect();
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("podvisor's fds")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|link| {
+            let link = link.to_string_lossy().into_owned();
+            let inode = link
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .to_string();
+            Some(inode)
+        })
+        .filter(|inode| inodes.contains(inode.as_str()))
+        .count()
+}
+
 /// A `kubectl logs -f` running, its stdout lines sent to a channel.
 struct Follower {
     child: Child,
@@ -350,6 +374,31 @@ async fn kubectl_logs_reads_tails_follows_and_refuses_like_the_api_server() {
     let tail = ticks(&logs(&ctx, &["ticker", "--tail=1"]));
     assert_eq!(tail.len(), 1, "{tail:?}");
     assert!(tail[0] > first, "{tail:?} after {first}");
+
+    // Followers of a container that writes nothing more, killed: each one's
+    // engine stream (a connection to the engine's socket of its own, since a
+    // followed log holds one) is closed, not left waiting for output.
+    let engine_connections = || unix_sockets(pv.pid());
+    let followers: Vec<Follower> = (0..6)
+        .map(|_| Follower::start(&ctx, &["-f", "web"]))
+        .collect();
+    for f in &followers {
+        f.expect_line(Duration::from_secs(20), "\"line 5\"", |l| l == "line 5");
+    }
+    let during = engine_connections();
+    drop(followers);
+    let start = Instant::now();
+    loop {
+        let now = engine_connections();
+        if now + 5 <= during {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "podvisor holds {now} unix sockets 10 s after 6 followers went, {during} with them"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // The other pod ran undisturbed all along.
     let list = pv.pods().await.expect("/pods");
