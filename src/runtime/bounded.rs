@@ -204,6 +204,42 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn an_open_log_stream_holds_no_slot() {
+        use futures::StreamExt;
+        let fake = Arc::new(FakeDocker::new());
+        let id = fake.insert_container(
+            CreateSpec::default(),
+            crate::runtime::ContainerState::Running,
+        );
+        fake.set_logs(&id, "hello\n");
+        let bounded = Bounded::with_slots(
+            fake.clone(),
+            Duration::from_millis(200),
+            Duration::from_secs(60),
+            1,
+        );
+        let follow = LogOptions {
+            follow: true,
+            ..LogOptions::default()
+        };
+        let mut stream = bounded.logs(&id, &follow).await.expect("opened");
+        assert_eq!(stream.next().await, Some(Ok(bytes::Bytes::from("hello\n"))));
+        // Past the call budget, still open and following, and the one slot
+        // is free for a short call.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(bounded.list_containers(&[]).await.is_ok());
+        assert_eq!(fake.log_streams_open(), 1);
+        drop(stream);
+        assert_eq!(fake.log_streams_open(), 0);
+        // Opening is a short call: it times out on a hung engine.
+        fake.hang("logs", "");
+        assert!(matches!(
+            bounded.logs(&id, &follow).await,
+            Err(RuntimeError::Timeout { call: "logs", .. })
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_call_queued_behind_hung_ones_times_out_within_its_budget() {
         let fake = Arc::new(FakeDocker::new());
         fake.hang("list", "");
