@@ -165,7 +165,7 @@ pub async fn run(settings: Settings, credentials: CredentialStore) -> std::io::R
         events: started.events,
         runtime,
         exec_handler: settings.docker_exec_handler,
-        manifests: Arc::new(started.manifests),
+        manifests: Some(Arc::new(started.manifests)),
     };
     tracing::info!(
         secure = %addr,

@@ -26,15 +26,17 @@ fn apply(ctx: &TestCtx, name: &str, text: &str, extra: &[&str]) -> Result<String
     kubectl_try(ctx, &args)
 }
 
-fn api_pod(image: &str, env: &[(&str, &str)]) -> String {
-    let env: String = env
+/// The pod `api`: `app` runs `image` with `env`, `side` the busybox image.
+fn api_pod(image: &str, vars: &[(&str, &str)]) -> String {
+    let side = &env().busybox_image;
+    let env: String = vars
         .iter()
         .map(|(k, v)| format!("\n    - name: {k}\n      value: \"{v}\""))
         .collect();
     format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: api\n  labels: {{app: api}}\nspec:\n  \
          terminationGracePeriodSeconds: 1\n  containers:\n  - name: app\n    image: {image}\n    \
-         command: [sleep, \"3600\"]\n    env:{env}\n  - name: side\n    image: {image}\n    \
+         command: [sleep, \"3600\"]\n    env:{env}\n  - name: side\n    image: {side}\n    \
          command: [sleep, \"3600\"]\n"
     )
 }

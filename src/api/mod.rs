@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod kube;
+pub mod logs;
 pub mod node;
 pub mod openapi;
 pub mod write;
@@ -37,8 +38,9 @@ pub struct ApiState {
     pub runtime: Arc<dyn ContainerRuntime>,
     /// How `kubectl exec` runs commands (`--docker-exec-handler`).
     pub exec_handler: crate::settings::ExecHandler,
-    /// The manifest directory, for the writes.
-    pub manifests: Arc<write::Manifests>,
+    /// The manifest directory, for the writes (`None`: writes are not
+    /// served, 405).
+    pub manifests: Option<Arc<write::Manifests>>,
 }
 
 /// The read-only API: no token, nothing changed.

@@ -68,6 +68,7 @@ pub fn routes() -> Router<ApiState> {
                 .patch(write::patch_pod)
                 .delete(write::delete_pod),
         )
+        .route(super::logs::ROUTE, get(super::logs::pod_log))
         .route("/api/v1/namespaces", get(list_namespaces))
         .route("/api/v1/namespaces/{namespace}", get(get_namespace))
         .route("/api/v1/events", get(list_events_all))

@@ -205,6 +205,16 @@ fn name_error(namespace: &str, name: &str) -> Result<(), Refusal> {
         .map_err(|f| bad_request(format!("{}: {}", f.path, f.message)))
 }
 
+/// The manifest directory, when writes are served; 405 otherwise.
+fn manifests<'a>(s: &'a ApiState, verb: &str) -> Result<&'a Manifests, Refusal> {
+    s.manifests.as_deref().ok_or_else(|| {
+        answer(
+            StatusCode::METHOD_NOT_ALLOWED,
+            kube::method_not_allowed(verb, "pods"),
+        )
+    })
+}
+
 /// The body as text, when it is JSON or YAML; 415 otherwise.
 fn body_text<'a>(headers: &HeaderMap, body: &'a Bytes) -> Result<&'a str, Refusal> {
     let ct = content_type(headers);
@@ -324,7 +334,7 @@ async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Refusal> {
-    let m = &s.manifests;
+    let m = manifests(&s, "create")?;
     let text = body_text(&headers, &body)?;
     let raw = raw_value(text).map_err(|e| bad_request(format!("the body does not parse: {e}")))?;
     let name = object::name_of(&raw).to_string();
@@ -380,7 +390,7 @@ async fn replace(
     body: Bytes,
 ) -> Result<Response, Refusal> {
     name_error(&namespace, &name)?;
-    let m = &s.manifests;
+    let m = manifests(&s, "update")?;
     let text = body_text(&headers, &body)?;
     let raw = raw_value(text).map_err(|e| bad_request(format!("the body does not parse: {e}")))?;
     let _one = m.lock.lock().await;
@@ -441,7 +451,7 @@ async fn patch(
         ));
     };
     name_error(&namespace, &name)?;
-    let m = &s.manifests;
+    let m = manifests(&s, "patch")?;
     let _one = m.lock.lock().await;
     let (_, current) = find_pod(&s.store, &namespace, &name)
         .ok_or_else(|| answer(StatusCode::NOT_FOUND, kube::not_found("pods", &name)))?;
@@ -537,7 +547,7 @@ async fn delete(
         })?),
         None => options.grace_period_seconds,
     };
-    let m = &s.manifests;
+    let m = manifests(&s, "delete")?;
     let _one = m.lock.lock().await;
     let (uid, current) = find_pod(&s.store, &namespace, &name)
         .ok_or_else(|| answer(StatusCode::NOT_FOUND, kube::not_found("pods", &name)))?;

@@ -15,6 +15,11 @@
 //! counts against the call's budget, so a hung engine fails the queued calls
 //! too instead of holding them. Stops, execs and pulls last as long as their
 //! work does and are not capped here (pulls have the puller's own limits).
+//!
+//! A log stream ([`ContainerRuntime::logs`]) takes a slot and the call
+//! budget only to be opened; the stream itself holds no slot and has no
+//! budget (`kubectl logs -f` lasts as long as the container or the client),
+//! so any number of followers never starve the short calls.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +30,7 @@ use tokio::sync::Semaphore;
 
 use super::{
     ContainerDetails, ContainerRuntime, ContainerSummary, CreateSpec, Credentials, ExecOutput,
-    ExecRequest, ImageInfo, Result, RuntimeError, RuntimeEvent,
+    ExecRequest, ImageInfo, LogOptions, Result, RuntimeError, RuntimeEvent,
 };
 
 /// Most short engine calls in flight at once. The engine does not answer
@@ -148,6 +153,15 @@ impl ContainerRuntime for Bounded {
         self.short("logs", || self.inner.logs_tail(id, lines)).await
     }
 
+    async fn logs(
+        &self,
+        id: &str,
+        opts: &LogOptions,
+    ) -> Result<BoxStream<'static, Result<bytes::Bytes>>> {
+        // The slot and budget for opening only: see the module's notes.
+        self.short("logs", || self.inner.logs(id, opts)).await
+    }
+
     fn events(&self, label: &str) -> BoxStream<'static, Result<RuntimeEvent>> {
         // A stream, not a call: it ends when the engine goes away.
         self.inner.events(label)
@@ -187,6 +201,42 @@ mod tests {
             assert!(c.await.unwrap().is_ok());
         }
         assert_eq!(lists(&fake), 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_log_stream_holds_no_slot() {
+        use futures::StreamExt;
+        let fake = Arc::new(FakeDocker::new());
+        let id = fake.insert_container(
+            CreateSpec::default(),
+            crate::runtime::ContainerState::Running,
+        );
+        fake.set_logs(&id, "hello\n");
+        let bounded = Bounded::with_slots(
+            fake.clone(),
+            Duration::from_millis(200),
+            Duration::from_secs(60),
+            1,
+        );
+        let follow = LogOptions {
+            follow: true,
+            ..LogOptions::default()
+        };
+        let mut stream = bounded.logs(&id, &follow).await.expect("opened");
+        assert_eq!(stream.next().await, Some(Ok(bytes::Bytes::from("hello\n"))));
+        // Past the call budget, still open and following, and the one slot
+        // is free for a short call.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(bounded.list_containers(&[]).await.is_ok());
+        assert_eq!(fake.log_streams_open(), 1);
+        drop(stream);
+        assert_eq!(fake.log_streams_open(), 0);
+        // Opening is a short call: it times out on a hung engine.
+        fake.hang("logs", "");
+        assert!(matches!(
+            bounded.logs(&id, &follow).await,
+            Err(RuntimeError::Timeout { call: "logs", .. })
+        ));
     }
 
     #[tokio::test(start_paused = true)]

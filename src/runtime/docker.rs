@@ -19,12 +19,13 @@ use bollard::query_parameters::{
     RemoveContainerOptions, StopContainerOptions,
 };
 use bollard::Docker;
+use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
 
 use super::{
     split_image_ref, ContainerDetails, ContainerRuntime, ContainerState, ContainerSummary,
-    CreateSpec, Credentials, EventAction, ExecOutput, ExecRequest, ImageInfo, Result, RuntimeError,
-    RuntimeEvent,
+    CreateSpec, Credentials, EventAction, ExecOutput, ExecRequest, ImageInfo, LogOptions, Result,
+    RuntimeError, RuntimeEvent,
 };
 
 /// How long connecting and negotiating the API version may take.
@@ -105,31 +106,40 @@ impl DockerRuntime {
     }
 
     fn map_error(&self, call: &'static str, e: BollardError) -> RuntimeError {
-        match e {
-            BollardError::DockerResponseServerError {
-                status_code,
-                message,
-            } => match status_code {
-                409 if call == "create" => RuntimeError::NameConflict(message),
-                _ => RuntimeError::Engine { call, message },
-            },
-            BollardError::DockerStreamError { error } => RuntimeError::Engine {
-                call,
-                message: error,
-            },
-            BollardError::RequestTimeoutError => RuntimeError::Timeout {
-                call,
-                after: Duration::from_secs(CLIENT_TIMEOUT_SECS),
-            },
-            BollardError::SocketNotFoundError(_)
-            | BollardError::HyperResponseError { .. }
-            | BollardError::HyperLegacyError { .. }
-            | BollardError::IOError { .. } => self.unreachable(e),
-            other => RuntimeError::Engine {
-                call,
-                message: other.to_string(),
-            },
-        }
+        map_error(&self.endpoint, call, e)
+    }
+}
+
+/// A bollard error in the project's terms (`endpoint` names the engine in
+/// [`RuntimeError::Unreachable`]).
+fn map_error(endpoint: &str, call: &'static str, e: BollardError) -> RuntimeError {
+    match e {
+        BollardError::DockerResponseServerError {
+            status_code,
+            message,
+        } => match status_code {
+            409 if call == "create" => RuntimeError::NameConflict(message),
+            _ => RuntimeError::Engine { call, message },
+        },
+        BollardError::DockerStreamError { error } => RuntimeError::Engine {
+            call,
+            message: error,
+        },
+        BollardError::RequestTimeoutError => RuntimeError::Timeout {
+            call,
+            after: Duration::from_secs(CLIENT_TIMEOUT_SECS),
+        },
+        BollardError::SocketNotFoundError(_)
+        | BollardError::HyperResponseError { .. }
+        | BollardError::HyperLegacyError { .. }
+        | BollardError::IOError { .. } => RuntimeError::Unreachable {
+            endpoint: endpoint.to_string(),
+            reason: e.to_string(),
+        },
+        other => RuntimeError::Engine {
+            call,
+            message: other.to_string(),
+        },
     }
 }
 
@@ -504,22 +514,47 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<String> {
-        let id = id.to_string();
-        self.call("logs", |d| async move {
-            let opts = bollard::query_parameters::LogsOptions {
-                stdout: true,
-                stderr: true,
-                tail: lines.to_string(),
-                ..Default::default()
-            };
-            let mut stream = d.logs(&id, Some(opts));
-            let mut text = String::new();
-            while let Some(item) = stream.next().await {
-                text.push_str(&String::from_utf8_lossy(&item?.into_bytes()));
-            }
-            Ok(text)
-        })
-        .await
+        let opts = LogOptions {
+            tail: Some(lines as u64),
+            ..LogOptions::default()
+        };
+        let mut stream = self.logs(id, &opts).await?;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            bytes.extend_from_slice(&chunk?);
+        }
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Opening is connecting; the engine is asked on the stream's first
+    /// poll, so a missing container is the stream's first (and only) item,
+    /// an error. A connection lost mid-stream ends it with an error but
+    /// does not drop the cached client (the next short call that fails
+    /// does).
+    async fn logs(&self, id: &str, opts: &LogOptions) -> Result<BoxStream<'static, Result<Bytes>>> {
+        let docker = self.client().await?;
+        let query = bollard::query_parameters::LogsOptions {
+            follow: opts.follow,
+            stdout: true,
+            stderr: true,
+            // The engine's `since` is an i32 of seconds; 0 means all.
+            since: opts
+                .since
+                .map_or(0, |s| s.clamp(0, i64::from(i32::MAX)) as i32),
+            until: 0,
+            timestamps: opts.timestamps,
+            tail: opts
+                .tail
+                .map_or_else(|| "all".to_string(), |n| n.to_string()),
+        };
+        let endpoint = self.endpoint.clone();
+        Ok(docker
+            .logs(id, Some(query))
+            .map(move |item| match item {
+                Ok(out) => Ok(out.into_bytes()),
+                Err(e) => Err(map_error(&endpoint, "logs", e)),
+            })
+            .boxed())
     }
 
     fn events(&self, label: &str) -> BoxStream<'static, Result<RuntimeEvent>> {

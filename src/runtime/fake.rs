@@ -18,7 +18,8 @@ use crate::model::clock::{Clock, SystemClock};
 
 use super::{
     ContainerDetails, ContainerRuntime, ContainerState, ContainerSummary, CreateSpec, Credentials,
-    EventAction, ExecOutput, ExecRequest, ImageInfo, Result, RuntimeError, RuntimeEvent,
+    EventAction, ExecOutput, ExecRequest, ImageInfo, LogOptions, Result, RuntimeError,
+    RuntimeEvent,
 };
 
 /// One call made to the fake, with its main argument.
@@ -95,6 +96,8 @@ struct State {
     /// Answers for exec by command (joined with spaces); default exit 0.
     exec_answers: HashMap<String, ExecOutput>,
     logs: HashMap<String, String>,
+    /// Each `logs` stream asked for: container ID and options.
+    log_requests: Vec<(String, LogOptions)>,
     /// The grace period each stop was given.
     stops: Vec<(String, Duration)>,
     pulls_in_flight: usize,
@@ -113,6 +116,8 @@ pub struct FakeDocker {
     /// Stamps start and finish times (a `ManualClock` in back-off tests).
     clock: Arc<dyn Clock>,
     events: broadcast::Sender<RuntimeEvent>,
+    /// `logs` streams not yet dropped.
+    log_streams_open: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Default for FakeDocker {
@@ -136,6 +141,7 @@ impl FakeDocker {
                 ..State::default()
             }),
             events: broadcast::channel(1024).0,
+            log_streams_open: Arc::default(),
         }
     }
 
@@ -203,6 +209,17 @@ impl FakeDocker {
     /// Sets a container's log text.
     pub fn set_logs(&self, id: &str, text: &str) {
         self.lock().logs.insert(id.to_string(), text.to_string());
+    }
+
+    /// Every `logs` stream asked for, with its options, in order.
+    pub fn log_requests(&self) -> Vec<(String, LogOptions)> {
+        self.lock().log_requests.clone()
+    }
+
+    /// How many `logs` streams are open (made and not yet dropped).
+    pub fn log_streams_open(&self) -> usize {
+        self.log_streams_open
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Every stop with the grace period it was given, in order.
@@ -546,6 +563,51 @@ impl ContainerRuntime for FakeDocker {
         Ok(tail.iter().map(|l| format!("{l}\n")).collect())
     }
 
+    /// The text of [`FakeDocker::set_logs`], one chunk per line, the last
+    /// `tail` lines when asked; `since` and `timestamps` are recorded (see
+    /// [`FakeDocker::log_requests`]) but not applied (the fake keeps no
+    /// times per line). With `follow` on a running container the stream
+    /// then stays open, writing nothing more, until it is dropped.
+    async fn logs(
+        &self,
+        id: &str,
+        opts: &LogOptions,
+    ) -> Result<BoxStream<'static, Result<bytes::Bytes>>> {
+        self.enter(Call::Logs(id.to_string())).await?;
+        let mut s = self.lock();
+        s.log_requests.push((id.to_string(), opts.clone()));
+        let Some(c) = s.containers.get(id) else {
+            return Ok(futures::stream::iter([Err(RuntimeError::Engine {
+                call: "logs",
+                message: format!("No such container: {id}"),
+            })])
+            .boxed());
+        };
+        let running = c.details.summary.state == ContainerState::Running;
+        let text = s.logs.get(id).cloned().unwrap_or_default();
+        let lines: Vec<bytes::Bytes> = text
+            .lines()
+            .map(|l| bytes::Bytes::from(format!("{l}\n")))
+            .collect();
+        let skip = opts
+            .tail
+            .map_or(0, |t| lines.len().saturating_sub(t as usize));
+        let lines: Vec<Result<bytes::Bytes>> = lines.into_iter().skip(skip).map(Ok).collect();
+        let guard = OpenStream::new(self.log_streams_open.clone());
+        let rest = if opts.follow && running {
+            futures::stream::pending().boxed()
+        } else {
+            futures::stream::empty().boxed()
+        };
+        Ok(futures::stream::iter(lines)
+            .chain(rest)
+            .map(move |item| {
+                let _held = &guard;
+                item
+            })
+            .boxed())
+    }
+
     fn events(&self, label: &str) -> BoxStream<'static, Result<RuntimeEvent>> {
         let (key, value) = label.split_once('=').unwrap_or((label, ""));
         let (key, value) = (key.to_string(), value.to_string());
@@ -557,6 +619,22 @@ impl ContainerRuntime for FakeDocker {
                 futures::future::ready(keep)
             })
             .boxed()
+    }
+}
+
+/// Counts a stream as open until it is dropped.
+struct OpenStream(Arc<std::sync::atomic::AtomicUsize>);
+
+impl OpenStream {
+    fn new(count: Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

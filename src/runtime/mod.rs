@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures::stream::BoxStream;
 
 /// What a container is doing, as the engine reports it.
@@ -166,6 +167,23 @@ impl ExecOutput {
     }
 }
 
+/// What a [`ContainerRuntime::logs`] stream carries: stdout and stderr
+/// interleaved as the engine returns them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogOptions {
+    /// Keep streaming what the container writes until it ends (or the
+    /// stream is dropped).
+    pub follow: bool,
+    /// Only the last this many lines (all when `None`).
+    pub tail: Option<u64>,
+    /// Only what was written at or after this time, in seconds since the
+    /// epoch (all when `None`).
+    pub since: Option<i64>,
+    /// Each line prefixed with its RFC 3339 time (nanoseconds) and a space,
+    /// as the engine writes it.
+    pub timestamps: bool,
+}
+
 /// An event from the engine about one container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeEvent {
@@ -260,6 +278,11 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn exec(&self, id: &str, req: &ExecRequest) -> Result<ExecOutput>;
     /// The last `lines` lines of a container's output (stdout and stderr).
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<String>;
+    /// A container's output as `opts` asks, in the chunks the engine sends.
+    /// Opening it (connecting) is the call; the stream then lasts as long
+    /// as the output does: with `follow`, until the container ends, and it
+    /// stops reading from the engine as soon as it is dropped.
+    async fn logs(&self, id: &str, opts: &LogOptions) -> Result<BoxStream<'static, Result<Bytes>>>;
     /// The engine's container events (start, die, oom, destroy) for containers
     /// carrying `label` (`key=value`). The stream ends when the engine goes away.
     fn events(&self, label: &str) -> BoxStream<'static, Result<RuntimeEvent>>;

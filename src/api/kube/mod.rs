@@ -5,6 +5,8 @@
 //!   404, 405, 409, 415, 422) and for a delete's `Success`.
 //! - [`selectors`]: `labelSelector` and `fieldSelector` as the API server
 //!   parses them, with the pod and event field labels it supports.
+//! - [`logs`]: a pod log request's query (`PodLogOptions`) and which
+//!   container instance it means.
 //! - [`object`]: a pod sent to the API made into what a manifest file
 //!   holds (names checked, the server's fields dropped).
 //! - [`patch`]: the three `PATCH` body types (strategic merge, JSON merge,
@@ -16,6 +18,7 @@
 //! The HTTP routes that serve these live elsewhere; they only pick the pods
 //! or events, the clock and the resource version, and hand them in here.
 
+pub mod logs;
 pub mod object;
 pub mod patch;
 pub mod selectors;
