@@ -206,11 +206,18 @@ async fn kubectl_apply_patch_and_delete_write_through_the_manifest_directory() {
         e.contains("is invalid") && e.contains("spec.containers[0].image"),
         "{e}"
     );
-    let e = apply(
+    // kubectl refuses such a name itself: the server's check, raw.
+    let evil = ctx.path().join("evil.yaml");
+    std::fs::write(&evil, bad.replace("name: bad", "name: ../../etc/x")).unwrap();
+    let e = kubectl_try(
         &ctx,
-        "bad",
-        &bad.replace("name: bad", "name: ../../etc/x"),
-        &["--validate=false"],
+        &[
+            "create",
+            "--raw",
+            "/api/v1/namespaces/default/pods",
+            "-f",
+            &evil.display().to_string(),
+        ],
     )
     .expect_err("a name that is a path");
     assert!(e.contains("metadata.name"), "{e}");
