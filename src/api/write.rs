@@ -255,9 +255,12 @@ async fn file_value(file: &FsPath) -> Result<Value, Refusal> {
         .await
         .map_err(|e| internal(format!("{}: {e}", file.display())))?;
     let docs: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&text)
-        .map(|doc| serde::Deserialize::deserialize(doc).map_err(|e| e.to_string()))
-        .collect::<Result<Vec<Value>, String>>()
-        .map_err(|e| internal(format!("{}: {e}", file.display())))?;
+        .map(serde::Deserialize::deserialize)
+        .collect::<Result<Vec<Value>, _>>()
+        .map_err(|e| {
+            let why = format!("{} does not parse now ({e}); fix or replace the file", file.display());
+            answer(StatusCode::CONFLICT, kube::status(409, "Conflict", why))
+        })?;
     let mut pods = docs.into_iter().filter(|d| !d.is_null());
     match (pods.next(), pods.next()) {
         (Some(pod), None) => Ok(pod),
