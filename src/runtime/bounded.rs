@@ -15,6 +15,8 @@
 //! counts against the call's budget, so a hung engine fails the queued calls
 //! too instead of holding them. Stops, execs and pulls last as long as their
 //! work does and are not capped here (pulls have the puller's own limits).
+//! An interactive exec or attach gets `call` to start, without a slot; the
+//! session that follows lasts as long as its client and has no budget.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +27,7 @@ use tokio::sync::Semaphore;
 
 use super::{
     ContainerDetails, ContainerRuntime, ContainerSummary, CreateSpec, Credentials, ExecOutput,
-    ExecRequest, ImageInfo, Result, RuntimeError, RuntimeEvent,
+    ExecRequest, ExecSession, ExecStart, ImageInfo, Result, RuntimeError, RuntimeEvent,
 };
 
 /// Most short engine calls in flight at once. The engine does not answer
@@ -142,6 +144,16 @@ impl ContainerRuntime for Bounded {
     async fn exec(&self, id: &str, req: &ExecRequest) -> Result<ExecOutput> {
         let budget = req.timeout + self.call;
         self.within("exec", budget, self.inner.exec(id, req)).await
+    }
+
+    async fn exec_attach(&self, id: &str, start: &ExecStart) -> Result<ExecSession> {
+        self.within("exec", self.call, self.inner.exec_attach(id, start))
+            .await
+    }
+
+    async fn attach(&self, id: &str, start: &ExecStart) -> Result<ExecSession> {
+        self.within("attach", self.call, self.inner.attach(id, start))
+            .await
     }
 
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<String> {

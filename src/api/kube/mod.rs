@@ -2,6 +2,8 @@
 //! answered, shaped without HTTP or actors so every rule is unit-tested.
 //!
 //! - [`status`]: `meta.k8s.io` `Status` bodies for errors (404, 400, 401, 405).
+//! - [`channel`]: the `exec`/`attach` WebSocket protocol (v4 and v5 channels,
+//!   terminal sizes, the `Status` that ends a session).
 //! - [`selectors`]: `labelSelector` and `fieldSelector` as the API server
 //!   parses them, with the pod and event field labels it supports.
 //! - [`table`]: the server-side `meta.k8s.io/v1` `Table` that `kubectl get`
@@ -11,6 +13,7 @@
 //! The HTTP routes that serve these live elsewhere; they only pick the pods
 //! or events, the clock and the resource version, and hand them in here.
 
+pub mod channel;
 pub mod selectors;
 pub mod status;
 pub mod table;
