@@ -1,0 +1,254 @@
+//! End-to-end tests of `kubectl exec` against the node (issue 13): the
+//! machine's real `kubectl` over WebSocket (`v5.channel.k8s.io`) to the real
+//! binary on the real engine, through both exec handlers (`native`: Docker's
+//! exec; `nsenter`: podvisor's own processes, a pty for `-t`).
+//!
+//! Each handler: the exit code of the command becomes kubectl's; stdin
+//! piped in ends with its end (v5's close of stdin); stdout and stderr
+//! stay apart; `-t` runs on a terminal of the client's size (kubectl under
+//! `script`, which gives it a terminal of a known size); an interactive
+//! shell is driven through its stdin; a client that goes away takes its
+//! command with it; a pod that does not exist is a clear error; and the
+//! other pod of the node is left alone.
+
+#[allow(dead_code)]
+mod e2e_support;
+
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e_support::*;
+use tokio::io::AsyncWriteExt;
+
+/// How long one kubectl may run.
+const KUBECTL: Duration = Duration::from_secs(60);
+
+/// Runs `program args` with the test's kubeconfig, `input` on its stdin
+/// (kept open until `input` is written; closed then), within [`KUBECTL`].
+async fn run(ctx: &TestCtx, program: &str, args: &[&str], input: &[u8]) -> Output {
+    let mut cmd = tokio::process::Command::from(tool(program));
+    cmd.env("KUBECONFIG", kubeconfig(ctx))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin.write_all(input).await.expect("write stdin");
+    drop(stdin);
+    match tokio::time::timeout(KUBECTL, child.wait_with_output()).await {
+        Ok(out) => out.expect("wait for kubectl"),
+        Err(_) => panic!(
+            "{program} {args:?} did not end within {KUBECTL:?}\n{}",
+            ctx.failure_report()
+        ),
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
+/// `kubectl exec -t` on a terminal of 40 rows and 100 columns: `script`
+/// gives kubectl a pty, `stty` sizes it, kubectl sends the size.
+fn on_terminal(ctx: &TestCtx, exec_args: &str) -> Vec<String> {
+    let kubectl = format!(
+        "stty rows 40 cols 100; kubectl --kubeconfig={} exec {exec_args}",
+        kubeconfig(ctx).display()
+    );
+    vec!["-qec".into(), kubectl, "/dev/null".into()]
+}
+
+/// The running container IDs of `pod`, sorted.
+fn running_ids(ctx: &TestCtx, pod: &str) -> Vec<String> {
+    let mut ids: Vec<String> = ctx
+        .pod_containers(pod)
+        .into_iter()
+        .filter(Ctr::running)
+        .map(|c| c.id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+async fn kubectl_exec_works_through(handler: &str) {
+    let ctx = TestCtx::new(&format!("kexec{}", &handler[..2]));
+    ctx.write_manifest("web.yaml", &pod_yaml("web", "Always", &[("app", SLEEP)]));
+    ctx.write_manifest(
+        "other.yaml",
+        &pod_yaml("other", "Always", &[("app", SLEEP)]),
+    );
+    let flag = format!("--docker-exec-handler={handler}");
+    let mut pv = Podvisor::spawn(&ctx, &[&flag]);
+    pv.wait_answering(&ctx, Some(200)).await;
+    ctx.wait_pod_running(&pv, "web").await;
+    ctx.wait_pod_running(&pv, "other").await;
+    let web_before = running_ids(&ctx, "web");
+    let other_before = running_ids(&ctx, "other");
+    assert_eq!(other_before.len(), 2, "infra and app: {other_before:?}");
+
+    // The command's exit code is kubectl's.
+    let out = run(
+        &ctx,
+        "kubectl",
+        &["exec", "web", "--", "sh", "-c", "exit 3"],
+        b"",
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    let out = run(&ctx, "kubectl", &["exec", "web", "--", "true"], b"").await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+
+    // stdin piped in ends with its end: cat prints it and exits.
+    let out = run(
+        &ctx,
+        "kubectl",
+        &["exec", "-i", "web", "--", "cat"],
+        b"data\n",
+    )
+    .await;
+    assert_eq!(
+        (out.status.code(), text(&out.stdout).as_str()),
+        (Some(0), "data\n"),
+        "{}",
+        show(&out)
+    );
+
+    // stdout and stderr stay apart without a terminal.
+    let out = run(
+        &ctx,
+        "kubectl",
+        &["exec", "web", "--", "sh", "-c", "echo out; echo err >&2"],
+        b"",
+    )
+    .await;
+    assert_eq!(text(&out.stdout), "out\n", "{}", show(&out));
+    assert!(text(&out.stderr).contains("err\n"), "{}", show(&out));
+
+    // -t: a terminal of the size the client has (the resize arrived).
+    let args = on_terminal(&ctx, "-it web -- sh -c 'tty; stty size'");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(&ctx, "script", &args, b"").await;
+    let shown = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(shown.contains("/dev/pts/"), "no tty: {}", show(&out));
+    assert!(!shown.contains("not a tty"), "{}", show(&out));
+    assert!(
+        shown.contains("40 100"),
+        "size not passed on: {}",
+        show(&out)
+    );
+
+    // An interactive shell on the terminal, driven through its stdin.
+    let args = on_terminal(&ctx, "-it web -- sh");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(
+        &ctx,
+        "script",
+        &args,
+        b"echo sum-$((40+2))\nstty size\nexit 7\n",
+    )
+    .await;
+    let shown = text(&out.stdout);
+    assert!(shown.contains("sum-42"), "{}", show(&out));
+    assert!(shown.contains("40 100"), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(7), "{}", show(&out));
+
+    // A client that goes away takes its command with it.
+    let app = ctx
+        .pod_containers("web")
+        .into_iter()
+        .find(|c| c.container() == "app" && c.running())
+        .expect("web's app runs");
+    let mut cmd = tokio::process::Command::from(tool("kubectl"));
+    let mut client = cmd
+        .env("KUBECONFIG", kubeconfig(&ctx))
+        .args(["exec", "web", "--", "sleep", "4321"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kubectl runs");
+    let sleeping = || {
+        docker_try(&["exec", &app.id, "ps", "-o", "args"])
+            .map(|ps| ps.contains("sleep 4321"))
+            .unwrap_or(false)
+    };
+    let start = Instant::now();
+    while !sleeping() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the exec'd sleep never ran\n{}",
+            ctx.failure_report()
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    client.kill().await.expect("kill kubectl");
+    let start = Instant::now();
+    while sleeping() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the exec'd sleep outlived its client\n{}",
+            ctx.failure_report()
+        );
+        tokio::time::sleep(POLL).await;
+    }
+
+    // A pod that is not there: the API server's words, not a hang.
+    let out = run(&ctx, "kubectl", &["exec", "nope", "--", "true"], b"").await;
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("pods \"nope\" not found"),
+        "{}",
+        show(&out)
+    );
+
+    // A bad container name: refused, naming the choices.
+    let out = run(
+        &ctx,
+        "kubectl",
+        &["exec", "web", "-c", "db", "--", "true"],
+        b"",
+    )
+    .await;
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("db") && text(&out.stderr).contains("[app]"),
+        "{}",
+        show(&out)
+    );
+
+    // Neither pod was restarted by any of it; the daemon still answers.
+    assert_eq!(running_ids(&ctx, "web"), web_before, "web was disturbed");
+    assert_eq!(
+        running_ids(&ctx, "other"),
+        other_before,
+        "the other pod was disturbed"
+    );
+    let pods = kubectl(&ctx, &["get", "pods"]);
+    assert!(pods.contains("other") && pods.contains("Running"), "{pods}");
+    assert!(pv.exited().is_none(), "podvisor exited");
+}
+
+#[tokio::test]
+async fn kubectl_exec_through_the_native_handler() {
+    kubectl_exec_works_through("native").await;
+}
+
+#[tokio::test]
+async fn kubectl_exec_through_the_nsenter_handler() {
+    kubectl_exec_works_through("nsenter").await;
+}
