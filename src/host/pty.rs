@@ -8,6 +8,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -71,6 +72,42 @@ impl Pty {
         for fd in [&master, &slave] {
             // SAFETY: fcntl on an fd we own.
             check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) })?;
+        }
+        Ok(Pty { master, slave })
+    }
+
+    /// Opens a pseudo-terminal of the devpts instance that `ptmx` (a
+    /// `/dev/ptmx` path, such as a container's through
+    /// `/proc/<pid>/root/dev/ptmx`) belongs to, the slave taken from the
+    /// master (`TIOCGPTPEER`) without a path lookup. A command entering the
+    /// container's mount namespace then finds its terminal under its own
+    /// `/dev/pts`, as `tty` expects; a pty of podvisor's own devpts
+    /// ([`Pty::open`]) works the same but has no name there.
+    pub fn open_in(ptmx: &std::path::Path, size: Option<TermSize>) -> io::Result<Self> {
+        let master = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
+            .open(ptmx)?;
+        let master = OwnedFd::from(master);
+        let unlock: libc::c_int = 0;
+        // SAFETY: TIOCSPTLCK reads one int from a live pointer; TIOCGPTPEER
+        // takes open flags and returns a new fd, which we then own.
+        let slave = unsafe {
+            check(libc::ioctl(
+                master.as_raw_fd(),
+                libc::TIOCSPTLCK,
+                &unlock as *const libc::c_int,
+            ))?;
+            let fd = check(libc::ioctl(
+                master.as_raw_fd(),
+                libc::TIOCGPTPEER,
+                libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+            ))?;
+            OwnedFd::from_raw_fd(fd)
+        };
+        if let Some(size) = size {
+            set_size(master.as_raw_fd(), size)?;
         }
         Ok(Pty { master, slave })
     }
@@ -194,6 +231,30 @@ mod tests {
             height: 40,
         }))
         .unwrap();
+        a_child_on(pty).await;
+    }
+
+    #[tokio::test]
+    async fn a_pty_of_a_named_ptmx_works_the_same() {
+        let pty = Pty::open_in(
+            std::path::Path::new("/dev/ptmx"),
+            Some(TermSize {
+                width: 100,
+                height: 40,
+            }),
+        )
+        .unwrap();
+        a_child_on(pty).await;
+    }
+
+    #[test]
+    fn a_ptmx_that_is_not_there_is_an_error() {
+        assert!(Pty::open_in(std::path::Path::new("/nonexistent/ptmx"), None).is_err());
+    }
+
+    /// Runs a shell on `pty`: it reads a line, shows the size (changed
+    /// after the start) and its terminal's name, and exits.
+    async fn a_child_on(pty: Pty) {
         let slave = pty.slave;
         let mut cmd = tokio::process::Command::new("sh");
         cmd.args(["-c", "read line; echo got $line; stty size; tty"])

@@ -111,6 +111,24 @@ struct Target {
     options: StreamOptions,
 }
 
+/// Why a request is refused before any upgrade.
+#[derive(Debug)]
+enum Refusal {
+    /// 404: no such pod.
+    NoPod(String),
+    /// 400, with the message.
+    Bad(String),
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::NoPod(name) => answer(StatusCode::NOT_FOUND, kube::not_found("pods", &name)),
+            Refusal::Bad(message) => bad_request(message),
+        }
+    }
+}
+
 /// Checks the request: parameters, pod, container, running.
 fn prepare(
     verb: Verb,
@@ -118,14 +136,14 @@ fn prepare(
     namespace: &str,
     name: &str,
     query: Pairs,
-) -> Result<Target, Response> {
-    let Query(pairs) = query.map_err(|e| bad_request(e.body_text()))?;
-    let options = StreamOptions::parse(verb, &pairs).map_err(|e| bad_request(e.to_string()))?;
-    let (_, pod) = find_pod(&s.store, namespace, name)
-        .ok_or_else(|| answer(StatusCode::NOT_FOUND, kube::not_found("pods", name)))?;
-    let container = pick_container(&pod, options.container.as_deref()).map_err(bad_request)?;
+) -> Result<Target, Refusal> {
+    let Query(pairs) = query.map_err(|e| Refusal::Bad(e.body_text()))?;
+    let options = StreamOptions::parse(verb, &pairs).map_err(|e| Refusal::Bad(e.to_string()))?;
+    let (_, pod) =
+        find_pod(&s.store, namespace, name).ok_or_else(|| Refusal::NoPod(name.to_string()))?;
+    let container = pick_container(&pod, options.container.as_deref()).map_err(Refusal::Bad)?;
     let status = container_status(&pod, &container).ok_or_else(|| {
-        bad_request(format!(
+        Refusal::Bad(format!(
             "container {container} of pod {name} has not started yet"
         ))
     })?;
@@ -142,7 +160,7 @@ fn prepare(
             container_id: id.to_string(),
             options,
         }),
-        _ => Err(bad_request(format!(
+        _ => Err(Refusal::Bad(format!(
             "container {container} of pod {name} is not running"
         ))),
     }
@@ -192,7 +210,7 @@ fn upgrade(
 ) -> Response {
     let target = match prepare(verb, &s, &namespace, &name, query) {
         Ok(t) => t,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let ws = match ws {
         Ok(ws) => ws.protocols(Protocol::SERVED.map(Protocol::name)),
@@ -228,7 +246,7 @@ fn not_websocket(
     query: Pairs,
 ) -> Response {
     if let Err(refused) = prepare(verb, &s, &namespace, &name, query) {
-        return refused;
+        return refused.into_response();
     }
     bad_request(format!(
         "exec and attach are served over WebSocket only ({}), not SPDY; \

@@ -3,7 +3,8 @@
 //! network and PID namespaces through its init process, `env -i` with the
 //! container's hostname and environment), with the command's stdio given
 //! to the session: pipes without a terminal, a pseudo-terminal
-//! ([`crate::host::pty`]) with one.
+//! ([`crate::host::pty`]) with one, opened in the container's own devpts
+//! (through `/proc/<pid>/root/dev/ptmx`) so that `tty` inside names it.
 //!
 //! `nsenter -p` forks the command inside the PID namespace and waits for
 //! it. The nsenter process starts a session of its own (`setsid`, the
@@ -59,7 +60,17 @@ pub async fn start(
         .args(&start.cmd)
         .kill_on_drop(true);
     if start.tty {
-        start_on_pty(command)
+        // The container's own devpts, so that the command's terminal has
+        // a name inside it; podvisor's when that fails (no /dev/pts).
+        let ptmx = std::path::PathBuf::from(format!("/proc/{pid}/root/dev/ptmx"));
+        let pty = Pty::open_in(&ptmx, None).or_else(|e| {
+            tracing::debug!(error = %e, ptmx = %ptmx.display(), "no pty in the container; using the host's");
+            Pty::open(None)
+        });
+        start_on_pty(
+            command,
+            pty.map_err(|e| failed(format!("pseudo-terminal: {e}")))?,
+        )
     } else {
         start_on_pipes(command, start)
     }
@@ -105,9 +116,11 @@ fn start_on_pipes(
     })
 }
 
-fn start_on_pty(mut command: tokio::process::Command) -> Result<ExecSession, RuntimeError> {
+fn start_on_pty(
+    mut command: tokio::process::Command,
+    pty: Pty,
+) -> Result<ExecSession, RuntimeError> {
     let pty_failed = |e: std::io::Error| failed(format!("pseudo-terminal: {e}"));
-    let pty = Pty::open(None).map_err(pty_failed)?;
     let slave = |pty: &Pty| {
         pty.slave
             .try_clone()
