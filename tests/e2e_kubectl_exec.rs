@@ -23,29 +23,39 @@ use tokio::io::AsyncWriteExt;
 /// How long one kubectl may run.
 const KUBECTL: Duration = Duration::from_secs(60);
 
-/// Runs `program args` with the test's kubeconfig, `input` on its stdin
-/// (kept open until `input` is written; closed then), within [`KUBECTL`].
-async fn run(ctx: &TestCtx, program: &str, args: &[&str], input: &[u8]) -> Output {
-    let mut cmd = tokio::process::Command::from(tool(program));
+/// Runs `command` (a [`tool`]) with the test's kubeconfig, `input` on its
+/// stdin (closed once written), within [`KUBECTL`].
+async fn run(ctx: &TestCtx, command: std::process::Command, input: &[u8]) -> Output {
+    let shown = format!("{command:?}");
+    let mut cmd = tokio::process::Command::from(command);
     cmd.env("KUBECONFIG", kubeconfig(ctx))
-        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{shown} runs: {e}"));
     let mut stdin = child.stdin.take().expect("piped stdin");
     stdin.write_all(input).await.expect("write stdin");
     drop(stdin);
     match tokio::time::timeout(KUBECTL, child.wait_with_output()).await {
         Ok(out) => out.expect("wait for kubectl"),
         Err(_) => panic!(
-            "{program} {args:?} did not end within {KUBECTL:?}\n{}",
+            "{shown} did not end within {KUBECTL:?}\n{}",
             ctx.failure_report()
         ),
     }
+}
+
+fn kubectl_cmd(args: &[&str]) -> std::process::Command {
+    let mut cmd = tool("kubectl");
+    cmd.args(args);
+    cmd
+}
+
+fn script_cmd(args: &[&str]) -> std::process::Command {
+    let mut cmd = tool("script");
+    cmd.args(args);
+    cmd
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -102,20 +112,18 @@ async fn kubectl_exec_works_through(handler: &str) {
     // The command's exit code is kubectl's.
     let out = run(
         &ctx,
-        "kubectl",
-        &["exec", "web", "--", "sh", "-c", "exit 3"],
+        kubectl_cmd(&["exec", "web", "--", "sh", "-c", "exit 3"]),
         b"",
     )
     .await;
     assert_eq!(out.status.code(), Some(3), "{}", show(&out));
-    let out = run(&ctx, "kubectl", &["exec", "web", "--", "true"], b"").await;
+    let out = run(&ctx, kubectl_cmd(&["exec", "web", "--", "true"]), b"").await;
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
 
     // stdin piped in ends with its end: cat prints it and exits.
     let out = run(
         &ctx,
-        "kubectl",
-        &["exec", "-i", "web", "--", "cat"],
+        kubectl_cmd(&["exec", "-i", "web", "--", "cat"]),
         b"data\n",
     )
     .await;
@@ -129,8 +137,7 @@ async fn kubectl_exec_works_through(handler: &str) {
     // stdout and stderr stay apart without a terminal.
     let out = run(
         &ctx,
-        "kubectl",
-        &["exec", "web", "--", "sh", "-c", "echo out; echo err >&2"],
+        kubectl_cmd(&["exec", "web", "--", "sh", "-c", "echo out; echo err >&2"]),
         b"",
     )
     .await;
@@ -140,7 +147,7 @@ async fn kubectl_exec_works_through(handler: &str) {
     // -t: a terminal of the size the client has (the resize arrived).
     let args = on_terminal(&ctx, "-it web -- sh -c 'tty; stty size'");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = run(&ctx, "script", &args, b"").await;
+    let out = run(&ctx, script_cmd(&args), b"").await;
     let shown = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert!(shown.contains("/dev/pts/"), "no tty: {}", show(&out));
@@ -156,8 +163,7 @@ async fn kubectl_exec_works_through(handler: &str) {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run(
         &ctx,
-        "script",
-        &args,
+        script_cmd(&args),
         b"echo sum-$((40+2))\nstty size\nexit 7\n",
     )
     .await;
@@ -208,7 +214,7 @@ async fn kubectl_exec_works_through(handler: &str) {
     }
 
     // A pod that is not there: the API server's words, not a hang.
-    let out = run(&ctx, "kubectl", &["exec", "nope", "--", "true"], b"").await;
+    let out = run(&ctx, kubectl_cmd(&["exec", "nope", "--", "true"]), b"").await;
     assert!(!out.status.success(), "{}", show(&out));
     assert!(
         text(&out.stderr).contains("pods \"nope\" not found"),
@@ -219,8 +225,7 @@ async fn kubectl_exec_works_through(handler: &str) {
     // A bad container name: refused, naming the choices.
     let out = run(
         &ctx,
-        "kubectl",
-        &["exec", "web", "-c", "db", "--", "true"],
+        kubectl_cmd(&["exec", "web", "-c", "db", "--", "true"]),
         b"",
     )
     .await;
@@ -251,4 +256,132 @@ async fn kubectl_exec_through_the_native_handler() {
 #[tokio::test]
 async fn kubectl_exec_through_the_nsenter_handler() {
     kubectl_exec_works_through("nsenter").await;
+}
+
+/// An HTTPS client of the node's secure API (its CA) and its token.
+fn https(ctx: &TestCtx) -> (reqwest::Client, String) {
+    let root = ctx.path().join("root");
+    let ca = std::fs::read(root.join("pki").join("ca.crt")).expect("the CA");
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("CA PEM"))
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("https client");
+    let token = std::fs::read_to_string(root.join("token")).expect("the token");
+    (client, token.trim().to_string())
+}
+
+/// `kubectl attach` follows the main process's output and leaves it
+/// running when it goes; requests that are not a WebSocket of a served
+/// subprotocol get a `Status` saying so.
+#[tokio::test]
+async fn kubectl_attach_follows_the_main_process_and_leaves_it_running() {
+    let ctx = TestCtx::new("kattach");
+    let ticker: &[&str] = &["sh", "-c", "while true; do echo tick; sleep 0.2; done"];
+    ctx.write_manifest(
+        "talker.yaml",
+        &pod_yaml("talker", "Always", &[("app", ticker)]),
+    );
+    let pv = Podvisor::start(&ctx).await;
+    ctx.wait_pod_running(&pv, "talker").await;
+    let before = running_ids(&ctx, "talker");
+
+    let out_path = ctx.path().join("attach.out");
+    let mut cmd = tokio::process::Command::from(tool("kubectl"));
+    let mut client = cmd
+        .env("KUBECONFIG", kubeconfig(&ctx))
+        .args(["attach", "talker"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).expect("out file"))
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kubectl runs");
+    let start = Instant::now();
+    while std::fs::read_to_string(&out_path)
+        .unwrap_or_default()
+        .matches("tick")
+        .count()
+        < 3
+    {
+        if let Some(status) = client.try_wait().expect("try_wait") {
+            panic!(
+                "kubectl attach ended ({status}) before showing output\n{}",
+                ctx.failure_report()
+            );
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "kubectl attach showed no output\n{}",
+            ctx.failure_report()
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    client.kill().await.expect("kill kubectl");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        running_ids(&ctx, "talker"),
+        before,
+        "attach disturbed the pod"
+    );
+
+    // Not a WebSocket (kubectl's SPDY fallback is a POST): a clear 400.
+    let (http, token) = https(&ctx);
+    let url = format!(
+        "https://127.0.0.1:{}/api/v1/namespaces/default/pods/talker/exec?command=true&stdout=true",
+        pv.secure_port
+    );
+    let resp = http
+        .post(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("POST exec");
+    assert_eq!(resp.status().as_u16(), 400);
+    let status: serde_json::Value = resp.json().await.expect("a Status");
+    assert_eq!(status["kind"], "Status", "{status}");
+    let message = status["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("WebSocket only") && message.contains("v5.channel.k8s.io"),
+        "{status}"
+    );
+    // A WebSocket of a subprotocol not served: 400 naming the served ones.
+    let resp = http
+        .get(&url)
+        .bearer_auth(&token)
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "13")
+        .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header(
+            "Sec-WebSocket-Protocol",
+            "channel.k8s.io, base64.channel.k8s.io",
+        )
+        .send()
+        .await
+        .expect("GET exec");
+    assert_eq!(resp.status().as_u16(), 400);
+    let status: serde_json::Value = resp.json().await.expect("a Status");
+    let message = status["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("base64.channel.k8s.io") && message.contains("v4.channel.k8s.io"),
+        "{status}"
+    );
+    // Bad parameters: the API server's words.
+    let resp = http
+        .post(format!(
+            "https://127.0.0.1:{}/api/v1/namespaces/default/pods/talker/exec?stdout=true",
+            pv.secure_port
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("POST exec");
+    assert_eq!(resp.status().as_u16(), 400);
+    let status: serde_json::Value = resp.json().await.expect("a Status");
+    assert_eq!(
+        status["message"], "you must specify at least one command for the container",
+        "{status}"
+    );
+    assert_eq!(running_ids(&ctx, "talker"), before);
 }
