@@ -145,7 +145,16 @@ async fn kubectl_exec_works_through(handler: &str) {
     assert!(text(&out.stderr).contains("err\n"), "{}", show(&out));
 
     // -t: a terminal of the size the client has (the resize arrived).
-    let args = on_terminal(&ctx, "-it web -- sh -c 'tty; stty size'");
+    // nsenter makes the pty at that size before the command starts. An
+    // engine before API 1.42 (Debian's 20.10) takes no size with an exec
+    // and resizes it only once started, so a command asking at once can
+    // see no size there (as with the kubelet on Docker): it asks later.
+    let script = if handler == "native" {
+        "-it web -- sh -c 'tty; sleep 1; stty size'"
+    } else {
+        "-it web -- sh -c 'tty; stty size'"
+    };
+    let args = on_terminal(&ctx, script);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run(&ctx, script_cmd(&args), b"").await;
     let shown = text(&out.stdout);
@@ -212,6 +221,16 @@ async fn kubectl_exec_works_through(handler: &str) {
         );
         tokio::time::sleep(POLL).await;
     }
+
+    // A command that is not there: the shell's 126/127 and a message.
+    let out = run(&ctx, kubectl_cmd(&["exec", "web", "--", "nosuchcmd"]), b"").await;
+    assert!(
+        matches!(out.status.code(), Some(126 | 127)),
+        "{}",
+        show(&out)
+    );
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(said.contains("nosuchcmd"), "{}", show(&out));
 
     // A pod that is not there: the API server's words, not a hang.
     let out = run(&ctx, kubectl_cmd(&["exec", "nope", "--", "true"]), b"").await;

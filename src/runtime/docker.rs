@@ -687,13 +687,22 @@ impl ContainerRuntime for DockerRuntime {
                 message: "the engine started the exec detached".into(),
             });
         };
+        let control = DockerExec {
+            docker: self.client().await?,
+            exec_id,
+        };
+        // Engines before API 1.42 take no size at create; the engine holds
+        // a resize until the process has started, which is as early as
+        // this can be.
+        if let (true, Some(size)) = (start.tty, start.size) {
+            if let Err(e) = control.resize(size).await {
+                tracing::debug!(error = %e, "initial exec resize failed");
+            }
+        }
         Ok(ExecSession {
             output: session_output("exec", output),
             stdin: input,
-            control: Box::new(DockerExec {
-                docker: self.client().await?,
-                exec_id,
-            }),
+            control: Box::new(control),
         })
     }
 

@@ -186,6 +186,9 @@ pub struct ExecStart {
     pub stdin: bool,
     pub stdout: bool,
     pub stderr: bool,
+    /// The terminal's size from the start (with `tty`), so that the
+    /// command never sees a terminal of no size.
+    pub size: Option<TermSize>,
 }
 
 /// Which output a chunk of an interactive session came from (everything

@@ -41,7 +41,7 @@ use super::kube::channel::{self, Inbound, Protocol, StreamOptions, Verb};
 use super::kube::{self};
 use super::node::find_pod;
 use super::ApiState;
-use crate::runtime::{ExecControl, ExecSession, ExecStart, OutputStream};
+use crate::runtime::{ExecControl, ExecSession, ExecStart, OutputStream, TermSize};
 use crate::settings::ExecHandler;
 
 /// How long the end of a session waits for the client's close reply
@@ -255,8 +255,14 @@ fn not_websocket(
     ))
 }
 
-/// Starts the command as the node's exec handler says.
-async fn start(verb: Verb, s: &ApiState, target: &Target) -> crate::runtime::Result<ExecSession> {
+/// Starts the command as the node's exec handler says, on a terminal of
+/// `size` when it has one.
+async fn start(
+    verb: Verb,
+    s: &ApiState,
+    target: &Target,
+    size: Option<TermSize>,
+) -> crate::runtime::Result<ExecSession> {
     let o = &target.options;
     let start = ExecStart {
         cmd: o.command.clone(),
@@ -265,6 +271,7 @@ async fn start(verb: Verb, s: &ApiState, target: &Target) -> crate::runtime::Res
         stdin: o.stdin,
         stdout: o.stdout,
         stderr: o.stderr,
+        size,
     };
     match (verb, s.exec_handler) {
         (Verb::Attach, _) => s.runtime.attach(&target.container_id, &start).await,
@@ -292,7 +299,17 @@ async fn run(socket: WebSocket, protocol: Protocol, verb: Verb, s: ApiState, tar
     if sink.send(Message::Binary(hello)).await.is_err() {
         return;
     }
-    let session = match start(verb, &s, &target).await {
+    // kubectl sends its terminal's size first thing: the command starts
+    // on a terminal of that size rather than of none, resized later.
+    let (size, early) = if target.options.tty {
+        match first_size(&mut client, protocol).await {
+            Some(got) => got,
+            None => return, // the client went away
+        }
+    } else {
+        (None, Vec::new())
+    };
+    let session = match start(verb, &s, &target, size).await {
         Ok(session) => session,
         Err(e) => {
             tracing::info!(parent: &span, error = %e, command = ?target.options.command, "exec did not start");
@@ -309,8 +326,9 @@ async fn run(socket: WebSocket, protocol: Protocol, verb: Verb, s: ApiState, tar
     } = session;
     let control: Arc<dyn ExecControl> = Arc::from(control);
     let (gone_tx, mut gone) = tokio::sync::oneshot::channel::<()>();
+    let messages = futures::stream::iter(early.into_iter().map(Ok)).chain(client);
     let reader = tokio::spawn(read_client(
-        client,
+        messages,
         protocol,
         target.options.stdin.then_some(stdin),
         control.clone(),
@@ -401,11 +419,39 @@ async fn finish(sink: &mut Sink, client: &mut Client, status: Value) {
     let _ = tokio::time::timeout(CLOSE_WAIT, drain).await;
 }
 
+/// How long a session on a terminal waits for the client's first size.
+const FIRST_SIZE_WAIT: Duration = Duration::from_secs(1);
+
+/// Reads the client's messages until its first terminal size (or for
+/// [`FIRST_SIZE_WAIT`]): the size, and the other messages read meanwhile
+/// (early stdin), to be handled once the command runs. `None` when the
+/// client went away.
+async fn first_size(
+    client: &mut Client,
+    protocol: Protocol,
+) -> Option<(Option<TermSize>, Vec<Message>)> {
+    let mut early = Vec::new();
+    let deadline = tokio::time::Instant::now() + FIRST_SIZE_WAIT;
+    loop {
+        let message = match tokio::time::timeout_at(deadline, client.next()).await {
+            Err(_) => return Some((None, early)),
+            Ok(Some(Ok(Message::Close(_))) | Some(Err(_)) | None) => return None,
+            Ok(Some(Ok(m))) => m,
+        };
+        if let Message::Binary(data) = &message {
+            if let Ok(Inbound::Resize(size)) = channel::decode(protocol, data) {
+                return Some((Some(size), early));
+            }
+        }
+        early.push(message);
+    }
+}
+
 /// Reads the client until it goes: stdin to the command (when it asked for
 /// stdin), resizes to its terminal. A message it cannot use is logged and
 /// skipped. Says it went by `gone`.
 async fn read_client(
-    mut client: Client,
+    mut client: impl futures::Stream<Item = Result<Message, axum::Error>> + Unpin,
     protocol: Protocol,
     mut stdin: Option<std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>>,
     control: Arc<dyn ExecControl>,

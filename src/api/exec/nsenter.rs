@@ -63,9 +63,9 @@ pub async fn start(
         // The container's own devpts, so that the command's terminal has
         // a name inside it; podvisor's when that fails (no /dev/pts).
         let ptmx = std::path::PathBuf::from(format!("/proc/{pid}/root/dev/ptmx"));
-        let pty = Pty::open_in(&ptmx, None).or_else(|e| {
+        let pty = Pty::open_in(&ptmx, start.size).or_else(|e| {
             tracing::debug!(error = %e, ptmx = %ptmx.display(), "no pty in the container; using the host's");
-            Pty::open(None)
+            Pty::open(start.size)
         });
         start_on_pty(
             command,
