@@ -243,8 +243,16 @@ impl ExecControl for DockerExec {
         let deadline = tokio::time::Instant::now() + EXIT_WAIT;
         loop {
             let i = self.inspect().await?;
-            if i.running != Some(true) || tokio::time::Instant::now() >= deadline {
+            if i.running != Some(true) {
                 return Ok(Some(i.exit_code.unwrap_or(-1)));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(RuntimeError::Engine {
+                    call: "exec",
+                    message: format!(
+                        "the command closed its output but still ran {EXIT_WAIT:?} later"
+                    ),
+                });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -364,31 +364,32 @@ async fn run(socket: WebSocket, protocol: Protocol, verb: Verb, s: ApiState, tar
             }
         }
     }
-    let status = match failure {
-        Some(e) => {
+    // The output ended: the exit code, unless the client goes meanwhile
+    // (a command can close its output and run on).
+    let ended = match failure {
+        Some(e) => Err(e),
+        None => tokio::select! {
+            code = control.exit_code() => code,
+            _ = &mut gone => {
+                tracing::info!(parent: &span, "client went away: ending the command");
+                control.kill().await;
+                return;
+            }
+        },
+    };
+    let status = match ended {
+        Ok(Some(code)) => {
+            tracing::info!(parent: &span, exit_code = code, "command ended");
+            channel::exit_status(&target.options.command, code)
+        }
+        Ok(None) => channel::success_status(),
+        Err(e) => {
+            tracing::info!(parent: &span, error = %e, "session failed");
             control.kill().await;
             channel::failure_status(e.to_string())
         }
-        None => match control.exit_code().await {
-            Ok(Some(code)) => {
-                tracing::info!(parent: &span, exit_code = code, "command ended");
-                channel::exit_status(&target.options.command, code)
-            }
-            Ok(None) => serde_json::json!({"metadata": {}, "status": "Success"}),
-            Err(e) => channel::failure_status(e.to_string()),
-        },
     };
-    let message = Message::Binary(channel::frame(
-        channel::ERROR,
-        status.to_string().as_bytes(),
-    ));
-    if sink.send(message).await.is_ok() {
-        let _ = sink
-            .send(Message::Close(Some(CloseFrame {
-                code: 1000,
-                reason: "".into(),
-            })))
-            .await;
+    if close_with(&mut sink, status).await {
         // The client answers the close; reading on until then lets the
         // connection end cleanly rather than with a reset that could drop
         // the status before the client read it.
@@ -397,24 +398,31 @@ async fn run(socket: WebSocket, protocol: Protocol, verb: Verb, s: ApiState, tar
     reader.abort();
 }
 
-type Sink = futures::stream::SplitSink<WebSocket, Message>;
-type Client = futures::stream::SplitStream<WebSocket>;
-
-/// Ends a session that never started: the status, the close, the reply.
-async fn finish(sink: &mut Sink, client: &mut Client, status: Value) {
+/// Sends `status` on the error channel and a normal close; false when the
+/// client is gone.
+async fn close_with(sink: &mut Sink, status: Value) -> bool {
     let message = Message::Binary(channel::frame(
         channel::ERROR,
         status.to_string().as_bytes(),
     ));
     if sink.send(message).await.is_err() {
+        return false;
+    }
+    let close = Message::Close(Some(CloseFrame {
+        code: 1000,
+        reason: "".into(),
+    }));
+    sink.send(close).await.is_ok()
+}
+
+type Sink = futures::stream::SplitSink<WebSocket, Message>;
+type Client = futures::stream::SplitStream<WebSocket>;
+
+/// Ends a session that never started: the status, the close, the reply.
+async fn finish(sink: &mut Sink, client: &mut Client, status: Value) {
+    if !close_with(sink, status).await {
         return;
     }
-    let _ = sink
-        .send(Message::Close(Some(CloseFrame {
-            code: 1000,
-            reason: "".into(),
-        })))
-        .await;
     let drain = async { while let Some(Ok(_)) = client.next().await {} };
     let _ = tokio::time::timeout(CLOSE_WAIT, drain).await;
 }

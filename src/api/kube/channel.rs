@@ -141,11 +141,23 @@ pub fn parse_resize(data: &[u8]) -> Result<TermSize, FrameError> {
     last.ok_or_else(|| bad("empty".into()))
 }
 
+/// The `Status` of a session that ended well (an exit code 0, the end of
+/// an attach).
+pub fn success_status() -> Value {
+    json!({"metadata": {}, "status": "Success"})
+}
+
 /// The `Status` of a command that ran to its end: `Success` for 0, a
-/// `NonZeroExitCode` failure naming `command` and the code otherwise.
+/// `NonZeroExitCode` failure naming `command` and the code for 1 to 255
+/// (kubectl exits with it), a plain failure for what is no exit code.
 pub fn exit_status(command: &[String], exit_code: i64) -> Value {
     if exit_code == 0 {
-        return json!({"metadata": {}, "status": "Success"});
+        return success_status();
+    }
+    if !(1..=255).contains(&exit_code) {
+        return failure_status(format!(
+            "command {command:?} ended without a usable exit code ({exit_code})"
+        ));
     }
     json!({
         "metadata": {},
@@ -379,6 +391,21 @@ mod tests {
             exit_status(&cmd, 137)["details"]["causes"][0]["message"],
             "137"
         );
+    }
+
+    #[test]
+    fn what_is_no_exit_code_is_a_plain_failure() {
+        // kubectl reads the ExitCode cause as an unsigned byte.
+        for code in [-1, 256, 1 << 40] {
+            let s = exit_status(&["x".into()], code);
+            assert_eq!(s["status"], "Failure", "{code}");
+            assert_ne!(s["reason"], "NonZeroExitCode", "{code}");
+            assert!(
+                s["message"].as_str().unwrap().contains(&code.to_string()),
+                "{s}"
+            );
+        }
+        assert_eq!(exit_status(&["x".into()], 255)["reason"], "NonZeroExitCode");
     }
 
     #[test]
