@@ -14,7 +14,7 @@
 //!  actors/    effects: Supervisor, PodWorker (mod, sync, execute),
 //!             ImagePuller, Prober, Readiness, ContainerRefs, the event
 //!             Recorder, the manifest sources; shared = owned maps + views
-//!  host/      the node seam: pod dirs, tmpfs, /proc (Host, RealHost, FakeHost)
+//!  host/      the node seam: pod dirs, tmpfs, /proc (Host, RealHost, FakeHost); ptys
 //!  runtime/   the engine seam: trait, bollard, bounded calls, FakeDocker
 //!  decide/    plan, gc, status, back-off, probe thresholds
 //!  spec/      Pod → create requests: env, resources, security, volumes
@@ -62,7 +62,9 @@
 //!   Shared state has its owner in the types: the one actor that writes a
 //!   map holds its [`actors::shared::Owned`]; readers (the API, status
 //!   builders) hold [`actors::shared::View`]s.
-//! - [`api`]: the HTTP API (`/healthz`, `/pods`).
+//! - [`api`]: the HTTP APIs: the read-only one (`/healthz`, `/pods`) and the
+//!   node's Kubernetes API for `kubectl` (pods, events; `exec` and `attach`
+//!   over WebSocket through the native or nsenter exec handler).
 //! - [`daemon`]: wires it all together for `podvisor run`.
 //! - `testing` (feature `test-util`): the shared test fixtures,
 //!   `pod("web").container("app").build()`.

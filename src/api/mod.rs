@@ -2,13 +2,15 @@
 //!
 //! - The **secure API** ([`secure_router`], HTTPS on `--port`): the node's
 //!   Kubernetes API for `kubectl` ([`node`]), every request but `/healthz`
-//!   and `/version` with a bearer token ([`auth`]).
+//!   and `/version` with a bearer token ([`auth`]); `kubectl exec` and
+//!   `attach` over WebSocket ([`exec`]).
 //! - The **read-only API** ([`read_only_router`], plain HTTP on
 //!   `--read-only-port`, as the kubelet's 10255): `/healthz`, `/pods` and
 //!   `/pods/{namespace}/{name}/events`, no token. It changes nothing but
 //!   shows every pod spec, environment values included.
 
 pub mod auth;
+pub mod exec;
 pub mod kube;
 pub mod logs;
 pub mod node;

@@ -73,6 +73,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/v1/namespaces/{namespace}", get(get_namespace))
         .route("/api/v1/events", get(list_events_all))
         .route("/api/v1/namespaces/{namespace}/events", get(list_events_in))
+        .merge(super::exec::routes())
         .fallback(not_served)
 }
 

@@ -258,7 +258,10 @@ async fn file_value(file: &FsPath) -> Result<Value, Refusal> {
         .map(serde::Deserialize::deserialize)
         .collect::<Result<Vec<Value>, _>>()
         .map_err(|e| {
-            let why = format!("{} does not parse now ({e}); fix or replace the file", file.display());
+            let why = format!(
+                "{} does not parse now ({e}); fix or replace the file",
+                file.display()
+            );
             answer(StatusCode::CONFLICT, kube::status(409, "Conflict", why))
         })?;
     let mut pods = docs.into_iter().filter(|d| !d.is_null());

@@ -11,6 +11,7 @@
 //!   `subPath` checks, teardown) through a [`Host`].
 //! - [`machine`]: the node's capacity (CPUs, memory) for admission.
 //! - [`memory`]: podvisor's own freed heap memory, given back to the system.
+//! - [`pty`]: pseudo-terminals for `kubectl exec -t` through nsenter.
 //!
 //! The trait's file operations return plain [`io::Error`]s; [`volumes`]
 //! says what was being done (`mkdir /x: …`).
@@ -19,6 +20,7 @@
 pub mod fake;
 pub mod machine;
 pub mod memory;
+pub mod pty;
 mod real;
 pub mod volumes;
 

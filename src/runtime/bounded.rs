@@ -20,6 +20,9 @@
 //! budget only to be opened; the stream itself holds no slot and has no
 //! budget (`kubectl logs -f` lasts as long as the container or the client),
 //! so any number of followers never starve the short calls.
+//!
+//! An interactive exec or attach gets `call` to start, without a slot; the
+//! session that follows lasts as long as its client and has no budget.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +33,7 @@ use tokio::sync::Semaphore;
 
 use super::{
     ContainerDetails, ContainerRuntime, ContainerSummary, CreateSpec, Credentials, ExecOutput,
-    ExecRequest, ImageInfo, LogOptions, Result, RuntimeError, RuntimeEvent,
+    ExecRequest, ExecSession, ExecStart, ImageInfo, LogOptions, Result, RuntimeError, RuntimeEvent,
 };
 
 /// Most short engine calls in flight at once. The engine does not answer
@@ -149,6 +152,16 @@ impl ContainerRuntime for Bounded {
         self.within("exec", budget, self.inner.exec(id, req)).await
     }
 
+    async fn exec_attach(&self, id: &str, start: &ExecStart) -> Result<ExecSession> {
+        self.within("exec", self.call, self.inner.exec_attach(id, start))
+            .await
+    }
+
+    async fn attach(&self, id: &str, start: &ExecStart) -> Result<ExecSession> {
+        self.within("attach", self.call, self.inner.attach(id, start))
+            .await
+    }
+
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<String> {
         self.short("logs", || self.inner.logs_tail(id, lines)).await
     }
@@ -172,6 +185,7 @@ impl ContainerRuntime for Bounded {
 mod tests {
     use super::*;
     use crate::runtime::fake::{Call, FakeDocker};
+    use futures::StreamExt;
 
     fn lists(fake: &FakeDocker) -> usize {
         fake.calls().iter().filter(|c| **c == Call::List).count()
@@ -237,6 +251,53 @@ mod tests {
             bounded.logs(&id, &follow).await,
             Err(RuntimeError::Timeout { call: "logs", .. })
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_interactive_exec_takes_no_slot_and_its_session_outlives_the_budget() {
+        use tokio::io::AsyncWriteExt;
+        let fake = Arc::new(FakeDocker::new());
+        let id = fake.insert_container(
+            CreateSpec::default(),
+            crate::runtime::ContainerState::Running,
+        );
+        fake.hang("list", "");
+        let bounded = Arc::new(Bounded::with_slots(
+            fake.clone(),
+            Duration::from_millis(200),
+            Duration::from_secs(60),
+            1,
+        ));
+        let b = bounded.clone();
+        let hung = tokio::spawn(async move { b.list_containers(&[]).await });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // The only slot is held: the exec starts anyway.
+        let start = ExecStart {
+            cmd: vec!["cat".into()],
+            stdin: true,
+            stdout: true,
+            ..Default::default()
+        };
+        let asked = tokio::time::Instant::now();
+        let mut session = bounded.exec_attach(&id, &start).await.expect("started");
+        assert_eq!(asked.elapsed(), Duration::ZERO, "it waited for a slot");
+        // Well past the call budget, the session still carries data.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        session.stdin.write_all(b"late").await.unwrap();
+        session.stdin.shutdown().await.unwrap();
+        let mut out = Vec::new();
+        while let Some(chunk) = session.output.next().await {
+            out.extend_from_slice(&chunk.unwrap().1);
+        }
+        assert_eq!(out, b"late");
+        assert_eq!(session.control.exit_code().await, Ok(Some(0)));
+        assert!(matches!(
+            hung.await.unwrap(),
+            Err(RuntimeError::Timeout { .. })
+        ));
+        // A container that is not running: an error, not a session.
+        let refused = bounded.exec_attach("missing", &start).await;
+        assert!(refused.is_err());
     }
 
     #[tokio::test(start_paused = true)]

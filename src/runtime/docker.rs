@@ -24,8 +24,8 @@ use futures::stream::{BoxStream, StreamExt};
 
 use super::{
     split_image_ref, ContainerDetails, ContainerRuntime, ContainerState, ContainerSummary,
-    CreateSpec, Credentials, EventAction, ExecOutput, ExecRequest, ImageInfo, LogOptions, Result,
-    RuntimeError, RuntimeEvent,
+    CreateSpec, Credentials, EventAction, ExecControl, ExecOutput, ExecRequest, ExecSession,
+    ExecStart, ImageInfo, LogOptions, OutputStream, Result, RuntimeError, RuntimeEvent, TermSize,
 };
 
 /// How long connecting and negotiating the API version may take.
@@ -169,6 +169,161 @@ fn labels_of(labels: Option<HashMap<String, String>>) -> BTreeMap<String, String
 /// Docker reports "never" as the zero time.
 fn real_time(t: Option<String>) -> Option<String> {
     t.filter(|t| !t.starts_with("0001-01-01"))
+}
+
+/// An attached exec or attach output as the project's chunks.
+fn session_output(
+    call: &'static str,
+    output: std::pin::Pin<
+        Box<
+            dyn futures::Stream<
+                    Item = std::result::Result<bollard::container::LogOutput, BollardError>,
+                > + Send,
+        >,
+    >,
+) -> BoxStream<'static, Result<(OutputStream, bytes::Bytes)>> {
+    use bollard::container::LogOutput;
+    output
+        .map(move |item| match item {
+            Ok(LogOutput::StdErr { message }) => Ok((OutputStream::Stderr, message)),
+            Ok(other) => Ok((OutputStream::Stdout, other.into_bytes())),
+            Err(e) => Err(RuntimeError::Engine {
+                call,
+                message: e.to_string(),
+            }),
+        })
+        .boxed()
+}
+
+/// How long one control call of a session (resize, inspect) may take.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an exec may still show as running after its output ended.
+const EXIT_WAIT: Duration = Duration::from_secs(5);
+
+/// The control of a Docker exec: resize and inspect through the engine; a
+/// kill by the exec's host pid, which the engine reports but offers no
+/// call for (its API cannot end an exec).
+struct DockerExec {
+    docker: Docker,
+    exec_id: String,
+}
+
+impl DockerExec {
+    async fn inspect(&self) -> Result<bollard::models::ExecInspectResponse> {
+        match tokio::time::timeout(CONTROL_TIMEOUT, self.docker.inspect_exec(&self.exec_id)).await {
+            Ok(Ok(i)) => Ok(i),
+            Ok(Err(e)) => Err(RuntimeError::Engine {
+                call: "exec inspect",
+                message: e.to_string(),
+            }),
+            Err(_) => Err(RuntimeError::Timeout {
+                call: "exec inspect",
+                after: CONTROL_TIMEOUT,
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl ExecControl for DockerExec {
+    async fn resize(&self, size: TermSize) -> Result<()> {
+        let opts = bollard::exec::ResizeExecOptions {
+            height: size.height,
+            width: size.width,
+        };
+        match tokio::time::timeout(
+            CONTROL_TIMEOUT,
+            self.docker.resize_exec(&self.exec_id, opts),
+        )
+        .await
+        {
+            Ok(r) => r.map_err(|e| RuntimeError::Engine {
+                call: "exec resize",
+                message: e.to_string(),
+            }),
+            Err(_) => Err(RuntimeError::Timeout {
+                call: "exec resize",
+                after: CONTROL_TIMEOUT,
+            }),
+        }
+    }
+
+    async fn exit_code(&self) -> Result<Option<i64>> {
+        // The output can end a moment before the engine has seen the exit.
+        let deadline = tokio::time::Instant::now() + EXIT_WAIT;
+        loop {
+            let i = self.inspect().await?;
+            if i.running != Some(true) {
+                return Ok(Some(i.exit_code.unwrap_or(-1)));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(RuntimeError::Engine {
+                    call: "exec",
+                    message: format!(
+                        "the command closed its output but still ran {EXIT_WAIT:?} later"
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn kill(&self) {
+        let Ok(i) = self.inspect().await else { return };
+        if i.running != Some(true) {
+            return;
+        }
+        if let Some(pid) = i
+            .pid
+            .and_then(|p| libc::pid_t::try_from(p).ok())
+            .filter(|p| *p > 0)
+        {
+            // SAFETY: kill(2) with a pid the engine reports for this running
+            // exec; it touches no memory.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// The control of an attach: resize the container's terminal; no exit code
+/// and no kill (the main process outlives the session; dropping the
+/// streams detaches).
+struct DockerAttach {
+    docker: Docker,
+    container_id: String,
+}
+
+#[async_trait]
+impl ExecControl for DockerAttach {
+    async fn resize(&self, size: TermSize) -> Result<()> {
+        let opts = bollard::query_parameters::ResizeContainerTTYOptions {
+            h: i32::from(size.height),
+            w: i32::from(size.width),
+        };
+        match tokio::time::timeout(
+            CONTROL_TIMEOUT,
+            self.docker.resize_container_tty(&self.container_id, opts),
+        )
+        .await
+        {
+            Ok(r) => r.map_err(|e| RuntimeError::Engine {
+                call: "attach resize",
+                message: e.to_string(),
+            }),
+            Err(_) => Err(RuntimeError::Timeout {
+                call: "attach resize",
+                after: CONTROL_TIMEOUT,
+            }),
+        }
+    }
+
+    async fn exit_code(&self) -> Result<Option<i64>> {
+        Ok(None)
+    }
+
+    async fn kill(&self) {}
 }
 
 #[async_trait]
@@ -511,6 +666,86 @@ impl ContainerRuntime for DockerRuntime {
                 Err(RuntimeError::ExecTimeout(req.timeout))
             }
         }
+    }
+
+    async fn exec_attach(&self, id: &str, start: &ExecStart) -> Result<ExecSession> {
+        use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+        let (cid, st) = (id.to_string(), start.clone());
+        let created = self
+            .call("exec", |d| async move {
+                d.create_exec(
+                    &cid,
+                    CreateExecOptions {
+                        cmd: Some(st.cmd),
+                        env: (!st.env.is_empty()).then_some(st.env),
+                        attach_stdin: Some(st.stdin),
+                        attach_stdout: Some(st.stdout),
+                        attach_stderr: Some(st.stderr),
+                        tty: Some(st.tty),
+                        ..Default::default()
+                    },
+                )
+                .await
+            })
+            .await?;
+        let exec_id = created.id;
+        let (eid, tty) = (exec_id.clone(), start.tty);
+        let started = self
+            .call("exec", |d| async move {
+                let opts = StartExecOptions {
+                    tty,
+                    ..Default::default()
+                };
+                d.start_exec(&eid, Some(opts)).await
+            })
+            .await?;
+        let StartExecResults::Attached { output, input } = started else {
+            return Err(RuntimeError::Engine {
+                call: "exec",
+                message: "the engine started the exec detached".into(),
+            });
+        };
+        let control = DockerExec {
+            docker: self.client().await?,
+            exec_id,
+        };
+        // Engines before API 1.42 take no size at create; the engine holds
+        // a resize until the process has started, which is as early as
+        // this can be.
+        if let (true, Some(size)) = (start.tty, start.size) {
+            if let Err(e) = control.resize(size).await {
+                tracing::debug!(error = %e, "initial exec resize failed");
+            }
+        }
+        Ok(ExecSession {
+            output: session_output("exec", output),
+            stdin: input,
+            control: Box::new(control),
+        })
+    }
+
+    async fn attach(&self, id: &str, start: &ExecStart) -> Result<ExecSession> {
+        let (cid, st) = (id.to_string(), start.clone());
+        let attached = self
+            .call("attach", |d| async move {
+                let opts = bollard::query_parameters::AttachContainerOptions {
+                    stream: true,
+                    stdin: st.stdin,
+                    stdout: st.stdout,
+                    stderr: st.stderr,
+                    ..Default::default()
+                };
+                d.attach_container(&cid, Some(opts)).await
+            })
+            .await?;
+        Ok(ExecSession {
+            output: session_output("attach", attached.output),
+            stdin: attached.input,
+            control: Box::new(DockerAttach {
+                docker: self.client().await?,
+                container_id: id.to_string(),
+            }),
+        })
     }
 
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<String> {

@@ -18,8 +18,8 @@ use crate::model::clock::{Clock, SystemClock};
 
 use super::{
     ContainerDetails, ContainerRuntime, ContainerState, ContainerSummary, CreateSpec, Credentials,
-    EventAction, ExecOutput, ExecRequest, ImageInfo, LogOptions, Result, RuntimeError,
-    RuntimeEvent,
+    EventAction, ExecControl, ExecOutput, ExecRequest, ExecSession, ExecStart, ImageInfo,
+    LogOptions, OutputStream, Result, RuntimeError, RuntimeEvent, TermSize,
 };
 
 /// One call made to the fake, with its main argument.
@@ -37,6 +37,8 @@ pub enum Call {
     Pull(String),
     /// Container ID and command.
     Exec(String, Vec<String>),
+    /// An attach to the container.
+    Attach(String),
     Logs(String),
 }
 
@@ -55,6 +57,7 @@ impl Call {
             Call::ImageId(_) => "image_id",
             Call::Pull(_) => "pull",
             Call::Exec(..) => "exec",
+            Call::Attach(_) => "attach",
             Call::Logs(_) => "logs",
         }
     }
@@ -538,21 +541,28 @@ impl ContainerRuntime for FakeDocker {
     async fn exec(&self, id: &str, req: &ExecRequest) -> Result<ExecOutput> {
         self.enter(Call::Exec(id.to_string(), req.cmd.clone()))
             .await?;
+        self.require_running(id)?;
         let s = self.lock();
-        let running = s
-            .containers
-            .get(id)
-            .is_some_and(|c| c.details.summary.state == ContainerState::Running);
-        if !running {
-            return Err(RuntimeError::Engine {
-                call: "exec",
-                message: format!("Container {id} is not running"),
-            });
-        }
         Ok(s.exec_answers
             .get(&req.cmd.join(" "))
             .cloned()
             .unwrap_or_default())
+    }
+
+    /// An interactive exec is `cat`: what goes to its stdin comes back on
+    /// its stdout; it exits 0 when its stdin is closed.
+    async fn exec_attach(&self, id: &str, start: &ExecStart) -> Result<ExecSession> {
+        self.enter(Call::Exec(id.to_string(), start.cmd.clone()))
+            .await?;
+        self.require_running(id)?;
+        Ok(echo_session(Some(0)))
+    }
+
+    /// An attach echoes too, and has no exit code.
+    async fn attach(&self, id: &str, _start: &ExecStart) -> Result<ExecSession> {
+        self.enter(Call::Attach(id.to_string())).await?;
+        self.require_running(id)?;
+        Ok(echo_session(None))
     }
 
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<String> {
@@ -636,6 +646,66 @@ impl Drop for OpenStream {
     fn drop(&mut self) {
         self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
+}
+
+impl FakeDocker {
+    fn require_running(&self, id: &str) -> Result<()> {
+        let running = self
+            .lock()
+            .containers
+            .get(id)
+            .is_some_and(|c| c.details.summary.state == ContainerState::Running);
+        if running {
+            Ok(())
+        } else {
+            Err(RuntimeError::Engine {
+                call: "exec",
+                message: format!("Container {id} is not running"),
+            })
+        }
+    }
+}
+
+/// A session whose stdin comes back as its stdout, ending (with `exit`)
+/// when its stdin is closed.
+fn echo_session(exit: Option<i64>) -> ExecSession {
+    let (stdin, mut looped) = tokio::io::duplex(64 * 1024);
+    let output = futures::stream::poll_fn(move |cx| {
+        let mut buf = [0u8; 8192];
+        let mut read = tokio::io::ReadBuf::new(&mut buf);
+        match tokio::io::AsyncRead::poll_read(std::pin::Pin::new(&mut looped), cx, &mut read) {
+            std::task::Poll::Ready(Ok(())) if read.filled().is_empty() => {
+                std::task::Poll::Ready(None)
+            }
+            std::task::Poll::Ready(Ok(())) => std::task::Poll::Ready(Some(Ok((
+                OutputStream::Stdout,
+                bytes::Bytes::copy_from_slice(read.filled()),
+            )))),
+            std::task::Poll::Ready(Err(_)) => std::task::Poll::Ready(None),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    })
+    .boxed();
+    ExecSession {
+        output,
+        stdin: Box::pin(stdin),
+        control: Box::new(FakeControl(exit)),
+    }
+}
+
+struct FakeControl(Option<i64>);
+
+#[async_trait]
+impl ExecControl for FakeControl {
+    async fn resize(&self, _size: TermSize) -> Result<()> {
+        Ok(())
+    }
+
+    async fn exit_code(&self) -> Result<Option<i64>> {
+        Ok(self.0)
+    }
+
+    async fn kill(&self) {}
 }
 
 fn tokio_stream_from(

@@ -184,6 +184,67 @@ pub struct LogOptions {
     pub timestamps: bool,
 }
 
+/// A terminal's size in characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TermSize {
+    pub width: u16,
+    pub height: u16,
+}
+
+/// An interactive command to start inside a running container
+/// ([`ContainerRuntime::exec_attach`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecStart {
+    pub cmd: Vec<String>,
+    /// Extra `KEY=value` environment.
+    pub env: Vec<String>,
+    /// Run it on a terminal: one output (stdout), resizable.
+    pub tty: bool,
+    /// Attach its stdin (otherwise it reads from nothing).
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    /// The terminal's size from the start (with `tty`), so that the
+    /// command never sees a terminal of no size.
+    pub size: Option<TermSize>,
+}
+
+/// Which output a chunk of an interactive session came from (everything
+/// is [`OutputStream::Stdout`] on a terminal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+/// A running interactive command (an exec, or an attach to a container's
+/// main process), in three parts so that a caller can drive them from
+/// different tasks:
+/// - `output`: its output as it comes; the stream ends when the command
+///   closed its outputs (normally: it exited);
+/// - `stdin`: writes go to its stdin; `shutdown` closes its stdin (on a
+///   terminal: sends the end-of-file character);
+/// - `control`: resize its terminal, read its exit code once `output` has
+///   ended, or kill it when the client went away.
+pub struct ExecSession {
+    pub output: BoxStream<'static, Result<(OutputStream, bytes::Bytes)>>,
+    pub stdin: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+    pub control: Box<dyn ExecControl>,
+}
+
+/// The handle of an [`ExecSession`] beside its streams.
+#[async_trait]
+pub trait ExecControl: Send + Sync {
+    /// Sets the size of the command's terminal (no-op without one).
+    async fn resize(&self, size: TermSize) -> Result<()>;
+    /// The exit code, once the output has ended; `None` when there is none
+    /// to report (an attach, whose process outlives the session).
+    async fn exit_code(&self) -> Result<Option<i64>>;
+    /// Ends the command if it still runs (the client went away). Never
+    /// touches the container's main process.
+    async fn kill(&self);
+}
+
 /// An event from the engine about one container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeEvent {
@@ -276,6 +337,14 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     ) -> Result<()>;
     /// Runs a command in a running container and waits for it.
     async fn exec(&self, id: &str, req: &ExecRequest) -> Result<ExecOutput>;
+    /// Starts an interactive command in a running container and returns
+    /// at once with its streams (see [`ExecSession`]). Only the start is a
+    /// call with a budget; the session lasts as long as the command.
+    async fn exec_attach(&self, id: &str, start: &ExecStart) -> Result<ExecSession>;
+    /// Attaches to a running container's main process: its output from now
+    /// on and, when `start.stdin` (and the container keeps stdin open), its
+    /// stdin. `start.cmd` and `start.env` are not used.
+    async fn attach(&self, id: &str, start: &ExecStart) -> Result<ExecSession>;
     /// The last `lines` lines of a container's output (stdout and stderr).
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<String>;
     /// A container's output as `opts` asks, in the chunks the engine sends.

@@ -3,6 +3,8 @@
 //!
 //! - [`status`]: `meta.k8s.io` `Status` bodies for errors (400, 401, 403,
 //!   404, 405, 409, 415, 422) and for a delete's `Success`.
+//! - [`channel`]: the `exec`/`attach` WebSocket protocol (v4 and v5 channels,
+//!   terminal sizes, the `Status` that ends a session).
 //! - [`selectors`]: `labelSelector` and `fieldSelector` as the API server
 //!   parses them, with the pod and event field labels it supports.
 //! - [`logs`]: a pod log request's query (`PodLogOptions`) and which
@@ -18,6 +20,7 @@
 //! The HTTP routes that serve these live elsewhere; they only pick the pods
 //! or events, the clock and the resource version, and hand them in here.
 
+pub mod channel;
 pub mod logs;
 pub mod object;
 pub mod patch;
