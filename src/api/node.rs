@@ -147,6 +147,7 @@ async fn api_resources() -> Json<Value> {
             },
             {"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"]},
             {"name": "pods/exec", "singularName": "", "namespaced": true, "kind": "PodExecOptions", "verbs": ["create", "get"]},
+            {"name": "pods/attach", "singularName": "", "namespaced": true, "kind": "PodAttachOptions", "verbs": ["create", "get"]},
             {
                 "name": "events", "singularName": "event", "namespaced": true, "kind": "Event",
                 "verbs": ["get", "list", "watch"], "shortNames": ["ev"],

@@ -38,6 +38,7 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
 use super::kube::channel::{self, Inbound, Protocol, StreamOptions, Verb};
+use super::kube::container::container_name;
 use super::kube::{self};
 use super::node::find_pod;
 use super::ApiState;
@@ -141,7 +142,8 @@ fn prepare(
     let options = StreamOptions::parse(verb, &pairs).map_err(|e| Refusal::Bad(e.to_string()))?;
     let (_, pod) =
         find_pod(&s.store, namespace, name).ok_or_else(|| Refusal::NoPod(name.to_string()))?;
-    let container = pick_container(&pod, options.container.as_deref()).map_err(Refusal::Bad)?;
+    let container =
+        container_name(&pod, options.container.as_deref()).map_err(|e| Refusal::Bad(e.0))?;
     let status = container_status(&pod, &container).ok_or_else(|| {
         Refusal::Bad(format!(
             "container {container} of pod {name} has not started yet"
@@ -163,31 +165,6 @@ fn prepare(
         _ => Err(Refusal::Bad(format!(
             "container {container} of pod {name} is not running"
         ))),
-    }
-}
-
-/// The container the request names, or the pod's only one.
-fn pick_container(pod: &Pod, asked: Option<&str>) -> Result<String, String> {
-    let spec = pod.spec.as_ref();
-    let names: Vec<&str> = spec
-        .map(|s| s.containers.iter().map(|c| c.name.as_str()).collect())
-        .unwrap_or_default();
-    let init: Vec<&str> = spec
-        .and_then(|s| s.init_containers.as_ref())
-        .map(|cs| cs.iter().map(|c| c.name.as_str()).collect())
-        .unwrap_or_default();
-    let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
-    match asked {
-        Some(c) if names.contains(&c) || init.contains(&c) => Ok(c.to_string()),
-        Some(c) => Err(format!(
-            "container {c} is not valid for pod {pod_name}; choose one of: [{}]",
-            names.join(" ")
-        )),
-        None if names.len() == 1 => Ok(names[0].to_string()),
-        None => Err(format!(
-            "a container name must be specified for pod {pod_name}, choose one of: [{}]",
-            names.join(" ")
-        )),
     }
 }
 
@@ -499,41 +476,4 @@ async fn read_client(
         }
     }
     let _ = gone.send(());
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pod(containers: &[&str]) -> Pod {
-        serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "web", "namespace": "default"},
-            "spec": {"containers": containers.iter().map(|c| serde_json::json!({"name": c})).collect::<Vec<_>>()},
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn the_only_container_is_the_default() {
-        assert_eq!(pick_container(&pod(&["app"]), None), Ok("app".into()));
-        assert_eq!(
-            pick_container(&pod(&["app"]), Some("app")),
-            Ok("app".into())
-        );
-    }
-
-    #[test]
-    fn two_containers_need_a_name_and_the_error_lists_them() {
-        let e = pick_container(&pod(&["app", "side"]), None).unwrap_err();
-        assert!(
-            e.contains("must be specified") && e.contains("[app side]"),
-            "{e}"
-        );
-        let e = pick_container(&pod(&["app", "side"]), Some("nope")).unwrap_err();
-        assert!(e.contains("nope") && e.contains("[app side]"), "{e}");
-        assert_eq!(
-            pick_container(&pod(&["app", "side"]), Some("side")),
-            Ok("side".into())
-        );
-    }
 }

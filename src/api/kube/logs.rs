@@ -12,12 +12,19 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
+use super::container::{container_name, NoSuchContainer};
 use crate::runtime::LogOptions;
 
 /// Why a log request is refused: a 400 with this message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct BadLogRequest(pub String);
+
+impl From<NoSuchContainer> for BadLogRequest {
+    fn from(e: NoSuchContainer) -> Self {
+        BadLogRequest(e.0)
+    }
+}
 
 /// Where the log starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,44 +153,6 @@ fn positive(param: &str, n: i64) -> Result<u64, BadLogRequest> {
         .ok()
         .filter(|n| *n > 0)
         .ok_or_else(|| invalid(param, n, "must be greater than 0"))
-}
-
-/// The container a log request means, as the API server picks it: the one
-/// named (a container or an init container of the pod), or the only
-/// container when none is named.
-pub fn container_name(pod: &Pod, requested: Option<&str>) -> Result<String, BadLogRequest> {
-    let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
-    let spec = pod.spec.as_ref();
-    let names: Vec<&str> = spec
-        .map(|s| s.containers.iter().map(|c| c.name.as_str()).collect())
-        .unwrap_or_default();
-    let init: Vec<&str> = spec
-        .and_then(|s| s.init_containers.as_ref())
-        .map(|i| i.iter().map(|c| c.name.as_str()).collect())
-        .unwrap_or_default();
-    match requested {
-        Some(name) if names.contains(&name) || init.contains(&name) => Ok(name.to_string()),
-        Some(name) => Err(BadLogRequest(format!(
-            "container {name} is not valid for pod {pod_name}"
-        ))),
-        None if names.len() == 1 => Ok(names[0].to_string()),
-        None if names.is_empty() => Err(BadLogRequest(format!(
-            "a container name must be specified for pod {pod_name}"
-        ))),
-        None => {
-            let mut message = format!(
-                "a container name must be specified for pod {pod_name}, choose one of: [{}]",
-                names.join(" ")
-            );
-            if !init.is_empty() {
-                message.push_str(&format!(
-                    " or one of the init containers: [{}]",
-                    init.join(" ")
-                ));
-            }
-            Err(BadLogRequest(message))
-        }
-    }
 }
 
 /// The container instance whose log is asked for.

@@ -7,6 +7,7 @@
 //!   terminal sizes, the `Status` that ends a session).
 //! - [`selectors`]: `labelSelector` and `fieldSelector` as the API server
 //!   parses them, with the pod and event field labels it supports.
+//! - [`container`]: which container a `logs`, `exec` or `attach` means.
 //! - [`logs`]: a pod log request's query (`PodLogOptions`) and which
 //!   container instance it means.
 //! - [`object`]: a pod sent to the API made into what a manifest file
@@ -21,6 +22,7 @@
 //! or events, the clock and the resource version, and hand them in here.
 
 pub mod channel;
+pub mod container;
 pub mod logs;
 pub mod object;
 pub mod patch;
