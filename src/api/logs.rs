@@ -285,7 +285,10 @@ mod tests {
         );
         let (code, v) = status_of(n.get("?container=nope").await).await;
         assert_eq!(code, 400);
-        assert_eq!(v["message"], "container nope is not valid for pod web");
+        assert_eq!(
+            v["message"],
+            "container nope is not valid for pod web; choose one of: [server]"
+        );
         let (code, v) = status_of(n.get("?previous=true").await).await;
         assert_eq!(code, 400);
         assert_eq!(

@@ -21,27 +21,25 @@ pub fn container_name(pod: &Pod, requested: Option<&str>) -> Result<String, NoSu
         .and_then(|s| s.init_containers.as_ref())
         .map(|i| i.iter().map(|c| c.name.as_str()).collect())
         .unwrap_or_default();
+    // The choices, as the API server lists them after its refusals.
+    let mut choices = format!("choose one of: [{}]", names.join(" "));
+    if !init.is_empty() {
+        choices.push_str(&format!(
+            " or one of the init containers: [{}]",
+            init.join(" ")
+        ));
+    }
     match requested {
         Some(name) if names.contains(&name) || init.contains(&name) => Ok(name.to_string()),
         Some(name) => Err(NoSuchContainer(format!(
-            "container {name} is not valid for pod {pod_name}"
+            "container {name} is not valid for pod {pod_name}; {choices}"
         ))),
         None if names.len() == 1 => Ok(names[0].to_string()),
         None if names.is_empty() => Err(NoSuchContainer(format!(
             "a container name must be specified for pod {pod_name}"
         ))),
-        None => {
-            let mut message = format!(
-                "a container name must be specified for pod {pod_name}, choose one of: [{}]",
-                names.join(" ")
-            );
-            if !init.is_empty() {
-                message.push_str(&format!(
-                    " or one of the init containers: [{}]",
-                    init.join(" ")
-                ));
-            }
-            Err(NoSuchContainer(message))
-        }
+        None => Err(NoSuchContainer(format!(
+            "a container name must be specified for pod {pod_name}, {choices}"
+        ))),
     }
 }

@@ -513,7 +513,7 @@ mod tests {
         let p = pod(&["a", "b"], &[], vec![running("a", "1")]);
         assert_eq!(
             choose_container(&p, Some("nope"), false).unwrap_err().0,
-            "container nope is not valid for pod web"
+            "container nope is not valid for pod web; choose one of: [a b]"
         );
     }
 
