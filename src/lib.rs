@@ -76,6 +76,7 @@ pub mod decide;
 pub mod host;
 pub mod manifest;
 pub mod model;
+pub mod network;
 pub mod runtime;
 pub mod settings;
 pub mod spec;

@@ -1,0 +1,1 @@
+//! Placeholder: filled in by the cni plugin work (issue 14).

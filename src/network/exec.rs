@@ -1,0 +1,1 @@
+//! Placeholder: filled in by the exec plugin work (issue 14).
