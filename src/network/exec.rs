@@ -28,8 +28,9 @@
 //!
 //! - Be idempotent: `teardown` is also run for an infra container that is
 //!   already gone (after a crash, or a second time for the same pod), and
-//!   must then succeed; `setup` may be retried after a failed one (podvisor
-//!   tears down first).
+//!   must then succeed; `setup` may come again for a pod whose previous
+//!   `setup` failed (normally after a `teardown`, which [`ExecPlugin`] leaves
+//!   to its caller).
 //! - Finish within the call's timeout ([`CALL_TIMEOUT`](super::CALL_TIMEOUT) by default). The
 //!   plugin runs in a process group of its own; at the timeout the whole
 //!   group is killed (SIGKILL) and the call fails. A process the plugin
