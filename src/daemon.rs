@@ -17,6 +17,7 @@ use crate::actors::url_source::UrlSource;
 use crate::actors::{Deps, NodeConfig, StatusView};
 use crate::api::{self, ApiState};
 use crate::decide::plan::GcPolicy;
+use crate::network::{Network, NetworkPlugin};
 use crate::runtime::bounded::Bounded;
 use crate::runtime::credentials::CredentialStore;
 use crate::runtime::docker::DockerRuntime;
@@ -58,6 +59,7 @@ pub fn start(
     settings: &Settings,
     runtime: Arc<dyn ContainerRuntime>,
     credentials: CredentialStore,
+    network: Option<Arc<Network>>,
 ) -> Started {
     let node = NodeConfig {
         node_name: settings.node_name.clone(),
@@ -78,10 +80,14 @@ pub fn start(
             allow_privileged: settings.allow_privileged,
             allowed_host_paths: settings.allowed_host_paths.clone(),
             capacity: crate::host::node_capacity(&crate::host::RealHost),
+            host_ports: network
+                .as_ref()
+                .is_none_or(|n| n.plugin().serves_host_ports()),
         },
     };
     let puller = puller_config(settings, credentials);
-    let deps = Deps::start(runtime, node, puller, crate::model::clock::system());
+    let mut deps = Deps::start(runtime, node, puller, crate::model::clock::system());
+    deps.network = network;
     let events = deps.event_store.clone();
     let mut sources = vec!["file"];
     if settings.manifest_url.is_some() {
@@ -125,6 +131,34 @@ pub fn start(
     }
 }
 
+/// The network plugin of `--network-plugin`, initialised, with its kept
+/// records: `None` without one. A plugin that cannot be found or whose
+/// `init` fails stops the start, naming the plugin and why.
+async fn network(settings: &Settings) -> std::io::Result<Option<Arc<Network>>> {
+    let Some(name) = &settings.network_plugin else {
+        return Ok(None);
+    };
+    let fail = |e: crate::network::NetworkError| std::io::Error::other(e.to_string());
+    let plugin: Arc<dyn NetworkPlugin> = match name.as_str() {
+        "cni" => Arc::new(crate::network::cni::CniPlugin::new(
+            settings.cni_conf_dir.clone(),
+            vec![settings.cni_bin_dir.clone(), "/usr/lib/cni".into()],
+            crate::network::CALL_TIMEOUT,
+        )),
+        _ => Arc::new(
+            crate::network::exec::ExecPlugin::find(
+                &settings.network_plugin_dir,
+                name,
+                crate::network::CALL_TIMEOUT,
+            )
+            .map_err(fail)?,
+        ),
+    };
+    plugin.init().await.map_err(fail)?;
+    tracing::info!(plugin = %name, "network plugin initialised");
+    Ok(Some(Arc::new(Network::new(plugin, &settings.root_dir))))
+}
+
 /// Runs the daemon until a termination signal.
 pub async fn run(settings: Settings, credentials: CredentialStore) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
@@ -159,7 +193,8 @@ pub async fn run(settings: Settings, credentials: CredentialStore) -> std::io::R
             Some((addr, l))
         }
     };
-    let started = start(&settings, runtime.clone(), credentials);
+    let network = network(&settings).await?;
+    let started = start(&settings, runtime.clone(), credentials, network);
     let state = ApiState {
         store: started.store,
         events: started.events,

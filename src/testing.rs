@@ -180,3 +180,99 @@ impl actix::Handler<crate::actors::supervisor::SetDesired> for Sink {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).push(msg);
     }
 }
+
+/// A network plugin for actor tests: records each call with the engine
+/// calls made before it (so a test can check what ran first), gives IPs
+/// from 10.77.0.0/16, and fails its setups while told to.
+#[derive(Default)]
+pub struct RecordingPlugin {
+    pub calls: std::sync::Mutex<Vec<PluginCall>>,
+    pub fail_setup: std::sync::atomic::AtomicBool,
+    /// The engine, whose calls are snapshotted with each plugin call.
+    pub engine: Option<Arc<crate::runtime::fake::FakeDocker>>,
+    /// Which network mode the infra container gets (`Some("none")`: CNI-like).
+    pub mode: Option<&'static str>,
+}
+
+/// One call a [`RecordingPlugin`] got.
+#[derive(Debug, Clone)]
+pub struct PluginCall {
+    pub call: &'static str,
+    pub infra_id: String,
+    pub netns: Option<std::path::PathBuf>,
+    /// The engine's calls made before this one.
+    pub engine_calls: Vec<crate::runtime::fake::Call>,
+}
+
+impl RecordingPlugin {
+    pub fn calls(&self) -> Vec<PluginCall> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn note(&self, call: &'static str, pod: &crate::network::PodNetwork) {
+        let engine_calls = self.engine.as_ref().map(|e| e.calls()).unwrap_or_default();
+        self.calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(PluginCall {
+                call,
+                infra_id: pod.infra_id.clone(),
+                netns: pod.netns.clone(),
+                engine_calls,
+            });
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::network::NetworkPlugin for RecordingPlugin {
+    fn name(&self) -> &str {
+        "recording"
+    }
+    fn infra_network_mode(&self) -> Option<&'static str> {
+        self.mode
+    }
+    fn serves_host_ports(&self) -> bool {
+        true
+    }
+    async fn init(&self) -> Result<(), crate::network::NetworkError> {
+        Ok(())
+    }
+    async fn setup(
+        &self,
+        pod: &crate::network::PodNetwork,
+    ) -> Result<crate::network::Wired, crate::network::NetworkError> {
+        self.note("setup", pod);
+        if self.fail_setup.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(crate::network::NetworkError::Failed {
+                plugin: "recording".into(),
+                call: "setup",
+                message: "told to fail".into(),
+            });
+        }
+        let n = self.calls().len() as u8;
+        Ok(crate::network::Wired {
+            ips: vec![std::net::IpAddr::from([10, 77, 0, n])],
+            record: serde_json::json!({"n": n}),
+        })
+    }
+    async fn status(
+        &self,
+        _: &crate::network::PodNetwork,
+    ) -> Result<crate::network::Wired, crate::network::NetworkError> {
+        Ok(crate::network::Wired::default())
+    }
+    async fn check(
+        &self,
+        pod: &crate::network::PodNetwork,
+    ) -> Result<(), crate::network::NetworkError> {
+        self.note("check", pod);
+        Ok(())
+    }
+    async fn teardown(
+        &self,
+        pod: &crate::network::PodNetwork,
+    ) -> Result<(), crate::network::NetworkError> {
+        self.note("teardown", pod);
+        Ok(())
+    }
+}

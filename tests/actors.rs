@@ -13,7 +13,7 @@ use podvisor::model::clock::ManualClock;
 use podvisor::model::naming::{self, ContainerName};
 use podvisor::runtime::fake::{Call, FakeContainer, FakeDocker};
 use podvisor::runtime::{ContainerState, CreateSpec};
-use podvisor::testing::{pod, BUSYBOX};
+use podvisor::testing::{pod, RecordingPlugin, BUSYBOX};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -31,6 +31,14 @@ impl Harness {
     }
 
     fn start_with_clock(fake: Arc<FakeDocker>, clock: ManualClock) -> Self {
+        Self::start_with_network(fake, clock, None)
+    }
+
+    fn start_with_network(
+        fake: Arc<FakeDocker>,
+        clock: ManualClock,
+        network: Option<Arc<podvisor::network::Network>>,
+    ) -> Self {
         let mut node = NodeConfig::for_tests();
         // Long enough that no test depends on the relist tick by accident.
         node.sync_frequency = Duration::from_secs(3600);
@@ -40,6 +48,8 @@ impl Harness {
             PullerConfig::kubelet_defaults(),
             Arc::new(clock.clone()),
         );
+        let mut deps = deps;
+        deps.network = network;
         let supervisor = Supervisor::new(deps.clone());
         let store = supervisor.status_view();
         let supervisor = supervisor.start();
@@ -248,6 +258,152 @@ async fn a_deleted_pod_is_terminating_until_its_containers_stop_within_the_grace
         [Duration::from_secs(3); 2],
         "the grace asked, not 30 s"
     );
+}
+
+/// A harness whose node has a [`RecordingPlugin`] (`mode`: the infra
+/// container's network mode it asks for), its records in `root`.
+fn with_plugin(
+    mode: Option<&'static str>,
+    root: &std::path::Path,
+) -> (Harness, Arc<RecordingPlugin>) {
+    let clock = ManualClock::default();
+    let fake = Arc::new(FakeDocker::with_clock(Arc::new(clock.clone())));
+    fake.add_image(BUSYBOX);
+    fake.add_image("pause:test");
+    let plugin = Arc::new(RecordingPlugin {
+        engine: Some(fake.clone()),
+        mode,
+        ..Default::default()
+    });
+    let net = Arc::new(podvisor::network::Network::new(plugin.clone(), root));
+    (Harness::start_with_network(fake, clock, Some(net)), plugin)
+}
+
+fn pod_ip(h: &Harness, uid: &str) -> Option<String> {
+    h.store
+        .get(uid)
+        .and_then(|p| p.status.as_ref().and_then(|s| s.pod_ip.clone()))
+}
+
+#[actix::test]
+async fn the_network_is_set_up_after_the_infra_starts_and_before_any_app() {
+    let root = tempfile::tempdir().unwrap();
+    let (h, plugin) = with_plugin(Some("none"), root.path());
+    let web = pod("web").container("a").build();
+    h.desire(vec![web.clone()]);
+    h.converged(&web.uid, 2).await;
+    let calls = plugin.calls();
+    let setup = calls.iter().find(|c| c.call == "setup").expect("a setup");
+    let infra = h.running_of("POD")[0].clone();
+    assert_eq!(setup.infra_id, infra.details.summary.id);
+    assert_eq!(
+        setup.netns,
+        Some(format!("/proc/{}/ns/net", infra.details.pid.unwrap()).into())
+    );
+    assert!(
+        setup
+            .engine_calls
+            .contains(&Call::Start(infra.details.summary.id.clone())),
+        "the infra container started first: {:?}",
+        setup.engine_calls
+    );
+    let app_created = setup
+        .engine_calls
+        .iter()
+        .any(|c| matches!(c, Call::Create(n) if n.starts_with("k8s_a_")));
+    assert!(
+        !app_created,
+        "no app before the setup: {:?}",
+        setup.engine_calls
+    );
+    // CNI-like: the infra container has no Docker network; the pod's IP
+    // is the plugin's.
+    assert_eq!(infra.spec.network_mode.as_deref(), Some("none"));
+    assert_eq!(pod_ip(&h, &web.uid).as_deref(), Some("10.77.0.1"));
+}
+
+#[actix::test]
+async fn a_failed_setup_waits_with_back_off_and_starts_no_app() {
+    let root = tempfile::tempdir().unwrap();
+    let (h, plugin) = with_plugin(None, root.path());
+    plugin
+        .fail_setup
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let web = pod("web").container("a").build();
+    h.desire(vec![web.clone()]);
+    h.until("the pod waiting on its network", |h| {
+        h.store.get(&web.uid).is_some_and(|p| {
+            let s = p.status.clone().unwrap_or_default();
+            s.container_statuses.iter().flatten().any(|c| {
+                c.state
+                    .as_ref()
+                    .and_then(|st| st.waiting.as_ref())
+                    .and_then(|w| w.message.as_deref())
+                    .is_some_and(|m| {
+                        m.contains("failed to set up the pod network") && m.contains("recording")
+                    })
+            })
+        })
+    })
+    .await;
+    assert!(event_reasons(&h, &web.uid).contains(&"FailedCreatePodSandBox".to_string()));
+    h.settle().await;
+    let setups = |p: &RecordingPlugin| p.calls().iter().filter(|c| c.call == "setup").count();
+    assert_eq!(setups(&plugin), 1, "no retry before the back-off ends");
+    assert!(h.running_of("a").is_empty(), "no app on an unwired pod");
+    // Fixed, and the back-off over: wired, and the app starts.
+    plugin
+        .fail_setup
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    h.clock.advance(Duration::from_secs(11));
+    h.supervisor.do_send(Relist);
+    h.converged(&web.uid, 2).await;
+    assert_eq!(setups(&plugin), 2);
+}
+
+#[actix::test]
+async fn the_network_is_torn_down_after_the_apps_and_before_the_infra_stops() {
+    let root = tempfile::tempdir().unwrap();
+    let (h, plugin) = with_plugin(None, root.path());
+    let web = pod("web").container("a").container("b").build();
+    h.desire(vec![web.clone()]);
+    h.converged(&web.uid, 3).await;
+    let infra = h.running_of("POD")[0].details.summary.id.clone();
+    let apps: Vec<String> = ["a", "b"]
+        .iter()
+        .map(|n| h.running_of(n)[0].details.summary.id.clone())
+        .collect();
+    h.fake.clear_calls();
+    h.desire(vec![]);
+    h.until("every container removed", |h| {
+        h.fake.containers().is_empty()
+    })
+    .await;
+    let calls = plugin.calls();
+    let down = calls
+        .iter()
+        .find(|c| c.call == "teardown")
+        .expect("a teardown");
+    assert_eq!(down.infra_id, infra);
+    assert!(down.netns.is_some(), "torn down while the infra runs");
+    for app in apps {
+        assert!(
+            down.engine_calls.contains(&Call::Stop(app)),
+            "apps first: {:?}",
+            down.engine_calls
+        );
+    }
+    assert!(
+        !down.engine_calls.contains(&Call::Stop(infra.clone())),
+        "before the infra stops: {:?}",
+        down.engine_calls
+    );
+    assert_eq!(calls.iter().filter(|c| c.call == "teardown").count(), 1);
+    assert!(!root
+        .path()
+        .join("network")
+        .join(format!("{infra}.json"))
+        .exists());
 }
 
 #[actix::test]

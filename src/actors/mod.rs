@@ -79,6 +79,7 @@ impl NodeConfig {
                     cpu_millis: 4000,
                     memory_bytes: 8 << 30,
                 },
+                host_ports: true,
             },
         }
     }
@@ -128,6 +129,9 @@ pub struct Deps {
     pub event_store: events::EventView,
     /// The node's file system and mounts (pod directories, volumes).
     pub host: Arc<dyn crate::host::Host>,
+    /// The pod network plugin (`--network-plugin`), with its kept records;
+    /// `None`: Docker's own network.
+    pub network: Option<Arc<crate::network::Network>>,
 }
 
 impl Deps {
@@ -170,6 +174,7 @@ impl Deps {
             node: Arc::new(node),
             clock,
             host: Arc::new(crate::host::RealHost),
+            network: None,
         }
     }
 }

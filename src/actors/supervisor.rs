@@ -196,6 +196,36 @@ impl Supervisor {
         self.store.put(uid, pod, self.now());
     }
 
+    /// The pod networks whose infra container no longer runs (died,
+    /// removed by GC, gone while podvisor was down) are torn down: CNI's
+    /// DEL with no namespace, an exec plugin's teardown.
+    fn tear_down_dead_networks(
+        &self,
+        listed: &[crate::runtime::ContainerSummary],
+        listed_at: std::time::SystemTime,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(net) = self.deps.network.clone() else {
+            return;
+        };
+        let running: HashSet<String> = listed
+            .iter()
+            .filter(|c| {
+                c.state == crate::runtime::ContainerState::Running
+                    && c.labels.get(naming::LABEL_DOCKER_TYPE).map(String::as_str)
+                        == Some(naming::TYPE_SANDBOX)
+            })
+            .map(|c| c.id.clone())
+            .collect();
+        let sweep = async move {
+            let n = net.tear_down_dead(&running, listed_at).await;
+            if n > 0 {
+                tracing::info!(count = n, "tore down the networks of gone infra containers");
+            }
+        };
+        ctx.spawn(sweep.into_actor(self));
+    }
+
     /// Tests that drive syncs by hand can leave the event stream alone.
     pub fn without_events(mut self) -> Self {
         self.subscribe_events = false;
@@ -370,13 +400,15 @@ impl Handler<Relist> for Supervisor {
         }
         let runtime = self.deps.runtime.clone();
         let filter = self.label_filter();
+        let listed_at = std::time::SystemTime::now();
         ctx.spawn(
             async move { runtime.list_containers(&filter).await }
                 .into_actor(self)
-                .map(|listed, act, ctx| {
+                .map(move |listed, act, ctx| {
                     let Ok(listed) = listed else {
                         return; // the engine is down; /healthz says so
                     };
+                    act.tear_down_dead_networks(&listed, listed_at, ctx);
                     // Re-check against the state as it is now: other
                     // messages ran while the list was in flight.
                     let orphans: HashSet<String> = listed

@@ -37,6 +37,8 @@ api_enum!(
         Forbidden,
         InvalidResources,
         InvalidVolumeMount,
+        /// A `hostPort` the node's network plugin cannot serve.
+        UnsupportedHostPort,
     }
 );
 

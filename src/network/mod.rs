@@ -6,6 +6,9 @@
 //! - [`cni`]: CNI (`--network-plugin=cni`): the first configuration of
 //!   `--cni-conf-dir`, the plugins of `--cni-bin-dir`, ADD/DEL/CHECK.
 //!
+//! - [`Network`]: a plugin with its kept records (`--root-dir/network`),
+//!   what the pod workers and the Supervisor use.
+//!
 //! A [`NetworkPlugin`] keeps no state of its own between calls: what a
 //! `setup` returns to be kept ([`Wired::record`]) is handed back in
 //! [`PodNetwork::record`] to `status`, `check` and `teardown`, so that the
@@ -14,6 +17,9 @@
 
 pub mod cni;
 pub mod exec;
+mod kept;
+
+pub use kept::Network;
 
 use std::net::IpAddr;
 use std::path::PathBuf;

@@ -55,6 +55,12 @@ pub struct RunArgs {
     /// Directory of network plugins
     #[arg(long, value_name = "DIR")]
     pub network_plugin_dir: Option<String>,
+    /// With --network-plugin=cni: the directory of CNI network configurations
+    #[arg(long, value_name = "DIR")]
+    pub cni_conf_dir: Option<String>,
+    /// With --network-plugin=cni: the directory of CNI plugins (Debian's /usr/lib/cni is searched too)
+    #[arg(long, value_name = "DIR")]
+    pub cni_bin_dir: Option<String>,
     /// Period between syncs of running pods with their manifests
     #[arg(long, value_name = "DURATION")]
     pub sync_frequency: Option<String>,

@@ -150,6 +150,8 @@ pub(super) const KEYS: &[Key] = &[
         path,
         Fixed("/usr/libexec/kubernetes/kubelet-plugins/net/exec/")
     ),
+    key!(cni_conf_dir, path, Fixed("/etc/cni/net.d")),
+    key!(cni_bin_dir, path, Fixed("/opt/cni/bin")),
     key!(sync_frequency, positive_duration, Fixed("10s")),
     key!(file_check_frequency, positive_duration, Fixed("20s")),
     key!(max_manifest_size, byte_size, Fixed("4Mi")),

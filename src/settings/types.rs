@@ -61,6 +61,10 @@ pub struct Settings {
     pub network_plugin: Option<String>,
     /// Directory of network plugins.
     pub network_plugin_dir: PathBuf,
+    /// CNI network configurations (`--network-plugin=cni`).
+    pub cni_conf_dir: PathBuf,
+    /// CNI plugins (`--network-plugin=cni`; `/usr/lib/cni` is searched after it).
+    pub cni_bin_dir: PathBuf,
     /// Period between syncs (> 0).
     pub sync_frequency: Duration,
     /// Period between checks of the manifest directory (> 0).
@@ -128,6 +132,8 @@ impl Settings {
             cpu_cfs_quota: false,
             network_plugin: None,
             network_plugin_dir: PathBuf::new(),
+            cni_conf_dir: PathBuf::new(),
+            cni_bin_dir: PathBuf::new(),
             sync_frequency: Duration::ZERO,
             file_check_frequency: Duration::ZERO,
             max_manifest_size: 0,

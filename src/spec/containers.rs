@@ -123,6 +123,9 @@ pub struct NodeRules {
     pub allow_privileged: bool,
     pub allowed_host_paths: Vec<PathBuf>,
     pub capacity: NodeCapacity,
+    /// Whether a pod's `hostPort`s can be served: false with a network
+    /// plugin that cannot (a CNI chain without `portmap`).
+    pub host_ports: bool,
 }
 
 impl NodeRules {
@@ -167,6 +170,20 @@ pub fn admit_pod(pod: &Pod, uid: &str, rules: &NodeRules) -> Result<PodVolumes, 
             VolumeRefusal::Invalid(f) => refuse(RefusalReason::InvalidVolume)(f),
         })?;
     let spec = pod.spec.clone().unwrap_or_default();
+    if !rules.host_ports && !spec.host_network.unwrap_or(false) {
+        for (i, c) in spec.containers.iter().enumerate() {
+            for (j, p) in c.ports.iter().flatten().enumerate() {
+                if p.host_port.is_some_and(|h| h > 0) {
+                    return Err(Refusal {
+                        reason: RefusalReason::UnsupportedHostPort,
+                        message: format!(
+                            "spec.containers[{i}].ports[{j}].hostPort: the node's network plugin cannot serve host ports (a CNI chain without the portmap plugin)"
+                        ),
+                    });
+                }
+            }
+        }
+    }
     for c in spec
         .containers
         .iter()
@@ -363,7 +380,37 @@ mod tests {
                 cpu_millis: 2000,
                 memory_bytes: 1 << 30,
             },
+            host_ports: true,
         }
+    }
+
+    #[test]
+    fn a_host_port_is_refused_when_the_network_plugin_cannot_serve_it() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"containers": [{"name": "app", "image": "i",
+                "ports": [{"containerPort": 80}, {"containerPort": 81, "hostPort": 8081}]}]},
+        }))
+        .unwrap();
+        assert!(admit_pod(&pod, "u1", &rules()).is_ok());
+        let no_ports = NodeRules {
+            host_ports: false,
+            ..rules()
+        };
+        let r = admit_pod(&pod, "u1", &no_ports).unwrap_err();
+        assert_eq!(r.reason, RefusalReason::UnsupportedHostPort);
+        assert!(
+            r.message
+                .starts_with("spec.containers[0].ports[1].hostPort"),
+            "{}",
+            r.message
+        );
+        let mut host = pod.clone();
+        host.spec.as_mut().unwrap().host_network = Some(true);
+        assert!(
+            admit_pod(&host, "u1", &no_ports).is_ok(),
+            "hostNetwork skips the plugin"
+        );
     }
 
     #[test]

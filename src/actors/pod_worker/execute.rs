@@ -129,8 +129,17 @@ impl SyncJob {
             for k in a.kill.iter().filter(|k| k.kind == kind) {
                 self.forget(&k.id);
             }
+            if kind == ContainerKind::Container {
+                // The apps are dead: the network goes before the infra
+                // container does.
+                for k in a.kill.iter().filter(|k| k.kind == ContainerKind::Sandbox) {
+                    self.unwire(&k.id, observed.iter().find(|o| o.id == k.id))
+                        .await;
+                }
+            }
         }
         for id in &a.remove {
+            self.unwire(id, None).await;
             if let Err(e) = rt.remove_container(id).await {
                 return result.failed(e);
             }
@@ -166,7 +175,9 @@ impl SyncJob {
                 result.again(after);
                 return result;
             }
-            let spec = containers::sandbox_spec(&ident, &node.infra_image, cs.attempt, &cs.hash);
+            let mut spec =
+                containers::sandbox_spec(&ident, &node.infra_image, cs.attempt, &cs.hash);
+            self.adjust_sandbox(&mut spec);
             match self.create_and_start(&spec).await {
                 Ok(id) => {
                     tracing::info!(id = %&id[..id.len().min(12)], "infra container started");
@@ -187,6 +198,14 @@ impl SyncJob {
         let Some(sandbox_id) = sandbox_id else {
             return result;
         };
+        // Never an app container on an unwired pod.
+        if !a.start.is_empty() {
+            if let Err(w) = self.wire(&ident, &sandbox_id).await {
+                result.wait_all(&pod, WaitingReason::ContainerCreating, &w.message);
+                result.again(w.retry_after);
+                return result;
+            }
+        }
         // The pod's IP, for the downward API and httpGet hooks: looked up
         // once for all the containers this sync starts.
         let pod_ip = match a.start.is_empty() {

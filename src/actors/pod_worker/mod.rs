@@ -12,6 +12,7 @@
 //!   ([`SyncResult`]) from which the waiting reasons in status are built.
 
 mod execute;
+mod network;
 mod sync;
 
 use std::collections::HashMap;
@@ -128,6 +129,8 @@ pub(crate) struct Memory {
     /// Why the pod's containers cannot be listed, while they cannot
     /// (logged when it starts or changes, not at every retry).
     unobserved: Option<String>,
+    /// The pod network's failed setups and next check.
+    net: network::NetMemory,
 }
 
 pub struct PodWorker {

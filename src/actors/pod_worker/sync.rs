@@ -132,6 +132,9 @@ impl SyncJob {
                 None => plan::plan_removal(&observed),
             };
             self.read_termination_messages(&details).await;
+            if self.pod.is_some() {
+                self.check_network(&details).await;
+            }
             if actions.is_empty() || held_back.is_some() || round + 1 == MAX_ROUNDS {
                 outcome.gone = observed.is_empty();
                 if outcome.gone && self.pod.is_none() {
@@ -267,6 +270,11 @@ impl SyncJob {
                     None => continue, // removed meanwhile
                 },
             };
+            let mut d = d;
+            // A plugin's IP is the pod's (with CNI the engine has none).
+            if let Some(ip) = self.plugin_ip(&d.summary.id) {
+                d.ip_address = ip;
+            }
             self.memory.inspected.insert(s.id.clone(), d.clone());
             details.push(d);
         }
@@ -431,6 +439,9 @@ impl SyncJob {
         let Some(id) = sandbox_id else {
             return String::new();
         };
+        if let Some(ip) = self.plugin_ip(id) {
+            return ip;
+        }
         match self.deps.runtime.inspect_container(id).await {
             Ok(Some(d)) => d.ip_address,
             _ => String::new(),
