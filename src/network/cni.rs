@@ -534,7 +534,7 @@ mod tests {
         assert_eq!(record.cni_version, "1.0.0");
         assert_eq!(record.result, r2);
         assert_eq!(record.conflist.unwrap().plugins.len(), 2);
-        assert!(cni.serves_host_ports() == false, "second is not portmap");
+        assert!(!cni.serves_host_ports(), "second is not portmap");
     }
 
     #[tokio::test]
