@@ -354,13 +354,26 @@ async fn host_ports_reach_portmap_and_a_teardown_without_record_removes_them() {
 #[tokio::test]
 async fn a_teardown_after_the_namespace_is_gone_releases_the_address() {
     let net = Net::new(2, &["bridge"]);
+    // This one speaks 0.4.0 (its results have `ips[].version`).
+    let mut list = net.conflist(&["bridge"]);
+    list["cniVersion"] = json!("0.4.0");
+    std::fs::write(
+        net.conf_dir().join("10-podvisor.conflist"),
+        list.to_string(),
+    )
+    .unwrap();
     let cni = net.cni();
     cni.init().await.unwrap();
     assert!(!cni.serves_host_ports(), "no portmap in this chain");
 
     let mut pod = net.pod(vec![]);
     let wired = cni.setup(&pod).await.unwrap();
+    let record: Record = serde_json::from_value(wired.record.clone()).unwrap();
+    assert_eq!(record.result["cniVersion"], "0.4.0");
+    assert_eq!(record.result["ips"][0]["version"], "4");
     let pod_ip = wired.ips[0];
+    pod.record = Some(wired.record.clone());
+    cni.check(&pod).await.unwrap();
     assert!(net.lease(&pod_ip).is_file());
     assert_eq!(net.eth0_addresses(), vec![pod_ip]);
 
@@ -370,7 +383,6 @@ async fn a_teardown_after_the_namespace_is_gone_releases_the_address() {
     // before the infra container goes.
     net.delete_netns();
     pod.netns = None;
-    pod.record = Some(wired.record);
     cni.teardown(&pod).await.unwrap();
     assert!(!net.lease(&pod_ip).exists(), "{pod_ip} still leased");
     // Again, and without the record.
