@@ -256,10 +256,10 @@ impl NetworkPlugin for CniPlugin {
             .map(|p| p.plugin_type.as_str())
             .unwrap_or("");
         let result = prev.unwrap_or(Value::Null);
-        let ips = invoke::result_ips(&result).map_err(|message| NetworkError::Failed {
+        let ips = invoke::result_ips(&result).map_err(|e| NetworkError::Failed {
             plugin: plugin_label(last),
             call: "ADD",
-            message,
+            message: format!("network {:?}, container {}: {e}", list.name, pod.infra_id),
         })?;
         let record = Record {
             network: list.name.clone(),
@@ -277,10 +277,10 @@ impl NetworkPlugin for CniPlugin {
 
     async fn status(&self, pod: &PodNetwork) -> Result<Wired, NetworkError> {
         let record = Self::record(pod, "status")?;
-        let ips = invoke::result_ips(&record.result).map_err(|message| NetworkError::Failed {
+        let ips = invoke::result_ips(&record.result).map_err(|e| NetworkError::Failed {
             plugin: "cni".into(),
             call: "status",
-            message: format!("container {}: {message}", pod.infra_id),
+            message: format!("container {}: {e}", pod.infra_id),
         })?;
         Ok(Wired {
             ips,
