@@ -12,7 +12,30 @@
 //! `check` and `teardown` run that same list (with the kept result as
 //! `prevResult`), so a teardown after an edit of the configuration still
 //! undoes what was done. Without a record (lost, or from elsewhere) they run
-//! the configuration as it is now, without `prevResult`.
+//! the configuration as it is now, without `prevResult` (host-local, bridge
+//! and portmap still undo their part by container ID; Debian's firewall
+//! 1.1.1 then leaves its rules for the pod's IP).
+//!
+//! Choices where the spec leaves one:
+//! - `init` also requires every plugin of the chain in a bin dir;
+//!   `serves_host_ports` is false until a configuration was read.
+//! - A failed ADD is undone at once: DEL of the whole chain (reverse order,
+//!   `prevResult` the last result obtained), then the ADD's error.
+//! - DEL runs every plugin whatever the others did and reports all
+//!   failures in one error; CHECK stops at the first; `disableCheck: true`
+//!   makes `check` succeed without running anything.
+//! - `runtimeConfig.portMappings` goes (possibly empty) to every plugin that
+//!   declares the capability, on ADD, CHECK and DEL alike; a
+//!   `runtimeConfig` written in the file is dropped (it is the runtime's).
+//! - Results are not converted between versions: a plugin answers in the
+//!   list's version, which is the one kept.
+//!
+//! Known: Debian's portmap 1.1.1 fails CHECK of a pod with host ports and
+//! IPv4 only when ip6tables has a nat table (upstream plugins#819); a
+//! caller that recreates sandboxes on a failed `check` should know it.
+//! Debian's bridge 1.1.1 finds the addresses of its ipMasq rules in the
+//! namespace: a teardown with `netns` `None` releases the address but
+//! leaves those rules, so teardown belongs before the infra container goes.
 
 pub mod config;
 pub mod invoke;
@@ -256,10 +279,10 @@ impl NetworkPlugin for CniPlugin {
             .map(|p| p.plugin_type.as_str())
             .unwrap_or("");
         let result = prev.unwrap_or(Value::Null);
-        let ips = invoke::result_ips(&result).map_err(|message| NetworkError::Failed {
+        let ips = invoke::result_ips(&result).map_err(|e| NetworkError::Failed {
             plugin: plugin_label(last),
             call: "ADD",
-            message,
+            message: format!("network {:?}, container {}: {e}", list.name, pod.infra_id),
         })?;
         let record = Record {
             network: list.name.clone(),
@@ -277,10 +300,10 @@ impl NetworkPlugin for CniPlugin {
 
     async fn status(&self, pod: &PodNetwork) -> Result<Wired, NetworkError> {
         let record = Self::record(pod, "status")?;
-        let ips = invoke::result_ips(&record.result).map_err(|message| NetworkError::Failed {
+        let ips = invoke::result_ips(&record.result).map_err(|e| NetworkError::Failed {
             plugin: "cni".into(),
             call: "status",
-            message: format!("container {}: {message}", pod.infra_id),
+            message: format!("container {}: {e}", pod.infra_id),
         })?;
         Ok(Wired {
             ips,
@@ -534,7 +557,7 @@ mod tests {
         assert_eq!(record.cni_version, "1.0.0");
         assert_eq!(record.result, r2);
         assert_eq!(record.conflist.unwrap().plugins.len(), 2);
-        assert!(cni.serves_host_ports() == false, "second is not portmap");
+        assert!(!cni.serves_host_ports(), "second is not portmap");
     }
 
     #[tokio::test]

@@ -98,29 +98,30 @@ impl NetConfList {
                 plugins: vec![plugin],
             }
         };
-        list.validate().map_err(bad)?;
+        list.validate(path)?;
         Ok(list)
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self, path: &Path) -> Result<(), NetworkError> {
+        let bad = |message: String| config_error(format!("{}: {message}", path.display()));
         if !SUPPORTED_VERSIONS.contains(&self.cni_version.as_str()) {
-            return Err(format!(
+            return Err(bad(format!(
                 "cniVersion {:?} is not supported (supported: {})",
                 self.cni_version,
                 SUPPORTED_VERSIONS.join(", ")
-            ));
+            )));
         }
         if self.name.is_empty() {
-            return Err("the network has an empty \"name\"".into());
+            return Err(bad("the network has an empty \"name\"".into()));
         }
         if self.plugins.is_empty() {
-            return Err("\"plugins\" is empty".into());
+            return Err(bad("\"plugins\" is empty".into()));
         }
         for (i, plugin) in self.plugins.iter().enumerate() {
             let t = &plugin.plugin_type;
             // The type names an executable of a bin dir, nothing else.
             if t.is_empty() || t.contains('/') || t == "." || t == ".." || t.contains('\0') {
-                return Err(format!("plugin {i} has an invalid \"type\" {t:?}"));
+                return Err(bad(format!("plugin {i} has an invalid \"type\" {t:?}")));
             }
         }
         Ok(())

@@ -168,17 +168,22 @@ struct IpConf {
     address: String,
 }
 
+/// An ADD result podvisor cannot read the IPs of.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadResult(pub String);
+
 /// The IPs of an ADD result, without their prefix length.
-pub fn result_ips(result: &Value) -> Result<Vec<IpAddr>, String> {
-    let parsed: ResultIps =
-        serde_json::from_value(result.clone()).map_err(|e| format!("the result's \"ips\": {e}"))?;
+pub fn result_ips(result: &Value) -> Result<Vec<IpAddr>, BadResult> {
+    let parsed: ResultIps = serde_json::from_value(result.clone())
+        .map_err(|e| BadResult(format!("the result's \"ips\": {e}")))?;
     parsed
         .ips
         .iter()
         .map(|ip| {
             let addr = ip.address.split('/').next().unwrap_or_default();
             addr.parse::<IpAddr>()
-                .map_err(|e| format!("the result's address {:?}: {e}", ip.address))
+                .map_err(|e| BadResult(format!("the result's address {:?}: {e}", ip.address)))
         })
         .collect()
 }
@@ -542,7 +547,9 @@ mod tests {
         assert!(result_ips(&json!({"cniVersion":"1.0.0"}))
             .unwrap()
             .is_empty());
-        let err = result_ips(&json!({"ips":[{"address":"not-an-ip/24"}]})).unwrap_err();
+        let err = result_ips(&json!({"ips":[{"address":"not-an-ip/24"}]}))
+            .unwrap_err()
+            .0;
         assert!(err.contains("not-an-ip/24"), "{err}");
     }
 
