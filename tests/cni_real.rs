@@ -328,17 +328,11 @@ async fn host_ports_reach_portmap_and_a_teardown_without_record_removes_them() {
 
     // Debian's portmap 1.1.1 fails CHECK of an IPv4-only pod with host
     // ports where ip6tables has a nat table (containernetworking/plugins
-    // #819, fixed upstream): pinned here so that an upgrade shows.
+    // #819): CHECK leaves portmap out, so the pod's check passes.
     pod.record = Some(wired.record);
-    match cni.check(&pod).await {
-        Err(podvisor::network::NetworkError::Failed {
-            plugin, message, ..
-        }) => {
-            assert_eq!(plugin, "cni/portmap");
-            assert!(message.contains("ipv6"), "{message}");
-        }
-        other => panic!("portmap's CHECK bug is gone? {other:?}"),
-    }
+    cni.check(&pod)
+        .await
+        .unwrap_or_else(|e| panic!("a hostPort pod's CHECK: {e}"));
 
     // portmap finds its rules by container ID: no record needed.
     pod.record = None;

@@ -1,7 +1,8 @@
 //! The test plugin `tests/plugins/record-veth` run through
 //! [`ExecPlugin`] against real containers of a real Docker engine: the
 //! plugin's contract as the end-to-end tests rely on it, and `ExecPlugin`
-//! passing `DOCKER_HOST`, `PATH` and `PODVISOR_TEST_PLUGIN_*` through.
+//! passing `DOCKER_HOST` and `PATH` through (the plugin's own settings are
+//! in `record-veth.env` beside it).
 //!
 //! Needs root (veth pairs, `nsenter`), `ip`, `nsenter`, the `docker` CLI, and
 //! the engine and images of `scripts/ensure-env.sh`: run `make test`, or
@@ -12,7 +13,8 @@
 //! Each test copies the plugin into a tempdir of its own (so that its
 //! `calls.log` and `state/` are there), runs a busybox container of a unique
 //! name and removes it at the end, pass or fail. The pods' subnet
-//! (`PODVISOR_TEST_PLUGIN_SUBNET`) is set once per run from the process id.
+//! (`PODVISOR_TEST_PLUGIN_SUBNET` in the copy's `record-veth.env`) is made
+//! once per run from the process id.
 
 use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -76,9 +78,6 @@ fn env() -> &'static Env {
         // Unique per run: 10.200.0 .. 10.249.255, from the process id.
         let pid = std::process::id();
         let subnet = format!("10.{}.{}", 200 + (pid / 256) % 50, pid % 256);
-        // Read by ExecPlugin when it spawns the plugin: set before any
-        // plugin runs, never changed.
-        std::env::set_var("PODVISOR_TEST_PLUGIN_SUBNET", &subnet);
         Env {
             busybox_image,
             subnet,
@@ -177,9 +176,16 @@ fn plugin(tmp: &Path) -> (ExecPlugin, PathBuf) {
     let exe = dir.join("record-veth");
     std::fs::copy(&src, &exe).unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    settings(&dir, "");
     let plugin = ExecPlugin::find(&tmp.join("plugins"), "record-veth", CALL_TIMEOUT)
         .unwrap_or_else(|e| panic!("{e}"));
     (plugin, dir.join("calls.log"))
+}
+
+/// The copy's `record-veth.env`: the run's subnet, and `extra` lines.
+fn settings(dir: &Path, extra: &str) {
+    let text = format!("PODVISOR_TEST_PLUGIN_SUBNET={}\n{extra}", env().subnet);
+    std::fs::write(dir.join("record-veth.env"), text).unwrap();
 }
 
 async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
@@ -269,11 +275,11 @@ async fn record_veth_gives_a_real_container_eth1_with_the_ip_status_reports() {
     .into();
     assert_eq!(calls(&log), want);
 
-    // init fails when asked, naming the plugin and quoting its stderr. The
-    // variable is set and removed here only: the other test calls no init.
-    std::env::set_var("PODVISOR_TEST_PLUGIN_FAIL_INIT", "1");
+    // init fails when asked, naming the plugin and quoting its stderr.
+    let plugin_dir = log.parent().unwrap().to_path_buf();
+    settings(&plugin_dir, "PODVISOR_TEST_PLUGIN_FAIL_INIT=1\n");
     let failed = within("failing init", plugin.init()).await;
-    std::env::remove_var("PODVISOR_TEST_PLUGIN_FAIL_INIT");
+    settings(&plugin_dir, "");
     match failed {
         Err(NetworkError::Failed {
             plugin,

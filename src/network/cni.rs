@@ -325,6 +325,14 @@ impl NetworkPlugin for CniPlugin {
             });
         }
         for plugin in &list.plugins {
+            // Debian's portmap 1.1.1 fails CHECK of every IPv4-only pod
+            // with host ports when ip6tables has a nat table
+            // (containernetworking/plugins#819): its CHECK would recreate
+            // such pods' sandboxes every 5 minutes. Its rules are still
+            // made by ADD and removed by DEL.
+            if plugin.plugin_type == "portmap" {
+                continue;
+            }
             self.call(&list, plugin, CniCommand::Check, pod, Some(&record.result))
                 .await?;
         }

@@ -46,9 +46,10 @@
 //! - `PATH`: podvisor's, or [`DEFAULT_PATH`] when podvisor has none;
 //! - `DOCKER_HOST`, when podvisor has it: the engine the pod runs on, for a
 //!   plugin that asks Docker for the infra container's pid;
-//! - every variable whose name starts with [`TEST_ENV_PREFIX`]
-//!   (`PODVISOR_TEST_PLUGIN_`): settings of test plugins, such as
-//!   `tests/plugins/record-veth`; podvisor's own settings never start so.
+//!
+//! Nothing else of podvisor's environment reaches a plugin (a plugin with
+//! settings of its own reads them from its directory, as
+//! `tests/plugins/record-veth` does).
 //!
 //! stdin is `/dev/null`; the working directory is podvisor's.
 
@@ -69,10 +70,6 @@ use super::{NetworkError, NetworkPlugin, PodNetwork, Wired};
 
 /// `PATH` of a plugin when podvisor itself has none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// Variables whose name starts with this are handed to the plugin as they
-/// are (test plugins' settings).
-pub const TEST_ENV_PREFIX: &str = "PODVISOR_TEST_PLUGIN_";
 
 /// How long output is still read after the plugin exited, for a child it
 /// left behind holding its stdout or stderr.
@@ -176,7 +173,7 @@ impl ExecPlugin {
         for (k, v) in vars {
             if k == "PATH" {
                 path = Some(v);
-            } else if k == "DOCKER_HOST" || k.starts_with(TEST_ENV_PREFIX) {
+            } else if k == "DOCKER_HOST" {
                 env.push((k, v));
             }
         }
@@ -1014,7 +1011,7 @@ echo '{"apiVersion":"v1beta1","kind":"PodNetworkStatus","ip":"10.9.8.7"}'"#,
     // --- environment and stdin ------------------------------------------------
 
     #[test]
-    fn the_environment_keeps_path_docker_host_and_test_settings_only() {
+    fn the_environment_keeps_path_and_docker_host_only() {
         let vars = [
             ("PATH", "/opt/bin:/usr/bin"),
             ("DOCKER_HOST", "unix:///run/d.sock"),
@@ -1031,8 +1028,6 @@ echo '{"apiVersion":"v1beta1","kind":"PodNetworkStatus","ip":"10.9.8.7"}'"#,
         let want: Vec<(String, String)> = [
             ("DOCKER_HOST", "unix:///run/d.sock"),
             ("PATH", "/opt/bin:/usr/bin"),
-            ("PODVISOR_TEST_PLUGIN_LOG", "/tmp/x.log"),
-            ("PODVISOR_TEST_PLUGIN_SUBNET", "10.123.45"),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -1054,10 +1049,8 @@ echo '{"apiVersion":"v1beta1","kind":"PodNetworkStatus","ip":"10.9.8.7"}'"#,
             .filter_map(|l| l.split_once('=').map(|(k, _)| k))
             .collect();
         // What sh itself adds: PWD (and, for some shells, SHLVL, _).
-        let allowed = |k: &str| {
-            matches!(k, "PATH" | "DOCKER_HOST" | "PWD" | "SHLVL" | "_" | "OLDPWD")
-                || k.starts_with(TEST_ENV_PREFIX)
-        };
+        let allowed =
+            |k: &str| matches!(k, "PATH" | "DOCKER_HOST" | "PWD" | "SHLVL" | "_" | "OLDPWD");
         assert!(names.contains("PATH"), "{env}");
         assert!(
             names.iter().all(|k| allowed(k)),
