@@ -11,7 +11,7 @@
 #[allow(dead_code)]
 mod e2e_support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use e2e_support::*;
@@ -123,6 +123,19 @@ fn running_app(ctx: &TestCtx, pod: &str) -> String {
         .unwrap_or_else(|| panic!("{pod}'s web is not running\n{}", ctx.failure_report()))
 }
 
+/// An HTTP GET of `/` at `ip:8080` from inside `container` (busybox's nc:
+/// the image's static wget crashes), the body only.
+fn fetch_from(container: &str, ip: &str) -> String {
+    let script = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {ip} 8080");
+    let reply = docker(&["exec", container, "sh", "-c", &script]);
+    reply
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no HTTP reply from {ip}: {reply:?}"))
+        .trim()
+        .to_string()
+}
+
 fn pod_ip(pod: &Value) -> String {
     pod["status"]["podIP"]
         .as_str()
@@ -195,26 +208,8 @@ async fn cni_pods_reach_each_other_serve_a_host_port_and_leak_nothing() {
     ]);
     assert!(inside.contains(&format!("{a_ip}/")), "{inside}");
     // Pod to pod by IP, both ways.
-    let got = docker(&[
-        "exec",
-        &running_app(&ctx, "b"),
-        "wget",
-        "-qO-",
-        "-T",
-        "5",
-        &format!("http://{a_ip}:8080/"),
-    ]);
-    assert_eq!(got.trim(), "hello-from-a");
-    let got = docker(&[
-        "exec",
-        &running_app(&ctx, "a"),
-        "wget",
-        "-qO-",
-        "-T",
-        "5",
-        &format!("http://{b_ip}:8080/"),
-    ]);
-    assert_eq!(got.trim(), "hello-from-b");
+    assert_eq!(fetch_from(&running_app(&ctx, "b"), &a_ip), "hello-from-a");
+    assert_eq!(fetch_from(&running_app(&ctx, "a"), &b_ip), "hello-from-b");
     // The hostPort answers on the host (portmap).
     let url = format!("http://127.0.0.1:{host_port}/");
     let body = ctx
@@ -321,4 +316,230 @@ async fn a_host_port_without_portmap_is_refused_and_bad_cni_input_is_named() {
     );
     assert_ne!(code, Some(0));
     assert!(log.contains("nowhere"), "{log}");
+}
+
+/// The engine's events for the test's node since `since` (Unix seconds):
+/// (time in ns, action, container name in the pod).
+fn engine_events(ctx: &TestCtx, since: u64) -> Vec<(u128, String, String)> {
+    let out = docker(&[
+        "events",
+        "--since",
+        &since.to_string(),
+        "--until",
+        "0s",
+        "--filter",
+        &format!("label=podvisor.io/node={}", ctx.node),
+        "--format",
+        "{{.TimeNano}} {{.Action}} {{index .Actor.Attributes \"io.kubernetes.docker.type\"}} {{index .Actor.Attributes \"io.kubernetes.container.name\"}}",
+    ]);
+    out.lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let t = parts.next()?.parse().ok()?;
+            let action = parts.next()?.to_string();
+            // The infra container has no container name label: "POD".
+            let name = match parts.next()? {
+                "podsandbox" => "POD".to_string(),
+                _ => parts.next().unwrap_or_default().to_string(),
+            };
+            Some((t, action, name))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_exec_plugin_wires_the_pod_between_its_infra_and_its_apps() {
+    let ctx = TestCtx::new("execnet");
+    let dir = ctx.path().join("netplugins").join("record-veth");
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = dir.join("record-veth");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/plugins/record-veth/record-veth");
+    std::fs::copy(&src, &exe).unwrap();
+    let t = tag(&ctx);
+    let subnet = format!("10.{}.{}", 130 + t % 40, t);
+    std::fs::write(
+        dir.join("record-veth.env"),
+        format!("PODVISOR_TEST_PLUGIN_SUBNET={subnet}\n"),
+    )
+    .unwrap();
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    ctx.write_manifest(
+        "web.yaml",
+        &pod_yaml("web", "Always", &[("app", &["sleep", "3600"])]),
+    );
+    let plugin_dir = format!(
+        "--network-plugin-dir={}",
+        ctx.path().join("netplugins").display()
+    );
+    let mut pv = Podvisor::spawn(&ctx, &["--network-plugin=record-veth", &plugin_dir]);
+    pv.wait_answering(&ctx, Some(200)).await;
+    let web = ctx.wait_pod_running(&pv, "web").await;
+    let ip = pod_ip(&web);
+    assert!(
+        ip.starts_with(&subnet),
+        "podIP {ip} is not the plugin's ({subnet}.x)"
+    );
+    let app = ctx
+        .pod_containers("web")
+        .into_iter()
+        .find(|c| c.container() == "app" && c.running())
+        .expect("app runs")
+        .id;
+    let eth1 = docker(&["exec", &app, "ip", "-o", "-4", "addr", "show", "eth1"]);
+    assert!(eth1.contains(&format!("{ip}/24")), "{eth1}");
+
+    ctx.remove_manifest("web.yaml");
+    ctx.wait_until(CONVERGE, "web's containers gone", || async {
+        let left = ctx.pod_containers("web");
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(show(&left))
+        }
+    })
+    .await;
+    let calls: Vec<(u128, String)> = std::fs::read_to_string(dir.join("calls.log"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let (t, rest) = l.split_once(' ')?;
+            Some((t.parse().ok()?, rest.to_string()))
+        })
+        .collect();
+    let at = |what: &str| {
+        calls
+            .iter()
+            .find(|(_, c)| c.starts_with(what))
+            .map(|(t, _)| *t)
+            .unwrap_or_else(|| panic!("no {what} call: {calls:?}"))
+    };
+    let (init, setup, teardown) = (
+        at("init"),
+        at("setup default web "),
+        at("teardown default web "),
+    );
+    // The engine's list of events ends at a whole second: wait until it
+    // holds the infra container's removal.
+    let events = ctx
+        .wait_until(
+            Duration::from_secs(10),
+            "the engine's events of web",
+            || async {
+                let events = engine_events(&ctx, since);
+                if events.iter().any(|(_, a, n)| a == "destroy" && n == "POD") {
+                    Ok(events)
+                } else {
+                    Err(format!("{events:?}"))
+                }
+            },
+        )
+        .await;
+    let event = |action: &str, name: &str| {
+        events
+            .iter()
+            .find(|(_, a, n)| a == action && n == name)
+            .map(|(t, _, _)| *t)
+            .unwrap_or_else(|| panic!("no {action} of {name}: {events:?}"))
+    };
+    assert!(init < setup, "{calls:?}");
+    assert!(
+        event("start", "POD") < setup,
+        "the infra container starts first"
+    );
+    assert!(
+        setup < event("start", "app"),
+        "the app starts after the setup"
+    );
+    assert!(
+        event("die", "app") < teardown,
+        "the apps die before the teardown"
+    );
+    assert!(
+        teardown < event("die", "POD"),
+        "the infra container dies after it"
+    );
+    assert!(
+        teardown < event("destroy", "POD"),
+        "and is removed after it"
+    );
+    let infra_of_setup = calls
+        .iter()
+        .find(|(_, c)| c.starts_with("setup"))
+        .and_then(|(_, c)| c.split_whitespace().nth(3))
+        .unwrap()
+        .to_string();
+    assert!(
+        calls
+            .iter()
+            .any(|(_, c)| c == &format!("teardown default web {infra_of_setup}")),
+        "the teardown names the same infra container: {calls:?}"
+    );
+    drop(pv);
+}
+
+#[tokio::test]
+async fn a_failing_or_garbled_plugin_holds_only_its_pod_back() {
+    let ctx = TestCtx::new("badnet");
+    let dir = ctx.path().join("netplugins").join("picky");
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = dir.join("picky");
+    // Fails the setup of `bad`, prints garbage as the status of `garbled`.
+    std::fs::write(
+        &exe,
+        "#!/bin/sh\ncase \"$1\" in\n  setup) [ \"$3\" = bad ] && { echo 'no address left for bad' >&2; exit 1; }; exit 0 ;;\n  \
+         status) [ \"$3\" = garbled ] && echo '%% not json'; exit 0 ;;\n  *) exit 0 ;;\nesac\n",
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for name in ["good", "bad", "garbled"] {
+        ctx.write_manifest(
+            &format!("{name}.yaml"),
+            &pod_yaml(name, "Always", &[("app", &["sleep", "3600"])]),
+        );
+    }
+    let plugin_dir = format!(
+        "--network-plugin-dir={}",
+        ctx.path().join("netplugins").display()
+    );
+    let mut pv = Podvisor::spawn(&ctx, &["--network-plugin=picky", &plugin_dir]);
+    pv.wait_answering(&ctx, Some(200)).await;
+    ctx.wait_pod_running(&pv, "good").await;
+    for (pod, says) in [
+        ("bad", "no address left for bad"),
+        ("garbled", "% not json"),
+    ] {
+        let message = ctx
+            .wait_pod(&pv, pod, CONVERGE, "waiting on its network", |p| {
+                let c = container_status(p, "app").ok_or("no status yet")?;
+                let w = &c["state"]["waiting"];
+                match (w["reason"].as_str(), w["message"].as_str()) {
+                    (Some("ContainerCreating"), Some(m)) if m.contains("network plugin picky") => {
+                        Ok(m.to_string())
+                    }
+                    _ => Err(format!("{c}")),
+                }
+            })
+            .await;
+        assert!(message.contains(says), "{pod}: {message}");
+        assert!(
+            ctx.pod_containers(pod)
+                .iter()
+                .all(|c| c.container() != "app"),
+            "{pod}: no app container on an unwired pod"
+        );
+    }
+    let events = pv.events("default", "bad").await.expect("bad's events");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["reason"] == "FailedCreatePodSandBox"),
+        "{events:?}"
+    );
+    drop(pv);
 }
