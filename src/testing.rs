@@ -188,6 +188,7 @@ impl actix::Handler<crate::actors::supervisor::SetDesired> for Sink {
 pub struct RecordingPlugin {
     pub calls: std::sync::Mutex<Vec<PluginCall>>,
     pub fail_setup: std::sync::atomic::AtomicBool,
+    pub fail_check: std::sync::atomic::AtomicBool,
     /// The engine, whose calls are snapshotted with each plugin call.
     pub engine: Option<Arc<crate::runtime::fake::FakeDocker>>,
     /// Which network mode the infra container gets (`Some("none")`: CNI-like).
@@ -266,6 +267,13 @@ impl crate::network::NetworkPlugin for RecordingPlugin {
         pod: &crate::network::PodNetwork,
     ) -> Result<(), crate::network::NetworkError> {
         self.note("check", pod);
+        if self.fail_check.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(crate::network::NetworkError::Failed {
+                plugin: "recording".into(),
+                call: "check",
+                message: "told to fail".into(),
+            });
+        }
         Ok(())
     }
     async fn teardown(

@@ -362,6 +362,43 @@ async fn a_failed_setup_waits_with_back_off_and_starts_no_app() {
 }
 
 #[actix::test]
+async fn a_failed_check_recreates_the_sandbox_and_wires_it_anew() {
+    let root = tempfile::tempdir().unwrap();
+    let (h, plugin) = with_plugin(Some("none"), root.path());
+    let web = pod("web").container("a").build();
+    h.desire(vec![web.clone()]);
+    h.converged(&web.uid, 2).await;
+    let first = h.running_of("POD")[0].details.summary.id.clone();
+    let count = |call: &str| plugin.calls().iter().filter(|c| c.call == call).count();
+    let checks = count("check");
+    // Not due yet: a relist checks nothing.
+    h.supervisor.do_send(Relist);
+    h.settle().await;
+    assert_eq!(count("check"), checks, "checked before it was due");
+    plugin
+        .fail_check
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    h.clock.advance(Duration::from_secs(6 * 60));
+    h.supervisor.do_send(Relist);
+    h.until("a new sandbox", |h| {
+        h.running_of("POD")
+            .first()
+            .is_some_and(|c| c.details.summary.id != first)
+    })
+    .await;
+    assert_eq!(count("check"), checks + 1);
+    assert!(
+        plugin
+            .calls()
+            .iter()
+            .any(|c| c.call == "teardown" && c.infra_id == first),
+        "the old sandbox's network is torn down"
+    );
+    assert_eq!(count("setup"), 2, "the new sandbox is wired");
+    assert!(event_reasons(&h, &web.uid).contains(&"FailedPodNetworkCheck".to_string()));
+}
+
+#[actix::test]
 async fn the_network_is_torn_down_after_the_apps_and_before_the_infra_stops() {
     let root = tempfile::tempdir().unwrap();
     let (h, plugin) = with_plugin(None, root.path());

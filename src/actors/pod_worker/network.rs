@@ -181,7 +181,8 @@ impl SyncJob {
     /// Checks the wired network of the running infra container when due
     /// (at the first sync of a worker, so at adoption, then every
     /// [`CHECK_EVERY`]). A failed check stops the infra container: the
-    /// next sync makes a new sandbox, wired anew.
+    /// next sync makes a new sandbox, wired anew, and checked a period
+    /// later.
     pub(super) async fn check_network(&mut self, details: &[ContainerDetails]) {
         let Some(net) = self.network() else {
             return;
@@ -212,12 +213,14 @@ impl SyncJob {
             tracing::warn!("{message}");
             self.record_pod(true, "FailedPodNetworkCheck", message);
             self.unwire(&infra.summary.id, None).await;
+            // The new sandbox is checked in its turn, not at once: a check
+            // that keeps failing recreates a sandbox every period, not
+            // every sync.
             let _ = self
                 .deps
                 .runtime
                 .stop_container(&infra.summary.id, Duration::from_secs(0))
                 .await;
-            self.memory.net.next_check = None;
         }
     }
 }
