@@ -72,6 +72,10 @@ pub fn start(
         },
         max_dead: usize::try_from(settings.maximum_dead_containers).ok(),
         exec_handler: settings.docker_exec_handler,
+        container_logs: crate::runtime::LogLimits {
+            max_size_bytes: settings.container_log_max_size,
+            max_files: settings.container_log_max_files,
+        },
         rules: NodeRules {
             node_name: settings.node_name.clone(),
             host_ip: settings.address.to_string(),
@@ -231,10 +235,16 @@ pub async fn run(settings: Settings, credentials: CredentialStore) -> std::io::R
             }
         }));
     }
+    // systemd's `Type=notify`: ready once the APIs listen and the actors
+    // run (nothing happens without NOTIFY_SOCKET).
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(error = %e, "cannot tell systemd that podvisor is ready");
+    }
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: stopping; pods keep running"),
         _ = int.recv() => tracing::info!("SIGINT: stopping; pods keep running"),
     }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     for s in servers {
         s.abort();
     }

@@ -55,6 +55,9 @@ pub struct NodeConfig {
     pub exec_handler: crate::settings::ExecHandler,
     /// Admission, volumes, resources and security rules.
     pub rules: crate::spec::containers::NodeRules,
+    /// The limits of every container's log files
+    /// (`--container-log-max-size`, `--container-log-max-files`).
+    pub container_logs: crate::runtime::LogLimits,
 }
 
 impl NodeConfig {
@@ -80,6 +83,10 @@ impl NodeConfig {
                     memory_bytes: 8 << 30,
                 },
                 host_ports: true,
+            },
+            container_logs: crate::runtime::LogLimits {
+                max_size_bytes: 10 << 20,
+                max_files: 5,
             },
         }
     }

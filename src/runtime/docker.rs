@@ -468,6 +468,16 @@ impl ContainerRuntime for DockerRuntime {
                 cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
                 cap_drop: (!spec.cap_drop.is_empty()).then(|| spec.cap_drop.clone()),
                 group_add: (!spec.group_add.is_empty()).then(|| spec.group_add.clone()),
+                log_config: spec.log.map(|l| bollard::models::HostConfigLogConfig {
+                    typ: Some("json-file".into()),
+                    config: Some(
+                        [
+                            ("max-size".to_string(), l.max_size_bytes.to_string()),
+                            ("max-file".to_string(), l.max_files.to_string()),
+                        ]
+                        .into(),
+                    ),
+                }),
                 security_opt: (!spec.security_opt.is_empty()).then(|| spec.security_opt.clone()),
                 ..Default::default()
             }),

@@ -122,6 +122,18 @@ pub struct CreateSpec {
     pub cap_drop: Vec<String>,
     /// Docker `--security-opt` values.
     pub security_opt: Vec<String>,
+    /// The limits of the container's log files (`None`: the engine's
+    /// defaults).
+    pub log: Option<LogLimits>,
+}
+
+/// How much output the engine keeps of a container: its log file is
+/// rotated past `max_size_bytes`, and `max_files` files are kept (the
+/// engine's `json-file` driver's `max-size` and `max-file`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLimits {
+    pub max_size_bytes: u64,
+    pub max_files: u32,
 }
 
 /// Resource settings of one container, in the engine's units.

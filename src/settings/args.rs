@@ -55,6 +55,12 @@ pub struct RunArgs {
     /// Directory of network plugins
     #[arg(long, value_name = "DIR")]
     pub network_plugin_dir: Option<String>,
+    /// Largest a container's log file grows before it is rotated (e.g. 10Mi)
+    #[arg(long, value_name = "SIZE")]
+    pub container_log_max_size: Option<String>,
+    /// Log files kept per container, the current one included
+    #[arg(long, value_name = "N")]
+    pub container_log_max_files: Option<String>,
     /// With --network-plugin=cni: the directory of CNI network configurations
     #[arg(long, value_name = "DIR")]
     pub cni_conf_dir: Option<String>,

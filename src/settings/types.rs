@@ -61,6 +61,10 @@ pub struct Settings {
     pub network_plugin: Option<String>,
     /// Directory of network plugins.
     pub network_plugin_dir: PathBuf,
+    /// A container's log file is rotated past this many bytes.
+    pub container_log_max_size: u64,
+    /// Log files kept per container (the current one included).
+    pub container_log_max_files: u32,
     /// CNI network configurations (`--network-plugin=cni`).
     pub cni_conf_dir: PathBuf,
     /// CNI plugins (`--network-plugin=cni`; `/usr/lib/cni` is searched after it).
@@ -132,6 +136,8 @@ impl Settings {
             cpu_cfs_quota: false,
             network_plugin: None,
             network_plugin_dir: PathBuf::new(),
+            container_log_max_size: 0,
+            container_log_max_files: 0,
             cni_conf_dir: PathBuf::new(),
             cni_bin_dir: PathBuf::new(),
             sync_frequency: Duration::ZERO,

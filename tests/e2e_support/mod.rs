@@ -369,7 +369,7 @@ impl TestCtx {
         self.other_nodes.lock().unwrap().push(node.to_string());
     }
 
-    fn new_log(&self) -> PathBuf {
+    pub fn new_log(&self) -> PathBuf {
         let mut logs = self.logs.lock().unwrap();
         let log = self.path.join(format!("podvisor-{}.log", logs.len() + 1));
         logs.push(log.clone());

@@ -466,6 +466,11 @@ impl SyncJob {
         spec: &crate::runtime::CreateSpec,
     ) -> Result<String, RuntimeError> {
         let rt = &self.deps.runtime;
+        // Every container's output is bounded on disk.
+        let spec = &crate::runtime::CreateSpec {
+            log: Some(self.deps.node.container_logs),
+            ..spec.clone()
+        };
         let id = match rt.create_container(spec).await {
             Ok(id) => id,
             Err(RuntimeError::NameConflict(_)) => match rt.inspect_container(&spec.name).await? {

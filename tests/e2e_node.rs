@@ -1,0 +1,118 @@
+//! End-to-end tests of running a node for months (issue 15): a container
+//! printing without end keeps its log files within the limits, and
+//! podvisor tells systemd (`Type=notify`) when it is ready and stopping.
+
+#[allow(dead_code)]
+mod e2e_support;
+
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::time::Duration;
+
+use e2e_support::*;
+
+/// The engine's log files of container `id` (`<id>-json.log`, `.1`, ...)
+/// with their sizes.
+fn log_files(id: &str) -> Vec<(String, u64)> {
+    let path = inspect(id, "{{.LogPath}}");
+    let dir = Path::new(&path).parent().expect("a log directory");
+    let mut files: Vec<(String, u64)> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("-json.log"))
+        .map(|e| {
+            let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+            (e.file_name().to_string_lossy().into_owned(), size)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn a_chatty_container_keeps_its_log_files_within_the_limits() {
+    let ctx = TestCtx::new("logcap");
+    ctx.write_manifest(
+        "chatty.yaml",
+        &pod_yaml(
+            "chatty",
+            "Always",
+            &[(
+                "talk",
+                &["sh", "-c", "while :; do seq 1 3000; sleep 0.02; done"],
+            )],
+        ),
+    );
+    let mut pv = Podvisor::spawn(
+        &ctx,
+        &[
+            "--container-log-max-size=64Ki",
+            "--container-log-max-files=2",
+        ],
+    );
+    pv.wait_answering(&ctx, Some(200)).await;
+    ctx.wait_pod_running(&pv, "chatty").await;
+    let id = ctx
+        .pod_containers("chatty")
+        .into_iter()
+        .find(|c| c.container() == "talk" && c.running())
+        .expect("talk runs")
+        .id;
+    let config = inspect(&id, "{{json .HostConfig.LogConfig}}");
+    assert!(
+        config.contains("\"max-size\":\"65536\"") && config.contains("\"max-file\":\"2\""),
+        "{config}"
+    );
+    // Rotated at least twice over (the output is far more than 2 x 64 KiB
+    // by then), and still within the limits.
+    ctx.wait_until(Duration::from_secs(30), "the log rotated", || async {
+        let files = log_files(&id);
+        if files.iter().any(|(f, _)| f.ends_with(".log.1")) {
+            Ok(())
+        } else {
+            Err(format!("{files:?}"))
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let files = log_files(&id);
+    assert!(files.len() <= 2, "at most 2 files: {files:?}");
+    let slack = 8 << 10; // a rotation happens after the write that passes the limit
+    for (f, size) in &files {
+        assert!(
+            *size <= (64 << 10) + slack,
+            "{f} is {size} bytes: {files:?}"
+        );
+    }
+    ctx.remove_manifest("chatty.yaml");
+}
+
+#[tokio::test]
+async fn podvisor_tells_systemd_when_it_is_ready_and_when_it_stops() {
+    let ctx = TestCtx::new("sdnotify");
+    let socket = ctx.path().join("notify.sock");
+    let listener = UnixDatagram::bind(&socket).expect("bind the notify socket");
+    listener
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let log = ctx.new_log();
+    let mut child = Podvisor::command(&ctx, free_port(), free_port(), &[])
+        .env("NOTIFY_SOCKET", &socket)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("spawn podvisor");
+    let mut buf = [0u8; 256];
+    let n = listener
+        .recv(&mut buf)
+        .unwrap_or_else(|e| panic!("no readiness within 30 s ({e})\n{}", ctx.log_tail()));
+    let said = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(said.contains("READY=1"), "{said:?}");
+    // SIGTERM: it says it is stopping, then exits.
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let n = listener.recv(&mut buf).expect("a stopping notice");
+    let said = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(said.contains("STOPPING=1"), "{said:?}");
+    let status = child.wait().expect("podvisor exits");
+    assert!(status.success(), "{status:?}\n{}", ctx.log_tail());
+}
