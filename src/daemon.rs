@@ -51,6 +51,7 @@ pub struct Started {
     pub store: StatusView,
     pub events: EventView,
     pub manifests: api::write::Manifests,
+    pub machine: crate::host::machine::MachineInfo,
 }
 
 /// Starts every actor on the current System; returns what the API reads
@@ -61,6 +62,17 @@ pub fn start(
     credentials: CredentialStore,
     network: Option<Arc<Network>>,
 ) -> Started {
+    let capacity = crate::host::node_capacity(&crate::host::RealHost);
+    let allocatable = crate::host::machine::allocatable(
+        capacity,
+        &[settings.system_reserved, settings.kube_reserved],
+    );
+    let machine = crate::host::machine::MachineInfo::read(
+        &crate::host::RealHost,
+        &settings.root_dir,
+        capacity,
+        allocatable,
+    );
     let node = NodeConfig {
         node_name: settings.node_name.clone(),
         infra_image: settings.pod_infra_container_image.clone(),
@@ -83,7 +95,7 @@ pub fn start(
             cfs_quota: settings.cpu_cfs_quota,
             allow_privileged: settings.allow_privileged,
             allowed_host_paths: settings.allowed_host_paths.clone(),
-            capacity: crate::host::node_capacity(&crate::host::RealHost),
+            capacity: allocatable,
             host_ports: network
                 .as_ref()
                 .is_none_or(|n| n.plugin().serves_host_ports()),
@@ -132,6 +144,7 @@ pub fn start(
         store,
         events,
         manifests,
+        machine,
     }
 }
 
@@ -205,6 +218,7 @@ pub async fn run(settings: Settings, credentials: CredentialStore) -> std::io::R
         runtime,
         exec_handler: settings.docker_exec_handler,
         manifests: Some(Arc::new(started.manifests)),
+        machine: Some(Arc::new(started.machine)),
     };
     tracing::info!(
         secure = %addr,

@@ -116,3 +116,55 @@ async fn podvisor_tells_systemd_when_it_is_ready_and_when_it_stops() {
     let status = child.wait().expect("podvisor exits");
     assert!(status.success(), "{status:?}\n{}", ctx.log_tail());
 }
+
+#[tokio::test]
+async fn spec_shows_the_machine_and_admission_uses_allocatable() {
+    let ctx = TestCtx::new("spec");
+    let cores = std::thread::available_parallelism().unwrap().get();
+    // Everything but 250m reserved: a pod asking for 500m does not fit,
+    // though the machine has the cores.
+    let reserved = format!("--system-reserved=cpu={}m", cores * 1000 - 500);
+    ctx.write_manifest(
+        "big.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: big\nspec:\n  containers:\n  - name: app\n    \
+             image: {}\n    command: [sleep, \"3600\"]\n    resources:\n      requests: {{cpu: 500m}}\n",
+            env().busybox_image
+        ),
+    );
+    let mut pv = Podvisor::spawn(&ctx, &[&reserved, "--kube-reserved=cpu=250m,memory=64Mi"]);
+    pv.wait_answering(&ctx, Some(200)).await;
+    let (code, body) = pv.get("/spec").await.expect("GET /spec");
+    assert_eq!(code, 200, "{body}");
+    let spec: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(spec["num_cores"].as_u64(), Some(cores as u64), "{spec}");
+    assert!(spec["memory_capacity"].as_i64().unwrap_or(0) > 0, "{spec}");
+    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    assert_eq!(spec["boot_id"], boot_id.trim());
+    assert!(
+        !spec["docker_version"].as_str().unwrap_or("").is_empty(),
+        "{spec}"
+    );
+    assert!(
+        spec["filesystems"][0]["capacity"].as_u64().unwrap_or(0) > 0,
+        "{spec}"
+    );
+    assert_eq!(spec["allocatable"]["cpu"], "250m", "{spec}");
+    let memory: i64 = spec["memory_capacity"].as_i64().unwrap();
+    let allocatable: i64 = spec["allocatable"]["memory"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(memory - allocatable, 64 << 20, "{spec}");
+    let refused = ctx
+        .wait_pod(&pv, "big", CONVERGE, "refused for cpu", |p| {
+            if p["status"]["reason"] == "OutOfcpu" {
+                Ok(p["status"]["message"].as_str().unwrap_or("").to_string())
+            } else {
+                Err("not refused".into())
+            }
+        })
+        .await;
+    assert!(refused.contains("cpu"), "{refused}");
+}

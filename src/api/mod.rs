@@ -43,12 +43,16 @@ pub struct ApiState {
     /// The manifest directory, for the writes (`None`: writes are not
     /// served, 405).
     pub manifests: Option<Arc<write::Manifests>>,
+    /// What the machine is (`/spec`), read at start.
+    pub machine: Option<Arc<crate::host::machine::MachineInfo>>,
 }
 
 /// The read-only API: no token, nothing changed.
 pub fn read_only_router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/spec", get(spec))
+        .route("/spec/", get(spec))
         .route("/pods", get(pods))
         .route("/pods/{namespace}/{name}/events", get(pod_events))
         .with_state(state)
@@ -164,6 +168,19 @@ async fn healthz(State(s): State<ApiState>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// The machine (cAdvisor's `MachineInfo` names), with the engine's
+/// version asked now.
+pub(crate) async fn spec(State(s): State<ApiState>) -> Response {
+    let Some(machine) = &s.machine else {
+        return (StatusCode::NOT_FOUND, "no machine information\n").into_response();
+    };
+    let mut m = (**machine).clone();
+    if let Ok(Ok(v)) = tokio::time::timeout(HEALTH_TIMEOUT, s.runtime.version()).await {
+        m.docker_version = v;
+    }
+    Json(m).into_response()
 }
 
 /// The desired pods with their status, as a `v1` `PodList`.

@@ -56,6 +56,8 @@ pub fn routes() -> Router<ApiState> {
             "/openapi/v3/api/v1",
             get(|| async { Json(super::openapi::api_v1().clone()) }),
         )
+        .route("/spec", get(super::spec))
+        .route("/spec/", get(super::spec))
         .route("/api/v1/pods", get(list_pods_all))
         .route(
             "/api/v1/namespaces/{namespace}/pods",

@@ -55,6 +55,12 @@ pub struct RunArgs {
     /// Directory of network plugins
     #[arg(long, value_name = "DIR")]
     pub network_plugin_dir: Option<String>,
+    /// Resources kept for the system, not for pods (cpu=500m,memory=1Gi)
+    #[arg(long, value_name = "LIST")]
+    pub system_reserved: Option<String>,
+    /// Resources kept for podvisor and the engine, not for pods (cpu=…,memory=…)
+    #[arg(long, value_name = "LIST")]
+    pub kube_reserved: Option<String>,
     /// Largest a container's log file grows before it is rotated (e.g. 10Mi)
     #[arg(long, value_name = "SIZE")]
     pub container_log_max_size: Option<String>,

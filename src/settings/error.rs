@@ -160,6 +160,9 @@ pub enum ValueError {
                     starting and ending with a letter or digit, at most 253 characters"
     )]
     NotASubdomain,
+    /// No `cpu=…,memory=…` list.
+    #[error("must be a list of cpu=QUANTITY and memory=QUANTITY (e.g. cpu=500m,memory=1Gi): {0}")]
+    NotAReservation(String),
     /// A duration of 0 where it must be positive.
     #[error("must be greater than 0")]
     NotPositive,

@@ -152,6 +152,8 @@ pub(super) const KEYS: &[Key] = &[
     ),
     key!(cni_conf_dir, path, Fixed("/etc/cni/net.d")),
     key!(container_log_max_size, byte_size, Fixed("10Mi")),
+    key!(system_reserved, reserved, Fixed("")),
+    key!(kube_reserved, reserved, Fixed("")),
     key!(container_log_max_files, at_least_one, Fixed("5")),
     key!(cni_bin_dir, path, Fixed("/opt/cni/bin")),
     key!(sync_frequency, positive_duration, Fixed("10s")),

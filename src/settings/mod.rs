@@ -36,4 +36,4 @@ pub use args::RunArgs;
 pub use error::{DurationError, FileError, SettingsError, ValueError};
 pub use layers::{resolve, Origin};
 pub use parse::parse_duration;
-pub use types::{ExecHandler, LogFormat, ManifestValidation, Settings};
+pub use types::{ExecHandler, LogFormat, ManifestValidation, Reserved, Settings};

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{DurationError, ExecHandler, LogFormat, ManifestValidation, ValueError};
+use super::{DurationError, ExecHandler, LogFormat, ManifestValidation, Reserved, ValueError};
 
 pub(super) type Parsed<T> = Result<T, ValueError>;
 
@@ -83,6 +83,31 @@ pub(super) fn qps(v: &str) -> Parsed<f64> {
         Ok(q) if q.is_finite() && q >= 0.0 => Ok(q),
         _ => Err(ValueError::NotANonNegativeNumber),
     }
+}
+
+/// `cpu=500m,memory=1Gi` (`--system-reserved`, `--kube-reserved`); empty:
+/// nothing reserved.
+pub(super) fn reserved(v: &str) -> Parsed<Reserved> {
+    use crate::spec::resources::{parse_bytes, parse_cpu_millis};
+    let mut r = Reserved::default();
+    for item in v.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let bad = |why: String| ValueError::NotAReservation(why);
+        let (name, quantity) = item
+            .split_once('=')
+            .ok_or_else(|| bad(format!("{item:?} has no '='")))?;
+        match name.trim() {
+            "cpu" => {
+                r.cpu_millis =
+                    parse_cpu_millis(quantity.trim()).map_err(|e| bad(format!("cpu: {e}")))?
+            }
+            "memory" => {
+                r.memory_bytes =
+                    parse_bytes(quantity.trim()).map_err(|e| bad(format!("memory: {e}")))?
+            }
+            other => return Err(bad(format!("unknown resource {other:?}"))),
+        }
+    }
+    Ok(r)
 }
 
 pub(super) fn at_least_one(v: &str) -> Parsed<u32> {
@@ -607,5 +632,19 @@ mod tests {
             (-1, 0)
         );
         assert!(err(f.resolve(&["--maximum-dead-containers=1.5"], &[])).contains("integer"));
+    }
+
+    #[test]
+    fn reservations_read_cpu_and_memory_and_name_what_is_wrong() {
+        use super::reserved;
+        let r = reserved("cpu=500m, memory=1Gi").unwrap();
+        assert_eq!((r.cpu_millis, r.memory_bytes), (500, 1 << 30));
+        assert_eq!(reserved("").unwrap(), Reserved::default());
+        let e = reserved("gpu=1").unwrap_err().to_string();
+        assert!(e.contains("unknown resource \"gpu\""), "{e}");
+        let e = reserved("cpu").unwrap_err().to_string();
+        assert!(e.contains("no '='"), "{e}");
+        let e = reserved("memory=lots").unwrap_err().to_string();
+        assert!(e.contains("memory:"), "{e}");
     }
 }

@@ -5,6 +5,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// How commands are run inside containers (`--docker-exec-handler`).
+/// Resources kept from pods (`--system-reserved`, `--kube-reserved`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Reserved {
+    pub cpu_millis: i64,
+    pub memory_bytes: i64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExecHandler {
     /// Docker's own exec API.
@@ -61,6 +68,10 @@ pub struct Settings {
     pub network_plugin: Option<String>,
     /// Directory of network plugins.
     pub network_plugin_dir: PathBuf,
+    /// `--system-reserved`: kept from pods.
+    pub system_reserved: Reserved,
+    /// `--kube-reserved`: kept from pods.
+    pub kube_reserved: Reserved,
     /// A container's log file is rotated past this many bytes.
     pub container_log_max_size: u64,
     /// Log files kept per container (the current one included).
@@ -136,6 +147,8 @@ impl Settings {
             cpu_cfs_quota: false,
             network_plugin: None,
             network_plugin_dir: PathBuf::new(),
+            system_reserved: Reserved::default(),
+            kube_reserved: Reserved::default(),
             container_log_max_size: 0,
             container_log_max_files: 0,
             cni_conf_dir: PathBuf::new(),
