@@ -54,7 +54,7 @@ async fn plan_follows_the_node_from_nothing_to_converged_to_broken_to_removed() 
     assert_eq!(code, Some(2), "{out}{err}");
     let source = ctx.manifest_path("web.yaml");
     assert!(
-        out.contains(&format!("pod default/web (uid ")) && out.contains(&source),
+        out.contains("pod default/web (uid ") && out.contains(&source),
         "{out}"
     );
     for step in [

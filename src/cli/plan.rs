@@ -661,9 +661,10 @@ mod tests {
         let mut w = World::new("Always", &["a"]);
         let sandbox = w.sandbox(ContainerState::Running);
         let a = w.app("a", ContainerState::Running, None);
+        let images = Images::new();
         let cx = Context {
             pod: None,
-            ..context(&w, &Images::new())
+            ..context(&w, &images)
         };
         let steps = describe(&plan::plan_removal(&w.observed), &cx);
         assert_eq!(
