@@ -108,7 +108,7 @@ async fn plan_follows_the_node_from_nothing_to_converged_to_broken_to_removed() 
         "  kill sandbox (",
         "  kill container side (",
         "  remove dead container app (attempt 0, ",
-        "  remove dead sandbox (attempt 0, ",
+        "  remove the killed sandbox (attempt 0, ",
     ] {
         assert!(out.contains(step), "{step:?} missing:\n{out}");
     }
@@ -135,4 +135,40 @@ fn an_engine_that_does_not_answer_is_named() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("unix:///nonexistent/docker.sock"), "{err}");
+}
+
+#[tokio::test]
+async fn plan_shows_the_running_daemons_back_off() {
+    let ctx = TestCtx::new("plan-backoff");
+    ctx.write_manifest(
+        "crash.yaml",
+        &pod_yaml(
+            "crash",
+            "Always",
+            &[("app", SLEEP), ("crash", &["sh", "-c", "exit 3"])],
+        ),
+    );
+    let pv = Podvisor::start(&ctx).await;
+    // Restarted twice: the next restart waits 20 s, long enough for plan
+    // to see the container dead.
+    ctx.wait_until(CONVERGE, "crash to back off after two restarts", || async {
+        let list = pv.pods().await?;
+        let pod = find_pod(&list, "crash").ok_or("no pod crash")?;
+        let s = container_status(pod, "crash").ok_or("no status of crash")?;
+        let waiting = s["state"]["waiting"]["reason"].as_str().unwrap_or_default();
+        match (s["restartCount"].as_u64(), waiting) {
+            (Some(n), "CrashLoopBackOff") if n >= 2 => Ok(()),
+            _ => Err(format!("{s}")),
+        }
+    })
+    .await;
+    let (code, out, err) = plan(&ctx, pv.port);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        out.contains("  note: the daemon reports container crash in CrashLoopBackOff: back-off "),
+        "{out}"
+    );
+    assert!(out.contains("  restart container crash at "), "{out}");
+    assert!(out.contains("s, as the running daemon reports)"), "{out}");
+    assert!(!out.contains("container app"), "app runs:\n{out}");
 }

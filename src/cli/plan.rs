@@ -219,7 +219,12 @@ pub fn describe(actions: &PodActions, cx: &Context<'_>) -> Vec<String> {
     for id in &actions.remove {
         let line = match record(id) {
             Some(o) => format!(
-                "remove dead {} (attempt {}, {})",
+                "remove {} {} (attempt {}, {})",
+                if actions.kill.iter().any(|k| k.id == o.id) {
+                    "the killed"
+                } else {
+                    "dead"
+                },
                 what(o.labels.kind, &o.labels.container_name),
                 o.attempt,
                 short(id)
@@ -672,8 +677,8 @@ mod tests {
             [
                 format!("kill sandbox ({sandbox}): its pod is no longer desired"),
                 format!("kill container a ({a}): its pod is no longer desired"),
-                format!("remove dead sandbox (attempt 0, {sandbox})"),
-                format!("remove dead container a (attempt 0, {a})"),
+                format!("remove the killed sandbox (attempt 0, {sandbox})"),
+                format!("remove the killed container a (attempt 0, {a})"),
             ]
         );
     }
