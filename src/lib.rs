@@ -71,6 +71,7 @@
 
 pub mod actors;
 pub mod api;
+pub mod cli;
 pub mod daemon;
 pub mod decide;
 pub mod host;

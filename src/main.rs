@@ -22,6 +22,13 @@ struct Cli {
 enum Command {
     /// Run the node agent on a directory of Pod manifests.
     Run(RunArgs),
+    /// Check Pod manifests as `run` reads them, without an engine (exit 0: valid, 1: problems).
+    Validate(podvisor::cli::validate::ValidateArgs),
+    /// Show what the next sync would do on this node, doing nothing (exit 0: nothing, 2: changes, 1: error).
+    ///
+    /// Takes the flags of `run`; it reads the manifest directory and the engine, and asks a
+    /// running daemon's read-only port for back-off times.
+    Plan(RunArgs),
 }
 
 fn init_tracing(format: LogFormat) {
@@ -41,9 +48,41 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
+/// Warnings only, without times: for the commands that print a report.
+fn init_quiet_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .without_time()
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Validate(args) => {
+            init_quiet_tracing();
+            let report = podvisor::cli::validate::run(&args);
+            print!("{}", report.stdout);
+            eprint!("{}", report.stderr);
+            ExitCode::from(report.exit)
+        }
+        Command::Plan(args) => {
+            let env = std::env::vars().collect();
+            let settings = match settings::resolve(&args, &env) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("podvisor plan: {e}");
+                    return ExitCode::from(podvisor::cli::plan::EXIT_ERROR);
+                }
+            };
+            init_quiet_tracing();
+            ExitCode::from(podvisor::cli::plan::run(&settings))
+        }
         Command::Run(args) => {
             let env = std::env::vars().collect();
             let settings = match settings::resolve(&args, &env) {

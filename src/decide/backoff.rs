@@ -52,6 +52,12 @@ impl Backoff {
         }
     }
 
+    /// Sets the delay of `key` as someone else knows it (`podvisor plan`
+    /// takes the running daemon's).
+    pub fn set_delay(&mut self, key: &str, delay: Duration) {
+        self.delays.insert(key.to_string(), delay);
+    }
+
     pub fn forget(&mut self, key: &str) {
         self.delays.remove(key);
     }

@@ -40,8 +40,8 @@ pub use defaults::apply_defaults;
 pub use field_error::{is_dns1123_label, is_dns1123_subdomain, FieldError};
 pub use parse::{parse_file, parse_file_with};
 pub use scan::{
-    is_blank, is_manifest_file, scan_dir, scan_dir_preferring, scan_dir_with, FileReader, Outcome,
-    ScanResult, Skip, DEFAULT_MAX_SIZE, RACY_WINDOW,
+    is_blank, is_manifest_file, scan_dir, scan_dir_preferring, scan_dir_with, scan_files,
+    FileReader, Outcome, ScanResult, Skip, DEFAULT_MAX_SIZE, RACY_WINDOW,
 };
 pub use validate::validate_pod;
 

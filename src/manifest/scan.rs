@@ -92,7 +92,27 @@ pub fn scan_dir_with(
     files.retain(|path| is_manifest_file(path));
     files.sort();
     reader.retain(&files);
+    read_files(files, prefer, reader, &mut result);
+    result
+}
 
+/// Reads `files` in the order given, as [`scan_dir`] reads a directory's
+/// (`podvisor validate` passes files and directories named on its command
+/// line): each file all-or-nothing, and a pod declared twice kept once.
+pub fn scan_files(files: Vec<PathBuf>, reader: &mut FileReader) -> ScanResult {
+    let mut result = ScanResult::default();
+    read_files(files, &HashMap::new(), reader, &mut result);
+    result
+}
+
+/// Reads `files` into `result`: the pods that load, a duplicate refused
+/// unless its file is the one `prefer` names for it.
+fn read_files(
+    files: Vec<PathBuf>,
+    prefer: &HashMap<(String, String), PathBuf>,
+    reader: &mut FileReader,
+    result: &mut ScanResult,
+) {
     let mut parsed_files = Vec::new();
     for file in files {
         match reader.read(&file) {
@@ -144,7 +164,6 @@ pub fn scan_dir_with(
             }),
         });
     }
-    result
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@ mod execute;
 mod network;
 mod sync;
 
+pub(crate) use sync::observed_of;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;

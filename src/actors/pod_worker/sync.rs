@@ -465,7 +465,7 @@ fn parse_time(t: Option<&str>) -> Option<chrono::DateTime<chrono::Utc>> {
 }
 
 /// The planner's view of one container; `None` for one without our labels.
-fn observed_of(d: &ContainerDetails) -> Option<Observed> {
+pub(crate) fn observed_of(d: &ContainerDetails) -> Option<Observed> {
     Some(Observed {
         id: d.summary.id.clone(),
         labels: PodLabels::parse(&d.summary.labels)?,
