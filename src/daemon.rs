@@ -177,8 +177,11 @@ async fn network(settings: &Settings) -> std::io::Result<Option<Arc<Network>>> {
 }
 
 /// Runs the daemon until a termination signal.
-pub async fn run(settings: Settings, credentials: CredentialStore) -> std::io::Result<()> {
+pub async fn run(mut settings: Settings, credentials: CredentialStore) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
+    // The engine binds paths under it (volumes, termination logs): a
+    // relative `--root-dir` would reach Docker as a volume name.
+    settings.root_dir = std::path::absolute(&settings.root_dir)?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
 

@@ -168,3 +168,43 @@ async fn spec_shows_the_machine_and_admission_uses_allocatable() {
         .await;
     assert!(refused.contains("cpu"), "{refused}");
 }
+
+#[tokio::test]
+async fn a_relative_root_dir_is_taken_from_where_podvisor_starts() {
+    let ctx = TestCtx::new("relroot");
+    ctx.write_manifest(
+        "web.yaml",
+        &pod_yaml("web", "Always", &[("app", &["sleep", "3600"])]),
+    );
+    let port = free_port();
+    let log = ctx.new_log();
+    let mut child = Podvisor::command(&ctx, port, free_port(), &["--root-dir", "rel-root"])
+        .current_dir(ctx.path())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("spawn podvisor");
+    let url = format!("http://127.0.0.1:{port}/pods");
+    let phase = ctx
+        .wait_until(
+            CONVERGE,
+            "web running with a relative --root-dir",
+            || async {
+                let list: serde_json::Value = reqwest::get(&url)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .json()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let web = find_pod(&list, "web").ok_or("no web yet")?;
+                match web["status"]["phase"].as_str() {
+                    Some("Running") => Ok("Running".to_string()),
+                    _ => Err(format!("{}", web["status"])),
+                }
+            },
+        )
+        .await;
+    assert_eq!(phase, "Running");
+    assert!(ctx.path().join("rel-root").join("pods").is_dir());
+    let _ = child.kill();
+    let _ = child.wait();
+}
