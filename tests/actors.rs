@@ -222,7 +222,11 @@ async fn removal_kills_apps_before_the_infra_container() {
             "apps stop before the infra: {calls:?}"
         );
     }
-    assert!(h.store.get(&web.uid).is_none(), "removed pod still listed");
+    // Listed (Terminating) until its worker reports the containers gone.
+    h.until("the removed pod no longer listed", |h| {
+        h.store.get(&web.uid).is_none()
+    })
+    .await;
 }
 
 #[actix::test]
@@ -394,7 +398,9 @@ async fn a_failed_check_recreates_the_sandbox_and_wires_it_anew() {
             .any(|c| c.call == "teardown" && c.infra_id == first),
         "the old sandbox's network is torn down"
     );
-    assert_eq!(count("setup"), 2, "the new sandbox is wired");
+    // The new sandbox runs first, then is wired.
+    h.until("the new sandbox wired", |_| count("setup") == 2)
+        .await;
     assert!(event_reasons(&h, &web.uid).contains(&"FailedPodNetworkCheck".to_string()));
 }
 

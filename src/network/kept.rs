@@ -263,7 +263,9 @@ impl Network {
             .collect();
         let mut done = 0;
         for id in candidates {
-            let modified = std::fs::metadata(self.path(&id)).and_then(|m| m.modified());
+            let modified = tokio::fs::metadata(self.path(&id))
+                .await
+                .and_then(|m| m.modified());
             if modified.is_ok_and(|m| m >= listed_at) {
                 continue; // kept after the list was made: may be a new pod
             }

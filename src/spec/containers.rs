@@ -75,13 +75,10 @@ pub fn grace_period_secs(pod: &Pod) -> i64 {
         .max(0)
 }
 
-/// The infra container: holds the pod's network and IPC namespaces and
-/// publishes every container's ports.
-pub fn sandbox_spec(id: &PodIdentity<'_>, image: &str, attempt: u32, hash: &str) -> CreateSpec {
-    let host_network = id.host_network();
-    let ports = id
-        .pod
-        .spec
+/// The pod's container ports as the infra container publishes them
+/// (`host_port` set for a `hostPort`).
+pub fn pod_ports(pod: &Pod) -> Vec<PortMapping> {
+    pod.spec
         .iter()
         .flat_map(|s| s.containers.iter())
         .flat_map(|c| c.ports.iter().flatten())
@@ -96,7 +93,14 @@ pub fn sandbox_spec(id: &PodIdentity<'_>, image: &str, attempt: u32, hash: &str)
                 host_ip: p.host_ip.clone().filter(|h| !h.is_empty()),
             })
         })
-        .collect();
+        .collect()
+}
+
+/// The infra container: holds the pod's network and IPC namespaces and
+/// publishes every container's ports.
+pub fn sandbox_spec(id: &PodIdentity<'_>, image: &str, attempt: u32, hash: &str) -> CreateSpec {
+    let host_network = id.host_network();
+    let ports = pod_ports(id.pod);
     CreateSpec {
         name: id.docker_name(naming::INFRA_NAME, attempt),
         image: image.to_string(),

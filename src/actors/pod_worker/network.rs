@@ -119,8 +119,7 @@ impl SyncJob {
                 retry_after: super::sync::RETRY_AFTER,
             });
         };
-        let ports: Vec<PortMapping> = containers::sandbox_spec(ident, "", 0, "")
-            .ports
+        let ports: Vec<PortMapping> = containers::pod_ports(ident.pod)
             .into_iter()
             .filter(|p| p.host_port.is_some())
             .collect();
