@@ -60,6 +60,7 @@ pub fn start(
     runtime: Arc<dyn ContainerRuntime>,
     credentials: CredentialStore,
     network: Option<Arc<Network>>,
+    metrics: Arc<crate::metrics::Metrics>,
 ) -> Started {
     let node = NodeConfig {
         node_name: settings.node_name.clone(),
@@ -86,7 +87,13 @@ pub fn start(
         },
     };
     let puller = puller_config(settings, credentials);
-    let mut deps = Deps::start(runtime, node, puller, crate::model::clock::system());
+    let mut deps = Deps::start_with_metrics(
+        runtime,
+        node,
+        puller,
+        crate::model::clock::system(),
+        metrics.clone(),
+    );
     deps.network = network;
     let events = deps.event_store.clone();
     let mut sources = vec!["file"];
@@ -116,6 +123,7 @@ pub fn start(
     };
     let source = ManifestSource::new(files, supervisor.clone().recipient())
         .with_validation(settings.manifest_validation)
+        .with_metrics(metrics)
         .start();
     let manifests = api::write::Manifests::new(
         settings.pod_manifest_path.clone(),
@@ -166,8 +174,10 @@ pub async fn run(settings: Settings, credentials: CredentialStore) -> std::io::R
     let mut int = signal(SignalKind::interrupt())?;
 
     let docker = Arc::new(DockerRuntime::new(settings.docker_endpoint.clone()));
+    // One registry for all: the engine calls, the actors and the API.
+    let metrics = Arc::new(crate::metrics::Metrics::new());
     let runtime: Arc<dyn ContainerRuntime> =
-        Arc::new(Bounded::new(docker, CALL_TIMEOUT, PULL_TIMEOUT));
+        Arc::new(Bounded::new(docker, CALL_TIMEOUT, PULL_TIMEOUT).with_metrics(metrics.clone()));
     match runtime.version().await {
         Ok(v) => {
             tracing::info!(endpoint = %settings.docker_endpoint, version = %v, "Docker engine answers")
@@ -194,13 +204,20 @@ pub async fn run(settings: Settings, credentials: CredentialStore) -> std::io::R
         }
     };
     let network = network(&settings).await?;
-    let started = start(&settings, runtime.clone(), credentials, network);
+    let started = start(
+        &settings,
+        runtime.clone(),
+        credentials,
+        network,
+        metrics.clone(),
+    );
     let state = ApiState {
         store: started.store,
         events: started.events,
         runtime,
         exec_handler: settings.docker_exec_handler,
         manifests: Some(Arc::new(started.manifests)),
+        metrics,
     };
     tracing::info!(
         secure = %addr,

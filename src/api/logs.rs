@@ -172,6 +172,7 @@ mod tests {
             runtime: fake.clone(),
             exec_handler: crate::settings::ExecHandler::Native,
             manifests: None,
+            metrics: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

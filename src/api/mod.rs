@@ -8,6 +8,10 @@
 //!   `--read-only-port`, as the kubelet's 10255): `/healthz`, `/pods` and
 //!   `/pods/{namespace}/{name}/events`, no token. It changes nothing but
 //!   shows every pod spec, environment values included.
+//!
+//! Both serve `/metrics` (the read-only API without a token, the secure one
+//! with one) and count every request they answer in
+//! `kubelet_http_requests_total` ([`count_requests`]).
 
 pub mod auth;
 pub mod exec;
@@ -43,6 +47,8 @@ pub struct ApiState {
     /// The manifest directory, for the writes (`None`: writes are not
     /// served, 405).
     pub manifests: Option<Arc<write::Manifests>>,
+    /// What `/metrics` shows; the API counts its requests there.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The read-only API: no token, nothing changed.
@@ -51,17 +57,28 @@ pub fn read_only_router(state: ApiState) -> Router {
         .route("/healthz", get(healthz))
         .route("/pods", get(pods))
         .route("/pods/{namespace}/{name}/events", get(pod_events))
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            count_requests,
+        ))
         .with_state(state)
 }
 
 /// The secure API: `/healthz` and `/version` open, the rest behind a
 /// bearer token of `tokens` (401 as a `Status` without one).
 pub fn secure_router(state: ApiState, tokens: Arc<auth::Tokens>) -> Router {
-    let guarded = node::routes().layer(axum::middleware::from_fn_with_state(tokens, authenticate));
+    let guarded = node::routes()
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(tokens, authenticate));
     Router::new()
         .route("/healthz", get(healthz))
         .merge(node::open_routes())
         .merge(guarded)
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            count_requests,
+        ))
         .with_state(state)
 }
 
@@ -150,6 +167,44 @@ async fn authenticate(
             tracing::info!(%why, %agent, method = %request.method(), uri = %request.uri(), "API request refused");
             (StatusCode::UNAUTHORIZED, Json(kube::unauthorized())).into_response()
         }
+    }
+}
+
+/// Counts the request by method, route template (never the raw path:
+/// pod names would make the label values grow without bound) and code.
+async fn count_requests(
+    State(metrics): State<Arc<crate::metrics::Metrics>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched".to_string(), |p| p.as_str().to_string());
+    let response = next.run(request).await;
+    metrics.http_request(method.as_str(), &route, response.status().as_u16());
+    response
+}
+
+/// The metrics in the Prometheus text format, encoded off the actors'
+/// thread (it reads `/proc/self`).
+async fn metrics(State(s): State<ApiState>) -> Response {
+    let m = s.metrics.clone();
+    match tokio::task::spawn_blocking(move || m.encode()).await {
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                crate::metrics::CONTENT_TYPE,
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode the metrics: {e}\n"),
+        )
+            .into_response(),
     }
 }
 
