@@ -249,6 +249,13 @@ impl ImagePuller {
     }
 }
 
+/// What a queued pull waits for: a concurrency slot, then a rate permit
+/// (each `None` when unlimited).
+struct Gates {
+    slots: Option<Arc<Semaphore>>,
+    limiter: Option<DefaultDirectRateLimiter>,
+}
+
 /// Admits pulls one by one in arrival order: a concurrency slot, then a rate
 /// permit, then the pull runs on its own task.
 async fn admit(
@@ -256,11 +263,11 @@ async fn admit(
     runtime: Arc<dyn ContainerRuntime>,
     credentials: CredentialStore,
     deadline: Duration,
-    slots: Option<Arc<Semaphore>>,
-    limiter: Option<DefaultDirectRateLimiter>,
+    gates: Gates,
     puller: Addr<ImagePuller>,
     metrics: Arc<Metrics>,
 ) {
+    let Gates { slots, limiter } = gates;
     while let Some(job) = jobs.recv().await {
         let slot = match &slots {
             Some(s) => match s.clone().acquire_owned().await {
@@ -325,8 +332,10 @@ impl Actor for ImagePuller {
             self.runtime.clone(),
             self.config.credentials.clone(),
             self.config.progress_deadline,
-            slots,
-            self.limiter(),
+            Gates {
+                slots,
+                limiter: self.limiter(),
+            },
             ctx.address(),
             self.metrics.clone(),
         ));
