@@ -244,6 +244,48 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn every_call_is_counted_by_operation_type_with_its_errors_and_timeouts() {
+        let fake = Arc::new(FakeDocker::new());
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let bounded = Bounded::new(
+            fake.clone(),
+            Duration::from_millis(200),
+            Duration::from_secs(60),
+        )
+        .with_metrics(metrics.clone());
+        let count = |op| {
+            let l = [("operation_type", op)];
+            (
+                metrics.runtime_operations.get_or_create(&l).get(),
+                metrics.runtime_errors.get_or_create(&l).get(),
+            )
+        };
+        assert!(bounded.list_containers(&[]).await.is_ok());
+        assert!(bounded.list_containers(&[]).await.is_ok());
+        fake.fail_next(
+            "list",
+            RuntimeError::Engine {
+                call: "list",
+                message: "boom".into(),
+            },
+        );
+        assert!(bounded.list_containers(&[]).await.is_err());
+        assert_eq!(count("list_containers"), (3, 1));
+        // A hung call times out, and counts as an error.
+        fake.hang("inspect", "");
+        assert!(bounded.inspect_container("x").await.is_err());
+        assert_eq!(count("inspect_container"), (1, 1));
+        assert_eq!(count("create_container"), (0, 0));
+        let took = metrics.encode();
+        assert!(
+            took.contains(
+                "kubelet_runtime_operations_duration_seconds_count{operation_type=\"list_containers\"} 3"
+            ),
+            "{took}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn short_calls_beyond_the_cap_wait_for_a_slot() {
         let fake = Arc::new(FakeDocker::new());
         fake.delay("list", Duration::from_millis(100));
