@@ -3,8 +3,8 @@
 //! after a moment (restartPolicy Always); the scrapes of the read-only
 //! API, parsed by a Prometheus text parser, show the numbers move: pods
 //! running, containers started, restarts by reason, engine calls counted
-//! without errors, a pod start measured, HTTP requests by route. The
-//! secure API serves the same page behind its token.
+//! without errors, a pod start measured, probes run, HTTP requests by
+//! route. The secure API serves the same page behind its token.
 
 #[allow(dead_code)]
 mod e2e_support;
@@ -60,7 +60,13 @@ async fn scrape(pv: &Podvisor) -> Result<(String, Scrape), String> {
 #[tokio::test]
 async fn metrics_move_as_a_pod_starts_crashes_and_restarts() {
     let ctx = TestCtx::new("metrics");
-    ctx.write_manifest("web.yaml", &pod_yaml("web", "Always", &[("app", SLEEP)]));
+    // web runs, with a readiness probe (`true`, every second).
+    let web = format!(
+        "{}      readinessProbe:\n        exec:\n          command: [\"true\"]\n        \
+         periodSeconds: 1\n",
+        pod_yaml("web", "Always", &[("app", SLEEP)])
+    );
+    ctx.write_manifest("web.yaml", &web);
     ctx.write_manifest(
         "crash.yaml",
         &pod_yaml(
@@ -112,6 +118,15 @@ async fn metrics_move_as_a_pod_starts_crashes_and_restarts() {
         .await;
 
     let report = || format!("{text}\n{}", ctx.failure_report());
+    assert!(
+        sum(
+            &last,
+            "prober_probe_total",
+            &[("probe_type", "readiness"), ("result", "successful")]
+        ) >= Some(1.0),
+        "{}",
+        report()
+    );
     // Types as the kubelet exposes them.
     for (name, kind) in [
         ("kubelet_running_pods", "gauge"),
@@ -122,6 +137,7 @@ async fn metrics_move_as_a_pod_starts_crashes_and_restarts() {
         ("kubelet_pod_worker_duration_seconds", "histogram"),
         ("kubelet_runtime_operations_duration_seconds", "histogram"),
         ("kubelet_http_requests_total", "counter"),
+        ("prober_probe_total", "counter"),
         ("podvisor_container_restarts_total", "counter"),
         ("process_cpu_seconds_total", "counter"),
         ("process_resident_memory_bytes", "gauge"),
