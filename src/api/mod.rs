@@ -259,9 +259,61 @@ async fn pod_events(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use axum::http::Method;
 
-    use super::WriteRequest;
+    use super::{ApiState, WriteRequest};
+    use crate::actors::pod_feed::PodStore;
+    use crate::actors::shared::Owned;
+    use crate::runtime::fake::FakeDocker;
+
+    #[tokio::test]
+    async fn the_read_only_api_serves_metrics_and_counts_requests_by_route() {
+        let store = PodStore::new();
+        let events: Owned<String, _> = Owned::default();
+        let state = ApiState {
+            store: store.view(),
+            events: events.view(),
+            runtime: Arc::new(FakeDocker::new()),
+            exec_handler: crate::settings::ExecHandler::Native,
+            manifests: None,
+            metrics: Default::default(),
+        };
+        let metrics = state.metrics.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = super::read_only_router(state);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let get = |path: &str| reqwest::get(format!("{base}{path}"));
+        assert_eq!(get("/pods").await.unwrap().status().as_u16(), 200);
+        let events = get("/pods/default/web/events").await.unwrap();
+        assert_eq!(events.status().as_u16(), 404);
+        assert_eq!(get("/nothing/here").await.unwrap().status().as_u16(), 404);
+        let page = get("/metrics").await.unwrap();
+        assert_eq!(page.headers()["content-type"], crate::metrics::CONTENT_TYPE);
+        let text = page.text().await.unwrap();
+        for line in [
+            r#"kubelet_http_requests_total{method="GET",path="/pods",code="200"} 1"#,
+            r#"kubelet_http_requests_total{method="GET",path="/pods/:namespace/:name/events",code="404"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+        }
+        assert!(!text.contains("web"), "a pod name in a label: {text}");
+        // The scrape itself is counted once answered.
+        let counted = |path: &str, code: &str| {
+            metrics
+                .http_requests
+                .get_or_create(&[
+                    ("method", "GET".to_string()),
+                    ("path", path.to_string()),
+                    ("code", code.to_string()),
+                ])
+                .get()
+        };
+        assert_eq!(counted("/metrics", "200"), 1);
+        assert_eq!(counted("unmatched", "404"), 1, "{text}");
+    }
 
     #[test]
     fn writes_are_told_from_reads_by_method_and_path() {
