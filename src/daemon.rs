@@ -112,6 +112,7 @@ pub fn start(
             supervisor.clone().recipient(),
         )
         .with_validation(settings.manifest_validation)
+        .with_metrics(metrics.clone())
         .start();
     }
     let files = SourceConfig {
