@@ -61,6 +61,7 @@ pub fn start(
     runtime: Arc<dyn ContainerRuntime>,
     credentials: CredentialStore,
     network: Option<Arc<Network>>,
+    metrics: Arc<crate::metrics::Metrics>,
 ) -> Started {
     let capacity = crate::host::node_capacity(&crate::host::RealHost);
     let allocatable = crate::host::machine::allocatable(
@@ -102,7 +103,13 @@ pub fn start(
         },
     };
     let puller = puller_config(settings, credentials);
-    let mut deps = Deps::start(runtime, node, puller, crate::model::clock::system());
+    let mut deps = Deps::start_with_metrics(
+        runtime,
+        node,
+        puller,
+        crate::model::clock::system(),
+        metrics.clone(),
+    );
     deps.network = network;
     let events = deps.event_store.clone();
     let mut sources = vec!["file"];
@@ -121,6 +128,7 @@ pub fn start(
             supervisor.clone().recipient(),
         )
         .with_validation(settings.manifest_validation)
+        .with_metrics(metrics.clone())
         .start();
     }
     let files = SourceConfig {
@@ -132,6 +140,7 @@ pub fn start(
     };
     let source = ManifestSource::new(files, supervisor.clone().recipient())
         .with_validation(settings.manifest_validation)
+        .with_metrics(metrics)
         .start();
     let manifests = api::write::Manifests::new(
         settings.pod_manifest_path.clone(),
@@ -186,8 +195,10 @@ pub async fn run(mut settings: Settings, credentials: CredentialStore) -> std::i
     let mut int = signal(SignalKind::interrupt())?;
 
     let docker = Arc::new(DockerRuntime::new(settings.docker_endpoint.clone()));
+    // One registry for all: the engine calls, the actors and the API.
+    let metrics = Arc::new(crate::metrics::Metrics::new());
     let runtime: Arc<dyn ContainerRuntime> =
-        Arc::new(Bounded::new(docker, CALL_TIMEOUT, PULL_TIMEOUT));
+        Arc::new(Bounded::new(docker, CALL_TIMEOUT, PULL_TIMEOUT).with_metrics(metrics.clone()));
     match runtime.version().await {
         Ok(v) => {
             tracing::info!(endpoint = %settings.docker_endpoint, version = %v, "Docker engine answers")
@@ -214,7 +225,13 @@ pub async fn run(mut settings: Settings, credentials: CredentialStore) -> std::i
         }
     };
     let network = network(&settings).await?;
-    let started = start(&settings, runtime.clone(), credentials, network);
+    let started = start(
+        &settings,
+        runtime.clone(),
+        credentials,
+        network,
+        metrics.clone(),
+    );
     let state = ApiState {
         store: started.store,
         events: started.events,
@@ -222,6 +239,7 @@ pub async fn run(mut settings: Settings, credentials: CredentialStore) -> std::i
         exec_handler: settings.docker_exec_handler,
         manifests: Some(Arc::new(started.manifests)),
         machine: Some(Arc::new(started.machine)),
+        metrics,
     };
     tracing::info!(
         secure = %addr,

@@ -65,6 +65,8 @@
 //! - [`api`]: the HTTP APIs: the read-only one (`/healthz`, `/pods`) and the
 //!   node's Kubernetes API for `kubectl` (pods, events; `exec` and `attach`
 //!   over WebSocket through the native or nsenter exec handler).
+//! - [`metrics`]: the Prometheus registry behind `/metrics`, shared by the
+//!   daemon into the actors, the bounded runtime and the API.
 //! - [`daemon`]: wires it all together for `podvisor run`.
 //! - `testing` (feature `test-util`): the shared test fixtures,
 //!   `pod("web").container("app").build()`.
@@ -76,6 +78,7 @@ pub mod daemon;
 pub mod decide;
 pub mod host;
 pub mod manifest;
+pub mod metrics;
 pub mod model;
 pub mod network;
 pub mod runtime;

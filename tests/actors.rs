@@ -1238,3 +1238,69 @@ async fn a_name_conflict_on_create_adopts_the_container_already_there() {
         .any(|c| c.details.summary.id == existing
             && c.details.summary.state == ContainerState::Running));
 }
+
+/// The count of a histogram of `m` with these labels, as `/metrics` shows it.
+fn histogram_count(m: &podvisor::metrics::Metrics, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let text = m.encode();
+    let scrape =
+        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("parsed");
+    let name = format!("{name}_count");
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(v)))
+        .map_or(0.0, |s| match s.value {
+            prometheus_parse::Value::Untyped(v) => v,
+            ref other => panic!("{name}: {other:?}"),
+        })
+}
+
+#[actix::test]
+async fn metrics_count_starts_restarts_and_the_relisted_pods() {
+    let h = Harness::start();
+    let web = pod("web").container("a").build();
+    h.desire(vec![web.clone()]);
+    h.converged(&web.uid, 2).await;
+    let m = h.deps.metrics.clone();
+    let started = |t: &'static str| {
+        m.started_containers
+            .get_or_create(&[("container_type", t)])
+            .get()
+    };
+    let restarts = || {
+        m.container_restarts
+            .get_or_create(&[("reason", "exited")])
+            .get()
+    };
+    assert_eq!((started("podsandbox"), started("container")), (1, 1));
+    let starts = || histogram_count(&m, "kubelet_pod_start_duration_seconds", &[]);
+    assert_eq!(starts(), 1.0);
+    assert!(
+        histogram_count(
+            &m,
+            "kubelet_pod_worker_duration_seconds",
+            &[("operation", "create")]
+        ) >= 1.0
+    );
+    assert_eq!(restarts(), 0);
+
+    // The app dies: started again, counted as a restart; the pod's start
+    // is not measured twice.
+    let id = h.running_of("a")[0].details.summary.id.clone();
+    h.fake.exit_container(&id, 1);
+    h.until("the app restarted", |_| restarts() == 1).await;
+    assert_eq!(started("container"), 2);
+    h.converged(&web.uid, 2).await;
+    assert_eq!(starts(), 1.0);
+
+    // A relist counts the pods and containers by state.
+    h.supervisor.do_send(Relist);
+    h.until("the relist counted the pod", |_| m.running_pods.get() == 1)
+        .await;
+    let state = |s: &'static str| {
+        m.running_containers
+            .get_or_create(&[("container_state", s)])
+            .get()
+    };
+    assert_eq!((state("running"), state("exited")), (1, 1));
+}

@@ -411,3 +411,50 @@ async fn credentials_go_with_pulls_from_their_registry_only() {
     );
     assert_eq!(sent[1], None);
 }
+
+#[actix::test]
+async fn the_queue_the_rate_limit_waits_and_the_pulls_are_counted() {
+    let imgs = images(3);
+    let fake = Arc::new(FakeDocker::new());
+    for i in &imgs {
+        fake.add_to_registry(i);
+    }
+    let metrics = Arc::new(podvisor::metrics::Metrics::new());
+    // 5 pulls/s, burst 1: the first pull goes at once, the others wait
+    // 200 ms each for a permit.
+    let config = PullerConfig {
+        qps: 5.0,
+        burst: 1,
+        max_parallel: None,
+        ..config()
+    };
+    let puller = ImagePuller::new(fake.clone(), config, Arc::new(ManualClock::default()))
+        .with_metrics(metrics.clone())
+        .start();
+    let s = Setup {
+        fake,
+        clock: ManualClock::default(),
+        puller,
+    };
+    let reqs: Vec<(&str, &str)> = imgs.iter().map(|i| ("pod", i.as_str())).collect();
+    let all = s.ensure_all(&reqs);
+    let watch = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        metrics.pull_queue_depth.get()
+    };
+    let (results, depth) = futures::join!(all, watch);
+    assert!(all_pulled(&results), "{results:?}");
+    // At 100 ms the first pull is done, the second waits for its permit
+    // (due at 200 ms) and the third behind it.
+    assert_eq!(depth, 2, "two pulls not admitted yet");
+    assert_eq!(metrics.pull_queue_depth.get(), 0);
+    assert_eq!(metrics.rate_limit_waits.get(), 2);
+    let text = metrics.encode();
+    for line in [
+        "kubelet_image_pull_duration_seconds_count 3",
+        "podvisor_image_pull_wait_seconds_count 3",
+        "podvisor_registry_rate_limit_waits_total 2",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+    }
+}

@@ -83,6 +83,7 @@ async fn the_url_source_honours_etags_and_keeps_the_last_good_set() {
     let port = serve(state.clone()).await;
     let sets = Arc::new(Mutex::new(Vec::new()));
     let sink = Sink(sets.clone()).start();
+    let metrics = Arc::new(podvisor::metrics::Metrics::new());
     let source = UrlSource::new(
         format!("http://127.0.0.1:{port}/pods.yaml"),
         vec![("X-Token".into(), "secret".into())],
@@ -90,6 +91,7 @@ async fn the_url_source_honours_etags_and_keeps_the_last_good_set() {
         "node-1".into(),
         sink.recipient(),
     )
+    .with_metrics(metrics.clone())
     .start();
 
     until("the first set", || sets.lock().unwrap().len() == 1).await;
@@ -140,6 +142,13 @@ async fn the_url_source_honours_etags_and_keeps_the_last_good_set() {
             .expect("the problem is shown");
         assert!(problem.contains("pods.yaml"), "{problem}");
     }
+    let syntax = || {
+        metrics
+            .manifest_errors
+            .get_or_create(&[("kind", "syntax")])
+            .get()
+    };
+    assert_eq!(syntax(), 1, "the broken body is counted by kind");
 
     // Unreachable: nothing new is sent (the last set stands).
     state.lock().unwrap().status = 503;

@@ -31,6 +31,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::events::{EventRef, Record};
 use crate::decide::backoff::Backoff;
+use crate::metrics::Metrics;
 use crate::model::clock::Clock;
 use crate::model::{PullPolicy, WaitingReason};
 use crate::runtime::credentials::CredentialStore;
@@ -112,6 +113,8 @@ struct Waiter {
 /// A pull admitted to the queue.
 struct PullJob {
     image: String,
+    /// When it was queued (`podvisor_image_pull_wait_seconds`).
+    queued: Instant,
 }
 
 /// A pull's result, from the admission task back to the actor.
@@ -139,6 +142,7 @@ pub struct ImagePuller {
     backoff: Backoff,
     failures: HashMap<String, (DateTime<Utc>, String)>,
     events: Option<Recipient<Record>>,
+    metrics: Arc<Metrics>,
 }
 
 fn backoff_key(pod_uid: &str, image: &str) -> String {
@@ -163,7 +167,14 @@ impl ImagePuller {
             backoff: Backoff::default(),
             failures: HashMap::new(),
             events: None,
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// Counts the queue, the waits and the pulls there.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Records Pulling, Pulled, Failed and BackOff events there.
@@ -227,9 +238,22 @@ impl ImagePuller {
         self.waiting.insert(image.clone(), vec![waiter]);
         tracing::info!(%image, "Pulling image");
         if let Some(queue) = &self.queue {
-            let _ = queue.send(PullJob { image });
+            let job = PullJob {
+                image,
+                queued: Instant::now(),
+            };
+            if queue.send(job).is_ok() {
+                self.metrics.pull_queue_depth.inc();
+            }
         }
     }
+}
+
+/// What a queued pull waits for: a concurrency slot, then a rate permit
+/// (each `None` when unlimited).
+struct Gates {
+    slots: Option<Arc<Semaphore>>,
+    limiter: Option<DefaultDirectRateLimiter>,
 }
 
 /// Admits pulls one by one in arrival order: a concurrency slot, then a rate
@@ -239,10 +263,11 @@ async fn admit(
     runtime: Arc<dyn ContainerRuntime>,
     credentials: CredentialStore,
     deadline: Duration,
-    slots: Option<Arc<Semaphore>>,
-    limiter: Option<DefaultDirectRateLimiter>,
+    gates: Gates,
     puller: Addr<ImagePuller>,
+    metrics: Arc<Metrics>,
 ) {
+    let Gates { slots, limiter } = gates;
     while let Some(job) = jobs.recv().await {
         let slot = match &slots {
             Some(s) => match s.clone().acquire_owned().await {
@@ -252,8 +277,16 @@ async fn admit(
             None => None,
         };
         if let Some(l) = &limiter {
-            l.until_ready().await;
+            if l.check().is_err() {
+                metrics.rate_limit_waits.inc();
+                l.until_ready().await;
+            }
         }
+        metrics.pull_queue_depth.dec();
+        metrics
+            .pull_wait
+            .observe(job.queued.elapsed().as_secs_f64());
+        let pulls = metrics.clone();
         let runtime = runtime.clone();
         let creds = credentials.for_image(&job.image);
         let puller = puller.clone();
@@ -263,6 +296,9 @@ async fn admit(
                 .pull_image(&job.image, creds.as_ref(), deadline)
                 .await;
             let took = started.elapsed();
+            if pulled.is_ok() {
+                pulls.image_pull_duration.observe(took.as_secs_f64());
+            }
             // What was pulled, as the engine now has it.
             let result = match pulled {
                 Ok(()) => match runtime.inspect_image(&job.image).await {
@@ -296,9 +332,12 @@ impl Actor for ImagePuller {
             self.runtime.clone(),
             self.config.credentials.clone(),
             self.config.progress_deadline,
-            slots,
-            self.limiter(),
+            Gates {
+                slots,
+                limiter: self.limiter(),
+            },
             ctx.address(),
+            self.metrics.clone(),
         ));
     }
 }

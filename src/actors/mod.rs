@@ -139,16 +139,31 @@ pub struct Deps {
     /// The pod network plugin (`--network-plugin`), with its kept records;
     /// `None`: Docker's own network.
     pub network: Option<Arc<crate::network::Network>>,
+    /// What `/metrics` shows: the daemon's, shared with the API.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Deps {
     /// Starts the puller and the registries on the current System and
-    /// gathers what the Supervisor and workers need.
+    /// gathers what the Supervisor and workers need, with metrics of their
+    /// own.
     pub fn start(
         runtime: Arc<dyn ContainerRuntime>,
         node: NodeConfig,
         puller: image_puller::PullerConfig,
         clock: Arc<dyn crate::model::clock::Clock>,
+    ) -> Self {
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        Self::start_with_metrics(runtime, node, puller, clock, metrics)
+    }
+
+    /// As [`Deps::start`], counting into `metrics` (the daemon's).
+    pub fn start_with_metrics(
+        runtime: Arc<dyn ContainerRuntime>,
+        node: NodeConfig,
+        puller: image_puller::PullerConfig,
+        clock: Arc<dyn crate::model::clock::Clock>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
         use actix::Actor;
         let refs = registries::ContainerRefs::default();
@@ -165,12 +180,14 @@ impl Deps {
             readiness.clone(),
             events.clone(),
         )
+        .with_metrics(metrics.clone())
         .start();
         Self {
             readiness_view,
             prober,
             puller: image_puller::ImagePuller::new(runtime.clone(), puller, clock.clone())
                 .with_events(events.clone().recipient())
+                .with_metrics(metrics.clone())
                 .start()
                 .recipient(),
             events,
@@ -182,6 +199,7 @@ impl Deps {
             clock,
             host: Arc::new(crate::host::RealHost),
             network: None,
+            metrics,
         }
     }
 }

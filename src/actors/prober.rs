@@ -22,6 +22,7 @@ use super::events::{RecordFor, Recorder};
 use super::registries::{Forget, ProbeState, Readiness, SetProbeState};
 use crate::actors::handlers::{self, Verdict};
 use crate::decide::probe::{Counter, ProbeKind, Timing};
+use crate::metrics::Metrics;
 use crate::runtime::ContainerRuntime;
 use crate::settings::ExecHandler;
 
@@ -66,6 +67,7 @@ pub struct Prober {
     readiness: Addr<Readiness>,
     events: Addr<Recorder>,
     tasks: HashMap<String, Task>,
+    metrics: Arc<Metrics>,
 }
 
 impl Prober {
@@ -81,7 +83,14 @@ impl Prober {
             readiness,
             events,
             tasks: HashMap::new(),
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// Counts every probe run there (`prober_probe_total`).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 }
 
@@ -143,6 +152,7 @@ impl Handler<SyncWatches> for Prober {
                 worker: msg.worker.clone(),
                 pod_ip: msg.pod_ip.clone(),
                 watched: w.clone(),
+                metrics: self.metrics.clone(),
             };
             let handle = actix::spawn(ctx.run());
             self.tasks.insert(
@@ -166,10 +176,23 @@ struct ProbeCtx {
     worker: Recipient<ProbeNews>,
     pod_ip: String,
     watched: Watched,
+    metrics: Arc<Metrics>,
 }
 
 impl ProbeCtx {
-    async fn attempt(&self, probe: &Probe, timeout: Duration) -> Verdict {
+    /// Runs `probe` once, counted by kind and result.
+    async fn attempt(&self, probe: &Probe, kind: ProbeKind, timeout: Duration) -> Verdict {
+        let verdict = self.act(probe, timeout).await;
+        let kind = match kind {
+            ProbeKind::Liveness => "liveness",
+            ProbeKind::Readiness => "readiness",
+            ProbeKind::Startup => "startup",
+        };
+        self.metrics.probe(kind, verdict.ok());
+        verdict
+    }
+
+    async fn act(&self, probe: &Probe, timeout: Duration) -> Verdict {
         let target = handlers::ActionTarget {
             container_id: &self.watched.container_id,
             pod_ip: &self.pod_ip,
@@ -212,7 +235,7 @@ impl ProbeCtx {
         let timing = Timing::of(probe, kind);
         let mut counter = Counter::new(timing, kind);
         loop {
-            let verdict = self.attempt(probe, timing.timeout).await;
+            let verdict = self.attempt(probe, kind, timing.timeout).await;
             if !verdict.ok() {
                 self.unhealthy(kind, verdict.message());
             }
@@ -232,7 +255,7 @@ impl ProbeCtx {
             let timing = Timing::of(p, ProbeKind::Startup);
             let mut counter = Counter::new(timing, ProbeKind::Startup);
             loop {
-                let verdict = self.attempt(p, timing.timeout).await;
+                let verdict = self.attempt(p, ProbeKind::Startup, timing.timeout).await;
                 if !verdict.ok() {
                     self.unhealthy(ProbeKind::Startup, verdict.message());
                 }
@@ -271,7 +294,7 @@ impl ProbeCtx {
             let timing = Timing::of(p, ProbeKind::Readiness);
             let mut counter = Counter::new(timing, ProbeKind::Readiness);
             loop {
-                let verdict = self.attempt(p, timing.timeout).await;
+                let verdict = self.attempt(p, ProbeKind::Readiness, timing.timeout).await;
                 if !verdict.ok() {
                     self.unhealthy(ProbeKind::Readiness, verdict.message());
                 }

@@ -154,6 +154,7 @@ pub struct ManifestSource {
     watcher: Option<notify::RecommendedWatcher>,
     /// Unknown or duplicate manifest fields: refused or warned about.
     validation: ManifestValidation,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl ManifestSource {
@@ -173,7 +174,14 @@ impl ManifestSource {
             saving: Saving::default(),
             watcher: None,
             validation: ManifestValidation::Strict,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         }
+    }
+
+    /// Counts manifest errors and broken files there.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Sets `--manifest-validation` (strict when not called).
@@ -224,6 +232,27 @@ impl ManifestSource {
 
     /// Logs each problem of a scan once (again when it changes).
     fn report(&mut self, scan: &ScanResult) {
+        // Each error counted once, when first seen (as it is logged), by
+        // its variant; the broken files as this scan sees them (an empty file
+        // is broken only when its pods ran).
+        for e in &scan.errors {
+            if !self.reported.contains(&format!("bad manifest: {e}")) {
+                self.metrics.manifest_error(e.kind());
+            }
+        }
+        let broken: BTreeSet<&std::path::Path> = scan
+            .errors
+            .iter()
+            .filter(|e| !matches!(e, ManifestError::ReadDir { .. }))
+            .map(|e| e.file())
+            .chain(
+                scan.blank
+                    .iter()
+                    .filter(|p| self.memory.had_pods(p))
+                    .map(|p| p.as_path()),
+            )
+            .collect();
+        self.metrics.manifest_broken_files.set(broken.len() as i64);
         for (level, line) in fresh_problems(&mut self.reported, &self.memory, scan) {
             match level {
                 tracing::Level::ERROR => tracing::error!("{line}"),

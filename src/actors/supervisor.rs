@@ -254,6 +254,7 @@ impl Supervisor {
     /// task is the Supervisor's own (`ctx.spawn`): it ends with the actor.
     fn follow_events(&self, ctx: &mut Context<Self>) {
         let runtime = self.deps.runtime.clone();
+        let metrics = self.deps.metrics.clone();
         let addr = ctx.address();
         let label = format!("{}={}", naming::LABEL_NODE, self.deps.node.node_name);
         let follow = async move {
@@ -265,6 +266,7 @@ impl Supervisor {
                     // What happened while the stream was down is not
                     // replayed: look at everything once the stream is back.
                     if std::mem::take(&mut resubscribing) {
+                        metrics.event_stream_reconnects.inc();
                         addr.do_send(Relist);
                     }
                     while let Some(e) = events.next().await {
@@ -409,6 +411,12 @@ impl Handler<Relist> for Supervisor {
                         return; // the engine is down; /healthz says so
                     };
                     act.tear_down_dead_networks(&listed, listed_at, ctx);
+                    act.deps.metrics.set_relisted(listed.iter().map(|c| {
+                        let uid = c.labels.get(naming::LABEL_POD_UID).map_or("", |u| u.as_str());
+                        let infra = c.labels.get(naming::LABEL_DOCKER_TYPE).map(String::as_str)
+                            == Some(naming::TYPE_SANDBOX);
+                        (uid, infra, c.state)
+                    }));
                     // Re-check against the state as it is now: other
                     // messages ran while the list was in flight.
                     let orphans: HashSet<String> = listed

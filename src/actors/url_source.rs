@@ -6,6 +6,7 @@
 //! and, for a bad body, shown in those pods' status message).
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{
@@ -48,6 +49,7 @@ pub struct UrlSource {
     fetching: bool,
     /// Unknown or duplicate manifest fields: refused or warned about.
     validation: ManifestValidation,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl UrlSource {
@@ -74,12 +76,19 @@ impl UrlSource {
             last_problem: None,
             fetching: false,
             validation: ManifestValidation::Strict,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         }
     }
 
     /// Sets `--manifest-validation` (strict when not called).
     pub fn with_validation(mut self, validation: ManifestValidation) -> Self {
         self.validation = validation;
+        self
+    }
+
+    /// Counts a body that cannot be used in `podvisor_manifest_errors_total`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
         self
     }
 
@@ -130,7 +139,12 @@ impl UrlSource {
                         self.send(None);
                     }
                     Err(e) => {
+                        let kind = e.kind();
                         let e = e.to_string();
+                        // Once per problem, as it is logged.
+                        if self.last_problem.as_deref() != Some(&e) {
+                            self.metrics.manifest_error(kind);
+                        }
                         self.problem(Some(e.clone()));
                         // Keep the last good set, and say why.
                         self.send(Some(&e));

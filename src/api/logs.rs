@@ -173,6 +173,7 @@ mod tests {
             exec_handler: crate::settings::ExecHandler::Native,
             manifests: None,
             machine: None,
+            metrics: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

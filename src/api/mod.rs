@@ -8,6 +8,10 @@
 //!   `--read-only-port`, as the kubelet's 10255): `/healthz`, `/pods` and
 //!   `/pods/{namespace}/{name}/events`, no token. It changes nothing but
 //!   shows every pod spec, environment values included.
+//!
+//! Both serve `/metrics` (the read-only API without a token, the secure one
+//! with one) and count every request they answer in
+//! `kubelet_http_requests_total` ([`count_requests`]).
 
 pub mod auth;
 pub mod exec;
@@ -45,6 +49,8 @@ pub struct ApiState {
     pub manifests: Option<Arc<write::Manifests>>,
     /// What the machine is (`/spec`), read at start.
     pub machine: Option<Arc<crate::host::machine::MachineInfo>>,
+    /// What `/metrics` shows; the API counts its requests there.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The read-only API: no token, nothing changed.
@@ -55,17 +61,28 @@ pub fn read_only_router(state: ApiState) -> Router {
         .route("/spec/", get(spec))
         .route("/pods", get(pods))
         .route("/pods/{namespace}/{name}/events", get(pod_events))
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            count_requests,
+        ))
         .with_state(state)
 }
 
 /// The secure API: `/healthz` and `/version` open, the rest behind a
 /// bearer token of `tokens` (401 as a `Status` without one).
 pub fn secure_router(state: ApiState, tokens: Arc<auth::Tokens>) -> Router {
-    let guarded = node::routes().layer(axum::middleware::from_fn_with_state(tokens, authenticate));
+    let guarded = node::routes()
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(tokens, authenticate));
     Router::new()
         .route("/healthz", get(healthz))
         .merge(node::open_routes())
         .merge(guarded)
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            count_requests,
+        ))
         .with_state(state)
 }
 
@@ -157,6 +174,44 @@ async fn authenticate(
     }
 }
 
+/// Counts the request by method, route template (never the raw path:
+/// pod names would make the label values grow without bound) and code.
+async fn count_requests(
+    State(metrics): State<Arc<crate::metrics::Metrics>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched".to_string(), |p| p.as_str().to_string());
+    let response = next.run(request).await;
+    metrics.http_request(method.as_str(), &route, response.status().as_u16());
+    response
+}
+
+/// The metrics in the Prometheus text format, encoded off the actors'
+/// thread (it reads `/proc/self`).
+async fn metrics(State(s): State<ApiState>) -> Response {
+    let m = s.metrics.clone();
+    match tokio::task::spawn_blocking(move || m.encode()).await {
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                crate::metrics::CONTENT_TYPE,
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode the metrics: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
 /// 200 when the engine answers, 503 with the reason otherwise.
 async fn healthz(State(s): State<ApiState>) -> Response {
     match tokio::time::timeout(HEALTH_TIMEOUT, s.runtime.version()).await {
@@ -221,9 +276,62 @@ async fn pod_events(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use axum::http::Method;
 
-    use super::WriteRequest;
+    use super::{ApiState, WriteRequest};
+    use crate::actors::pod_feed::PodStore;
+    use crate::actors::shared::Owned;
+    use crate::runtime::fake::FakeDocker;
+
+    #[tokio::test]
+    async fn the_read_only_api_serves_metrics_and_counts_requests_by_route() {
+        let store = PodStore::new();
+        let events: Owned<String, _> = Owned::default();
+        let state = ApiState {
+            store: store.view(),
+            events: events.view(),
+            runtime: Arc::new(FakeDocker::new()),
+            exec_handler: crate::settings::ExecHandler::Native,
+            manifests: None,
+            machine: None,
+            metrics: Default::default(),
+        };
+        let metrics = state.metrics.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = super::read_only_router(state);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let get = |path: &str| reqwest::get(format!("{base}{path}"));
+        assert_eq!(get("/pods").await.unwrap().status().as_u16(), 200);
+        let events = get("/pods/default/web/events").await.unwrap();
+        assert_eq!(events.status().as_u16(), 404);
+        assert_eq!(get("/nothing/here").await.unwrap().status().as_u16(), 404);
+        let page = get("/metrics").await.unwrap();
+        assert_eq!(page.headers()["content-type"], crate::metrics::CONTENT_TYPE);
+        let text = page.text().await.unwrap();
+        for line in [
+            r#"kubelet_http_requests_total{method="GET",path="/pods",code="200"} 1"#,
+            r#"kubelet_http_requests_total{method="GET",path="/pods/:namespace/:name/events",code="404"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+        }
+        assert!(!text.contains("web"), "a pod name in a label: {text}");
+        // The scrape itself is counted once answered.
+        let counted = |path: &str, code: &str| {
+            metrics
+                .http_requests
+                .get_or_create(&[
+                    ("method", "GET".to_string()),
+                    ("path", path.to_string()),
+                    ("code", code.to_string()),
+                ])
+                .get()
+        };
+        assert_eq!(counted("/metrics", "200"), 1);
+        assert_eq!(counted("unmatched", "404"), 1, "{text}");
+    }
 
     #[test]
     fn writes_are_told_from_reads_by_method_and_path() {

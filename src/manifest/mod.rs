@@ -174,6 +174,17 @@ impl ManifestError {
             | Self::Duplicate { file, .. } => file,
         }
     }
+    /// The variant, as a metric label (`podvisor_manifest_errors_total`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::ReadDir { .. } => "read_dir",
+            Self::ReadFile { .. } => "read_file",
+            Self::Syntax { .. } => "syntax",
+            Self::Document { .. } => "document",
+            Self::Invalid { .. } => "invalid",
+            Self::Duplicate { .. } => "duplicate",
+        }
+    }
 }
 
 fn doc_ref(doc_index: usize, item_index: Option<usize>) -> String {

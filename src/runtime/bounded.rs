@@ -48,6 +48,8 @@ pub struct Bounded {
     call: Duration,
     pull: Duration,
     slots: Semaphore,
+    /// Counts every call, its errors and its time, when set.
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Bounded {
@@ -67,7 +69,30 @@ impl Bounded {
             call,
             pull,
             slots: Semaphore::new(slots.max(1)),
+            metrics: None,
         }
+    }
+
+    /// Counts the calls into `metrics` (`kubelet_runtime_operations_*`,
+    /// `operation_type` the call's name).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Makes the call, counted under `operation` when metrics are set.
+    async fn counted<T>(
+        &self,
+        operation: &'static str,
+        f: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let Some(m) = &self.metrics else {
+            return f.await;
+        };
+        let started = std::time::Instant::now();
+        let res = f.await;
+        m.runtime_call(operation, started.elapsed(), res.is_ok());
+        res
     }
 
     /// A short call: waits for a slot, then makes the call (its future
@@ -99,42 +124,62 @@ impl Bounded {
 #[async_trait]
 impl ContainerRuntime for Bounded {
     async fn version(&self) -> Result<String> {
-        self.short("version", || self.inner.version()).await
+        self.counted("version", self.short("version", || self.inner.version()))
+            .await
     }
 
     async fn list_containers(&self, labels: &[(String, String)]) -> Result<Vec<ContainerSummary>> {
-        self.short("list", || self.inner.list_containers(labels))
-            .await
+        self.counted(
+            "list_containers",
+            self.short("list", || self.inner.list_containers(labels)),
+        )
+        .await
     }
 
     async fn inspect_container(&self, id: &str) -> Result<Option<ContainerDetails>> {
-        self.short("inspect", || self.inner.inspect_container(id))
-            .await
+        self.counted(
+            "inspect_container",
+            self.short("inspect", || self.inner.inspect_container(id)),
+        )
+        .await
     }
 
     async fn create_container(&self, spec: &CreateSpec) -> Result<String> {
-        self.short("create", || self.inner.create_container(spec))
-            .await
+        self.counted(
+            "create_container",
+            self.short("create", || self.inner.create_container(spec)),
+        )
+        .await
     }
 
     async fn start_container(&self, id: &str) -> Result<()> {
-        self.short("start", || self.inner.start_container(id)).await
+        self.counted(
+            "start_container",
+            self.short("start", || self.inner.start_container(id)),
+        )
+        .await
     }
 
     async fn stop_container(&self, id: &str, grace: Duration) -> Result<()> {
         let budget = grace + self.call;
-        self.within("stop", budget, self.inner.stop_container(id, grace))
-            .await
+        let stop = self.within("stop", budget, self.inner.stop_container(id, grace));
+        self.counted("stop_container", stop).await
     }
 
     async fn remove_container(&self, id: &str) -> Result<()> {
-        self.short("remove", || self.inner.remove_container(id))
-            .await
+        self.counted(
+            "remove_container",
+            self.short("remove", || self.inner.remove_container(id)),
+        )
+        .await
     }
 
     async fn inspect_image(&self, image: &str) -> Result<Option<ImageInfo>> {
-        self.short("inspect image", || self.inner.inspect_image(image))
-            .await
+        self.counted(
+            "inspect_image",
+            self.short("inspect image", || self.inner.inspect_image(image)),
+        )
+        .await
     }
 
     async fn pull_image(
@@ -144,26 +189,32 @@ impl ContainerRuntime for Bounded {
         progress_deadline: Duration,
     ) -> Result<()> {
         let pull = self.inner.pull_image(image, credentials, progress_deadline);
-        self.within("pull", self.pull, pull).await
+        self.counted("pull_image", self.within("pull", self.pull, pull))
+            .await
     }
 
     async fn exec(&self, id: &str, req: &ExecRequest) -> Result<ExecOutput> {
         let budget = req.timeout + self.call;
-        self.within("exec", budget, self.inner.exec(id, req)).await
+        let exec = self.within("exec", budget, self.inner.exec(id, req));
+        self.counted("exec", exec).await
     }
 
     async fn exec_attach(&self, id: &str, start: &ExecStart) -> Result<ExecSession> {
-        self.within("exec", self.call, self.inner.exec_attach(id, start))
-            .await
+        let exec = self.within("exec", self.call, self.inner.exec_attach(id, start));
+        self.counted("exec_attach", exec).await
     }
 
     async fn attach(&self, id: &str, start: &ExecStart) -> Result<ExecSession> {
-        self.within("attach", self.call, self.inner.attach(id, start))
-            .await
+        let attach = self.within("attach", self.call, self.inner.attach(id, start));
+        self.counted("attach", attach).await
     }
 
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<String> {
-        self.short("logs", || self.inner.logs_tail(id, lines)).await
+        self.counted(
+            "logs",
+            self.short("logs", || self.inner.logs_tail(id, lines)),
+        )
+        .await
     }
 
     async fn logs(
@@ -172,7 +223,8 @@ impl ContainerRuntime for Bounded {
         opts: &LogOptions,
     ) -> Result<BoxStream<'static, Result<bytes::Bytes>>> {
         // The slot and budget for opening only: see the module's notes.
-        self.short("logs", || self.inner.logs(id, opts)).await
+        self.counted("logs", self.short("logs", || self.inner.logs(id, opts)))
+            .await
     }
 
     fn events(&self, label: &str) -> BoxStream<'static, Result<RuntimeEvent>> {
@@ -189,6 +241,48 @@ mod tests {
 
     fn lists(fake: &FakeDocker) -> usize {
         fake.calls().iter().filter(|c| **c == Call::List).count()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_call_is_counted_by_operation_type_with_its_errors_and_timeouts() {
+        let fake = Arc::new(FakeDocker::new());
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let bounded = Bounded::new(
+            fake.clone(),
+            Duration::from_millis(200),
+            Duration::from_secs(60),
+        )
+        .with_metrics(metrics.clone());
+        let count = |op| {
+            let l = [("operation_type", op)];
+            (
+                metrics.runtime_operations.get_or_create(&l).get(),
+                metrics.runtime_errors.get_or_create(&l).get(),
+            )
+        };
+        assert!(bounded.list_containers(&[]).await.is_ok());
+        assert!(bounded.list_containers(&[]).await.is_ok());
+        fake.fail_next(
+            "list",
+            RuntimeError::Engine {
+                call: "list",
+                message: "boom".into(),
+            },
+        );
+        assert!(bounded.list_containers(&[]).await.is_err());
+        assert_eq!(count("list_containers"), (3, 1));
+        // A hung call times out, and counts as an error.
+        fake.hang("inspect", "");
+        assert!(bounded.inspect_container("x").await.is_err());
+        assert_eq!(count("inspect_container"), (1, 1));
+        assert_eq!(count("create_container"), (0, 0));
+        let took = metrics.encode();
+        assert!(
+            took.contains(
+                "kubelet_runtime_operations_duration_seconds_count{operation_type=\"list_containers\"} 3"
+            ),
+            "{took}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

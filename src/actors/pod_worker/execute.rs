@@ -181,6 +181,7 @@ impl SyncJob {
             match self.create_and_start(&spec).await {
                 Ok(id) => {
                     tracing::info!(id = %&id[..id.len().min(12)], "infra container started");
+                    self.deps.metrics.container_started("podsandbox");
                     sandbox_id = Some(id)
                 }
                 Err(e) => {
@@ -294,6 +295,15 @@ impl SyncJob {
                     );
                     tracing::info!(container = %c.name, id = %&id[..id.len().min(12)], "container started");
                     result.started(&c.name, &id);
+                    self.deps.metrics.container_started("container");
+                    // `podvisor_container_restarts_total{reason}`.
+                    match s.reason {
+                        StartReason::FirstStart => {}
+                        StartReason::Restart => self.deps.metrics.container_restarted("exited"),
+                        StartReason::SpecChanged => {
+                            self.deps.metrics.container_restarted("spec_changed")
+                        }
+                    }
                     if self.post_start(c, &id, &pod_ip).await.is_err() {
                         continue;
                     }

@@ -161,6 +161,13 @@ pub struct PodWorker {
     /// Containers announced dead but maybe still listed running, with the
     /// re-checks left.
     dying: HashMap<String, u32>,
+    /// When the pod was first desired (the worker's start, or the first
+    /// spec it got): `kubelet_pod_start_duration_seconds` counts from it,
+    /// once, when all its containers first run.
+    first_desired: Option<std::time::Instant>,
+    start_observed: bool,
+    /// Whether a sync with a spec ran (the first one is a `create`).
+    created: bool,
 }
 
 impl PodWorker {
@@ -175,6 +182,7 @@ impl PodWorker {
             .map(|d| d.source.clone())
             .unwrap_or_default();
         let desired = desired.map(|d| d.pod);
+        let first_desired = desired.as_ref().map(|_| std::time::Instant::now());
         Self {
             uid,
             deps,
@@ -190,6 +198,9 @@ impl PodWorker {
             wake: None,
             kill_requests: Vec::new(),
             dying: HashMap::new(),
+            first_desired,
+            start_observed: false,
+            created: false,
         }
     }
 
@@ -218,6 +229,16 @@ impl PodWorker {
             volumes: PodVolumes::default(),
             memory,
         };
+        // `kubelet_pod_worker_duration_seconds{operation}`: what this sync
+        // is for, as the worker knows it.
+        let operation = match (&self.desired, self.created, reason) {
+            (None, _, _) => "kill",
+            (Some(_), false, _) => "create",
+            (Some(_), true, SyncReason::ManifestChange) => "update",
+            (Some(_), true, _) => "sync",
+        };
+        self.created |= self.desired.is_some();
+        let began = std::time::Instant::now();
         let pod = self.last_pod.as_deref();
         let span = tracing::info_span!(
             "sync",
@@ -226,7 +247,7 @@ impl PodWorker {
             trigger = %reason,
         );
         ctx.spawn(job.run().instrument(span).into_actor(self).map(
-            |(memory, outcome), act, ctx| {
+            move |(memory, outcome), act, ctx| {
                 act.memory = memory;
                 // A kill asked for is done once the container no longer
                 // runs; so is waiting for an announced death.
@@ -236,12 +257,20 @@ impl PodWorker {
                     *left > 0 && outcome.running.contains(id)
                 });
                 act.busy = false;
+                act.deps
+                    .metrics
+                    .pod_worker_duration
+                    .get_or_create(&[("operation", operation)])
+                    .observe(began.elapsed().as_secs_f64());
                 act.finish(outcome, ctx);
             },
         ));
     }
 
     fn finish(&mut self, outcome: Outcome, ctx: &mut Context<Self>) {
+        if let Some(status) = &outcome.status {
+            self.observe_start(status);
+        }
         if let Some(status) = outcome.status {
             if self.desired.is_some() && self.reported.as_deref() != Some(&status) {
                 let status = Arc::new(status);
@@ -274,6 +303,33 @@ impl PodWorker {
     }
 }
 
+impl PodWorker {
+    /// The first time all the pod's containers run, how long since it was
+    /// first desired (`kubelet_pod_start_duration_seconds`), once per pod.
+    fn observe_start(&mut self, status: &PodStatus) {
+        let (Some(since), Some(pod)) = (self.first_desired, &self.desired) else {
+            return;
+        };
+        if self.start_observed {
+            return;
+        }
+        let wanted = pod.spec.as_ref().map_or(0, |s| s.containers.len());
+        let running = status
+            .container_statuses
+            .iter()
+            .flatten()
+            .filter(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+            .count();
+        if wanted > 0 && running == wanted {
+            self.start_observed = true;
+            self.deps
+                .metrics
+                .pod_start_duration
+                .observe(since.elapsed().as_secs_f64());
+        }
+    }
+}
+
 impl Actor for PodWorker {
     type Context = Context<Self>;
 
@@ -286,6 +342,8 @@ impl Handler<Update> for PodWorker {
     type Result = ();
     fn handle(&mut self, msg: Update, ctx: &mut Context<Self>) {
         if let Some(d) = &msg.0 {
+            self.first_desired
+                .get_or_insert_with(std::time::Instant::now);
             self.last_pod = Some(d.pod.clone());
             self.source = d.source.clone();
         }

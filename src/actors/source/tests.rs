@@ -497,3 +497,41 @@ fn a_desired_pod_shares_its_spec_with_the_parse() {
         "my-uid"
     );
 }
+
+#[actix::test]
+async fn manifest_errors_are_counted_once_by_kind_and_broken_files_as_they_are() {
+    let d = tempfile::tempdir().unwrap();
+    let (dir, root) = (d.path().join("pods"), d.path().join("root"));
+    fs::create_dir(&dir).unwrap();
+    write(&dir, "good.yaml", &pod_yaml("good", "i"));
+    write(&dir, "bad.yaml", "apiVersion: v1\nkind: Pod\nmetadata: [\n");
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let sets: Sets = Default::default();
+    let sink = Sink(sets.clone()).start();
+    let config = SourceConfig {
+        dir: dir.clone(),
+        node_name: "node-1".into(),
+        every: Duration::from_secs(3600),
+        root_dir: root,
+        max_size: manifest::DEFAULT_MAX_SIZE,
+    };
+    let source = ManifestSource::new(config, sink.recipient())
+        .with_metrics(metrics.clone())
+        .start();
+    until("the first set", || !sets.lock().unwrap().is_empty()).await;
+    let syntax = || {
+        metrics
+            .manifest_errors
+            .get_or_create(&[("kind", "syntax")])
+            .get()
+    };
+    assert_eq!((syntax(), metrics.manifest_broken_files.get()), (1, 1));
+    // Scanned again, still broken: not counted twice.
+    let rescan = || tokio::time::timeout(Duration::from_secs(5), source.send(Rescan));
+    rescan().await.unwrap().unwrap();
+    assert_eq!((syntax(), metrics.manifest_broken_files.get()), (1, 1));
+    // Fixed: no broken file left.
+    write(&dir, "bad.yaml", &pod_yaml("fixed", "i"));
+    rescan().await.unwrap().unwrap();
+    assert_eq!((syntax(), metrics.manifest_broken_files.get()), (1, 0));
+}
