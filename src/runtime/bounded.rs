@@ -33,7 +33,8 @@ use tokio::sync::Semaphore;
 
 use super::{
     ContainerDetails, ContainerRuntime, ContainerSummary, CreateSpec, Credentials, ExecOutput,
-    ExecRequest, ExecSession, ExecStart, ImageInfo, ImageSummary, ImageUse, LogOptions, Result, RuntimeError, RuntimeEvent,
+    ExecRequest, ExecSession, ExecStart, ImageInfo, ImageSummary, ImageUse, LogOptions, Result,
+    RuntimeError, RuntimeEvent,
 };
 
 /// Most short engine calls in flight at once. The engine does not answer
@@ -138,8 +139,7 @@ impl ContainerRuntime for Bounded {
     }
 
     async fn list_images(&self) -> Result<Vec<ImageSummary>> {
-        self.short("list images", || self.inner.list_images())
-            .await
+        self.short("list images", || self.inner.list_images()).await
     }
 
     async fn remove_image(&self, image: &str) -> Result<()> {

@@ -25,7 +25,8 @@ use futures::stream::{BoxStream, StreamExt};
 use super::{
     split_image_ref, ContainerDetails, ContainerRuntime, ContainerState, ContainerSummary,
     CreateSpec, Credentials, EventAction, ExecControl, ExecOutput, ExecRequest, ExecSession,
-    ExecStart, ImageInfo, ImageSummary, ImageUse, LogOptions, OutputStream, Result, RuntimeError, RuntimeEvent, TermSize,
+    ExecStart, ImageInfo, ImageSummary, ImageUse, LogOptions, OutputStream, Result, RuntimeError,
+    RuntimeEvent, TermSize,
 };
 
 /// How long connecting and negotiating the API version may take.
@@ -558,9 +559,10 @@ impl ContainerRuntime for DockerRuntime {
             ..Default::default()
         };
         let list = self
-            .call("list images", |d| async move {
-                d.list_images(Some(opts)).await
-            })
+            .call(
+                "list images",
+                |d| async move { d.list_images(Some(opts)).await },
+            )
             .await?;
         Ok(list
             .into_iter()
@@ -615,9 +617,7 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn data_root(&self) -> Result<String> {
-        let info = self
-            .call("info", |d| async move { d.info().await })
-            .await?;
+        let info = self.call("info", |d| async move { d.info().await }).await?;
         info.docker_root_dir.ok_or(RuntimeError::Engine {
             call: "info",
             message: "the engine names no DockerRootDir".into(),

@@ -19,8 +19,7 @@ use crate::model::clock::{Clock, SystemClock};
 use super::{
     ContainerDetails, ContainerRuntime, ContainerState, ContainerSummary, CreateSpec, Credentials,
     EventAction, ExecControl, ExecOutput, ExecRequest, ExecSession, ExecStart, ImageInfo,
-    ImageSummary, ImageUse,
-    LogOptions, OutputStream, Result, RuntimeError, RuntimeEvent, TermSize,
+    ImageSummary, ImageUse, LogOptions, OutputStream, Result, RuntimeError, RuntimeEvent, TermSize,
 };
 
 /// One call made to the fake, with its main argument.
