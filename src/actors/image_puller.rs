@@ -139,6 +139,8 @@ pub struct ImagePuller {
     backoff: Backoff,
     failures: HashMap<String, (DateTime<Utc>, String)>,
     events: Option<Recipient<Record>>,
+    /// Told the ID of every image pulled (image GC: podvisor's images).
+    pulled: Option<Recipient<super::image_gc::ImagePulled>>,
 }
 
 fn backoff_key(pod_uid: &str, image: &str) -> String {
@@ -163,12 +165,19 @@ impl ImagePuller {
             backoff: Backoff::default(),
             failures: HashMap::new(),
             events: None,
+            pulled: None,
         }
     }
 
     /// Records Pulling, Pulled, Failed and BackOff events there.
     pub fn with_events(mut self, events: Recipient<Record>) -> Self {
         self.events = Some(events);
+        self
+    }
+
+    /// Tells `pulled` the ID of every image pulled.
+    pub fn with_pulled(mut self, pulled: Recipient<super::image_gc::ImagePulled>) -> Self {
+        self.pulled = Some(pulled);
         self
     }
 
@@ -389,7 +398,12 @@ impl Handler<PullDone> for ImagePuller {
     fn handle(&mut self, msg: PullDone, _: &mut Context<Self>) {
         let image = msg.image;
         match &msg.result {
-            Ok((took, _)) => tracing::info!(%image, took = ?took, "Successfully pulled image"),
+            Ok((took, info)) => {
+                tracing::info!(%image, took = ?took, "Successfully pulled image");
+                if let Some(pulled) = &self.pulled {
+                    pulled.do_send(super::image_gc::ImagePulled(info.id.clone()));
+                }
+            }
             Err(e) => tracing::warn!(%image, error = %e, "Failed to pull image"),
         }
         let now = self.clock.now();

@@ -14,10 +14,13 @@
 //! - [`source::ManifestSource`]: scans the manifest directory and sends the
 //!   full desired set.
 //! - [`url_source::UrlSource`]: `--manifest-url`, polled with `ETag`s.
-//! - [`events::Recorder`]: the recent events of each pod.
+//! - [`events::Recorder`]: the recent events of each pod (and the node's).
+//! - [`image_gc::ImageGc`]: removes unused images when the image disk is
+//!   full, every `--image-gc-period` (5 minutes).
 
 pub mod events;
 pub mod handlers;
+pub mod image_gc;
 pub mod image_puller;
 pub mod pod_feed;
 pub mod pod_worker;
@@ -132,6 +135,14 @@ pub struct Deps {
     /// The pod network plugin (`--network-plugin`), with its kept records;
     /// `None`: Docker's own network.
     pub network: Option<Arc<crate::network::Network>>,
+    /// The image garbage collector, when one was started.
+    pub image_gc: Option<Addr<image_gc::ImageGc>>,
+}
+
+/// What the image garbage collector is started with ([`Deps::start_with`]).
+pub struct ImageGcSetup {
+    pub config: image_gc::ImageGcConfig,
+    pub usage: Arc<dyn image_gc::DiskUsage>,
 }
 
 impl Deps {
@@ -142,6 +153,18 @@ impl Deps {
         node: NodeConfig,
         puller: image_puller::PullerConfig,
         clock: Arc<dyn crate::model::clock::Clock>,
+    ) -> Self {
+        Self::start_with(runtime, node, puller, clock, None)
+    }
+
+    /// As [`Deps::start`], with the image garbage collector too (told of
+    /// every pull, recording its events on the node).
+    pub fn start_with(
+        runtime: Arc<dyn ContainerRuntime>,
+        node: NodeConfig,
+        puller: image_puller::PullerConfig,
+        clock: Arc<dyn crate::model::clock::Clock>,
+        image_gc: Option<ImageGcSetup>,
     ) -> Self {
         use actix::Actor;
         let refs = registries::ContainerRefs::default();
@@ -159,13 +182,20 @@ impl Deps {
             events.clone(),
         )
         .start();
+        let image_gc = image_gc.map(|setup| {
+            image_gc::ImageGc::new(setup.config, runtime.clone(), setup.usage, clock.clone())
+                .with_events(events.clone().recipient())
+                .start()
+        });
+        let mut puller = image_puller::ImagePuller::new(runtime.clone(), puller, clock.clone())
+            .with_events(events.clone().recipient());
+        if let Some(gc) = &image_gc {
+            puller = puller.with_pulled(gc.clone().recipient());
+        }
         Self {
             readiness_view,
             prober,
-            puller: image_puller::ImagePuller::new(runtime.clone(), puller, clock.clone())
-                .with_events(events.clone().recipient())
-                .start()
-                .recipient(),
+            puller: puller.start().recipient(),
             events,
             event_store,
             readiness,
@@ -175,6 +205,7 @@ impl Deps {
             clock,
             host: Arc::new(crate::host::RealHost),
             network: None,
+            image_gc,
         }
     }
 }
