@@ -307,6 +307,8 @@ async fn the_order_of_use_survives_a_restart() {
         .id;
     s.fake.remove_container_now(&a2);
     let gc = s.start(policy(), None);
+    // Its first collection (at start) reads the records back.
+    collect(&gc).await.expect("collects");
     s.clock.advance(Duration::from_secs(600));
     s.usage.set(84 + 1); // 85 MB: free 5 MB, one image
     let r = collect(&gc).await.expect("collects");

@@ -1,6 +1,6 @@
 //! The ImageGc actor: image garbage collection as the kubelet's image
-//! manager does it, every `--image-gc-period` (the kubelet's fixed
-//! `ImageGCPeriod`, 5 minutes).
+//! manager does it, once at start and then every `--image-gc-period` (the
+//! kubelet's fixed `ImageGCPeriod`, 5 minutes).
 //!
 //! Each collection:
 //! 1. lists the engine's images and the image of every container of the
@@ -20,8 +20,8 @@
 //! 5. writes its records to `<root-dir>/image-gc.state` (atomically), so
 //!    that a restart keeps the order of use.
 //!
-//! The work runs off the actor's thread (engine calls; file I/O in
-//! `spawn_blocking`); one collection at a time.
+//! The work is async (engine calls; file I/O in `spawn_blocking`), one
+//! collection at a time (an [`AtomicResponse`]).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{
-    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, ResponseActFuture,
+    Actor, ActorFutureExt, AsyncContext, AtomicResponse, Context, Handler, Message, Recipient,
     WrapFuture,
 };
 use async_trait::async_trait;
@@ -227,8 +227,6 @@ pub struct ImagePulled(pub String);
 /// What one collection did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GcReport {
-    /// Another collection was under way: nothing done.
-    pub skipped: bool,
     pub usage: FsUsage,
     /// The image IDs removed, in order.
     pub removed: Vec<String>,
@@ -259,7 +257,6 @@ pub struct ImageGc {
     records: Option<Records>,
     /// Pulls told since the last collection took the records.
     pulled: Vec<String>,
-    running: bool,
 }
 
 impl ImageGc {
@@ -277,7 +274,6 @@ impl ImageGc {
             events: None,
             records: None,
             pulled: Vec::new(),
-            running: false,
         }
     }
 
@@ -292,6 +288,8 @@ impl Actor for ImageGc {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        // Once at start (as the kubelet's loop), then every period.
+        ctx.notify(CollectNow);
         ctx.run_interval(self.config.period, |_, ctx| {
             ctx.notify(CollectNow);
         });
@@ -481,16 +479,11 @@ async fn collect(
 }
 
 impl Handler<CollectNow> for ImageGc {
-    type Result = ResponseActFuture<Self, Result<GcReport, ImageGcError>>;
+    /// One collection at a time: the actor takes no other message until
+    /// it is done (a pull told meanwhile waits in the mailbox).
+    type Result = AtomicResponse<Self, Result<GcReport, ImageGcError>>;
 
     fn handle(&mut self, _: CollectNow, _: &mut Context<Self>) -> Self::Result {
-        if self.running {
-            return Box::pin(actix::fut::ready(Ok(GcReport {
-                skipped: true,
-                ..GcReport::default()
-            })));
-        }
-        self.running = true;
         let run = collect(
             self.config.clone(),
             self.runtime.clone(),
@@ -499,8 +492,7 @@ impl Handler<CollectNow> for ImageGc {
             std::mem::take(&mut self.pulled),
             self.clock.now().timestamp(),
         );
-        Box::pin(run.into_actor(self).map(|run, act, _| {
-            act.running = false;
+        AtomicResponse::new(Box::pin(run.into_actor(self).map(|run, act, _| {
             act.records = Some(run.records);
             if let Some(events) = &act.events {
                 for note in run.notes {
@@ -508,6 +500,6 @@ impl Handler<CollectNow> for ImageGc {
                 }
             }
             run.result
-        }))
+        })))
     }
 }
