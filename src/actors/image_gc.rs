@@ -386,7 +386,7 @@ async fn collect(
     let infra = with_tag(&config.infra_image);
     let pinned: HashSet<String> = images
         .iter()
-        .filter(|i| i.id == config.infra_image || i.repo_tags.iter().any(|t| *t == infra))
+        .filter(|i| i.id == config.infra_image || i.repo_tags.contains(&infra))
         .map(|i| i.id.clone())
         .collect();
     let candidates: Vec<ImageRecord> = images
