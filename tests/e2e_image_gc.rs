@@ -216,3 +216,31 @@ async fn unused_images_go_least_recently_used_first_down_to_the_low_threshold() 
     pv.stop();
     drop(images);
 }
+
+/// The real usage reader: the file system of the engine's data root, by
+/// statvfs, as the daemon reads it without `--image-gc-usage-file`.
+#[tokio::test]
+async fn the_engine_disk_usage_is_the_data_roots_file_system() {
+    use podvisor::actors::image_gc::{DiskUsage, EngineDiskUsage};
+    use podvisor::runtime::docker::DockerRuntime;
+    let env = env();
+    let runtime = std::sync::Arc::new(DockerRuntime::new(env.docker_host.clone()));
+    let usage = EngineDiskUsage(runtime)
+        .image_fs()
+        .await
+        .expect("the data root's usage");
+    let root = docker(&["info", "--format", "{{.DockerRootDir}}"]);
+    let df = tool("df")
+        .args(["--output=size,used", "-B1", &root])
+        .output()
+        .expect("df");
+    let df = String::from_utf8_lossy(&df.stdout).to_string();
+    let size: u64 = df
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("df of {root}: {df}"));
+    assert_eq!(usage.capacity, size, "{usage:?} vs df {df}");
+    assert!(usage.used > 0 && usage.used <= usage.capacity, "{usage:?}");
+}

@@ -2,7 +2,8 @@
 //! engine's image file system is too full, as the kubelet's image manager
 //! decides it.
 //!
-//! When the usage reaches `--image-gc-high-threshold` percent, images are
+//! When the usage reaches `--image-gc-high-threshold` percent (100: never,
+//! collection is off), images are
 //! removed until it is back at `--image-gc-low-threshold` percent: least
 //! recently used first (an image never seen in use before any other; ties
 //! by first seen), counting each image's size as freed. An image is never
@@ -100,7 +101,11 @@ pub fn plan(
     in_use: &HashSet<String>,
     pinned: &HashSet<String>,
 ) -> ImageGcPlan {
-    if usage.capacity == 0 || usage.percent() < u64::from(policy.high_percent) {
+    // A high threshold of 100 turns collection off, as in the kubelet.
+    if policy.high_percent >= 100
+        || usage.capacity == 0
+        || usage.percent() < u64::from(policy.high_percent)
+    {
         return ImageGcPlan::default();
     }
     let low = u128::from(usage.capacity) * u128::from(policy.low_percent) / 100;
@@ -181,6 +186,13 @@ mod tests {
             &none(),
         );
         assert_eq!(p, ImageGcPlan::default());
+        // A high threshold of 100 is off, even on a full disk.
+        let off = ImageGcPolicy {
+            high_percent: 100,
+            ..ImageGcPolicy::default()
+        };
+        let p = plan(&old(), usage(100), &off, NOW, &none(), &none());
+        assert!(p.remove.is_empty());
         // No capacity known: nothing either.
         let p = plan(
             &old(),
