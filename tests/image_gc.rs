@@ -337,3 +337,43 @@ async fn an_image_a_container_started_using_is_refused_by_the_engine_and_reporte
     assert!(e.to_string().contains("x:1"), "{e}");
     assert_eq!(s.fake.image_names(), ["pause:test", "x:1"]);
 }
+
+#[actix::test]
+async fn an_image_the_puller_pulled_is_podvisors() {
+    use podvisor::actors::image_puller::{EnsureImage, ImagePuller, PullerConfig};
+    let s = Setup::new(&["pause:test", "foreign:1"]);
+    s.fake.add_to_registry("pulled:1");
+    let gc = s.start(policy(), None);
+    let puller = ImagePuller::new(
+        s.fake.clone(),
+        PullerConfig {
+            qps: 0.0,
+            ..PullerConfig::kubelet_defaults()
+        },
+        Arc::new(s.clock.clone()),
+    )
+    .with_pulled(gc.clone().recipient())
+    .start();
+    let pulled = tokio::time::timeout(
+        WAIT,
+        puller.send(EnsureImage {
+            image: "pulled:1".into(),
+            policy: "Always".parse().expect("a pull policy"),
+            pod_uid: "u1".into(),
+            object: None,
+        }),
+    )
+    .await
+    .expect("answers in time")
+    .expect("the puller answers");
+    assert!(pulled.is_ok(), "{pulled:?}");
+    s.fake.set_image_size("pulled:1", 5 * MB);
+    s.usage.set(50);
+    // The puller's news reaches the collector before this collection.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    collect(&gc).await.expect("collects");
+    s.clock.advance(Duration::from_secs(600));
+    s.usage.set(90);
+    let _ = collect(&gc).await;
+    assert_eq!(s.fake.image_names(), ["foreign:1", "pause:test"]);
+}

@@ -43,6 +43,9 @@ use crate::runtime::{ContainerRuntime, ImageSummary, RuntimeError};
 
 /// The records' file under `--root-dir`.
 pub const STATE_FILE: &str = "image-gc.state";
+/// The format of that file: `{"version":1,"images":{ID:{"first_seen":…,
+/// "last_used":…,"ours":…}}}`, times in seconds since the epoch.
+const RECORDS_VERSION: u32 = 1;
 
 /// Why the usage of the image file system could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +142,7 @@ pub struct Tracked {
 /// Image ID → its record; what `image-gc.state` holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Records {
+    #[serde(default)]
     version: u32,
     pub images: BTreeMap<String, Tracked>,
 }
@@ -461,6 +465,7 @@ async fn collect(
         failed(&mut notes, &e);
         error = Some(e);
     }
+    records.version = RECORDS_VERSION;
     let path = config.state_file.clone();
     let bytes = serde_json::to_vec(&records).unwrap_or_default();
     let written =
