@@ -155,27 +155,44 @@ async fn unused_images_go_least_recently_used_first_down_to_the_low_threshold() 
     for image in [a3, keep, foreign, env.pause_image.as_str()] {
         assert!(present(image), "{image} kept\n{}", ctx.failure_report());
     }
-    let logs = ctx.all_logs();
-    let removed: Vec<&str> = logs
-        .lines()
-        .filter(|l| l.contains("removed unused image"))
-        .collect();
+    // The removal is logged once the engine answered it (just after).
+    let removed: Vec<String> = ctx
+        .wait_until(CONVERGE, "two removals logged", || async {
+            let removed: Vec<String> = ctx
+                .all_logs()
+                .lines()
+                .filter(|l| l.contains("removed unused image"))
+                .map(str::to_string)
+                .collect();
+            (removed.len() >= 2)
+                .then(|| removed.clone())
+                .ok_or_else(|| format!("{removed:#?}"))
+        })
+        .await;
     assert_eq!(removed.len(), 2, "{removed:#?}");
     assert!(
         removed[0].contains(a1) && removed[1].contains(a2),
         "{removed:#?}"
     );
     // The events, on the node, as kubectl shows them.
-    let events = kubectl(&ctx, &["get", "events", "-A", "-o", "json"]);
-    let events: serde_json::Value = serde_json::from_str(&events).expect("JSON");
-    let freed: Vec<String> = events["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| e["reason"] == "FreeDiskSpace" && e["involvedObject"]["kind"] == "Node")
-        .map(|e| e["message"].as_str().unwrap_or_default().to_string())
-        .collect();
-    assert_eq!(freed.len(), 2, "{events}");
+    let freed: Vec<String> = ctx
+        .wait_until(CONVERGE, "two FreeDiskSpace events", || async {
+            let events = kubectl(&ctx, &["get", "events", "-A", "-o", "json"]);
+            let events: serde_json::Value =
+                serde_json::from_str(&events).map_err(|e| format!("{e}: {events}"))?;
+            let freed: Vec<String> = events["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|e| e["reason"] == "FreeDiskSpace" && e["involvedObject"]["kind"] == "Node")
+                .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+                .collect();
+            (freed.len() >= 2)
+                .then(|| freed.clone())
+                .ok_or_else(|| format!("{events}"))
+        })
+        .await;
+    assert_eq!(freed.len(), 2, "{freed:?}");
     assert!(freed[0].contains(a1) && freed[1].contains(a2), "{freed:?}");
     pv.stop();
 
@@ -243,4 +260,28 @@ async fn the_engine_disk_usage_is_the_data_roots_file_system() {
         .unwrap_or_else(|| panic!("df of {root}: {df}"));
     assert_eq!(usage.capacity, size, "{usage:?} vs df {df}");
     assert!(usage.used > 0 && usage.used <= usage.capacity, "{usage:?}");
+}
+
+/// Thresholds out of range, or the low one not below the high one: podvisor
+/// refuses to start (exit 2), naming the flag.
+#[test]
+fn bad_image_gc_thresholds_refuse_to_start_naming_the_flag() {
+    let ctx = TestCtx::new("imagegc-flags");
+    for (flags, expected) in [
+        (
+            &["--image-gc-high-threshold=101"][..],
+            "--image-gc-high-threshold",
+        ),
+        (
+            &[
+                "--image-gc-high-threshold=70",
+                "--image-gc-low-threshold=70",
+            ][..],
+            "--image-gc-low-threshold=70 must be below --image-gc-high-threshold=70",
+        ),
+    ] {
+        let (code, stderr) = run_expecting_exit(&ctx, flags);
+        assert_eq!(code, Some(2), "{flags:?}: {stderr}");
+        assert!(stderr.contains(expected), "{flags:?}: {stderr}");
+    }
 }
