@@ -377,3 +377,51 @@ async fn an_image_the_puller_pulled_is_podvisors() {
     let _ = collect(&gc).await;
     assert_eq!(s.fake.image_names(), ["foreign:1", "pause:test"]);
 }
+
+/// A usage that cannot be read, counting the attempts.
+#[derive(Clone, Default)]
+struct BrokenUsage(Arc<std::sync::atomic::AtomicUsize>);
+
+#[async_trait]
+impl DiskUsage for BrokenUsage {
+    async fn image_fs(&self) -> Result<FsUsage, UsageError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err(UsageError::File {
+            path: "/nowhere".into(),
+            reason: "broken".into(),
+        })
+    }
+}
+
+#[actix::test]
+async fn a_high_threshold_of_100_is_off_and_reads_no_usage() {
+    let s = Setup::new(&["pause:test", "x:1"]);
+    let broken = BrokenUsage::default();
+    let config = |high: u8| ImageGcConfig {
+        policy: ImageGcPolicy {
+            high_percent: high,
+            ..policy()
+        },
+        period: Duration::from_secs(3600),
+        infra_image: "pause:test".into(),
+        node_name: NODE.into(),
+        state_file: s.state_file.clone(),
+    };
+    let start = |high: u8| {
+        ImageGc::new(
+            config(high),
+            s.fake.clone(),
+            Arc::new(broken.clone()),
+            Arc::new(s.clock.clone()),
+        )
+        .start()
+    };
+    let r = collect(&start(100)).await.expect("off: no failure");
+    assert!(r.removed.is_empty(), "{r:?}");
+    let reads = || broken.0.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(reads(), 0, "off: the disk is not looked at");
+    let e = collect(&start(99))
+        .await
+        .expect_err("on: the usage is read");
+    assert!(matches!(e, ImageGcError::Usage(_)), "{e}");
+}
