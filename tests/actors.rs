@@ -222,7 +222,11 @@ async fn removal_kills_apps_before_the_infra_container() {
             "apps stop before the infra: {calls:?}"
         );
     }
-    assert!(h.store.get(&web.uid).is_none(), "removed pod still listed");
+    // Unlisted once the worker reports it stopped, just after the removals.
+    h.until("the removed pod unlisted", |h| {
+        h.store.get(&web.uid).is_none()
+    })
+    .await;
 }
 
 #[actix::test]
@@ -387,6 +391,9 @@ async fn a_failed_check_recreates_the_sandbox_and_wires_it_anew() {
     })
     .await;
     assert_eq!(count("check"), checks + 1);
+    // The new sandbox is wired just after it starts.
+    h.until("the new sandbox wired", |_| count("setup") >= 2)
+        .await;
     assert!(
         plugin
             .calls()

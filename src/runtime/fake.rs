@@ -99,8 +99,11 @@ struct State {
     images: HashMap<String, String>,
     /// Image ID → its size in bytes (1 MB when not set).
     image_sizes: HashMap<String, u64>,
-    /// Numbers the image IDs (an ID is never given twice).
-    next_image: u64,
+    /// Image names removed so far: an ID is the count of names plus this
+    /// plus one, so that one removed never comes back (and, with no
+    /// removal, as it always was: pulling a present image again gives it
+    /// the next number once, then keeps it).
+    images_removed: usize,
     /// Images a pull can fetch.
     registry: HashSet<String>,
     calls: Vec<Call>,
@@ -171,8 +174,7 @@ impl FakeDocker {
     /// Makes `image` present locally.
     pub fn add_image(&self, image: &str) {
         let mut s = self.lock();
-        s.next_image += 1;
-        let id = format!("sha256:{:064x}", s.next_image);
+        let id = format!("sha256:{:064x}", s.images.len() + s.images_removed + 1);
         s.images.insert(image.to_string(), id);
     }
 
@@ -582,7 +584,9 @@ impl ContainerRuntime for FakeDocker {
             });
         }
         for n in names {
-            s.images.remove(&n);
+            if s.images.remove(&n).is_some() {
+                s.images_removed += 1;
+            }
         }
         Ok(())
     }
