@@ -10,12 +10,14 @@ use std::time::Duration;
 use actix::Actor;
 
 use crate::actors::events::EventView;
+use crate::actors::image_gc::{self, DiskUsage, EngineDiskUsage, FileDiskUsage, ImageGcConfig};
 use crate::actors::image_puller::PullerConfig;
 use crate::actors::source::{ManifestSource, SourceConfig};
 use crate::actors::supervisor::Supervisor;
 use crate::actors::url_source::UrlSource;
-use crate::actors::{Deps, NodeConfig, StatusView};
+use crate::actors::{Deps, ImageGcSetup, NodeConfig, StatusView};
 use crate::api::{self, ApiState};
+use crate::decide::image_gc::ImageGcPolicy;
 use crate::decide::plan::GcPolicy;
 use crate::network::{Network, NetworkPlugin};
 use crate::runtime::bounded::Bounded;
@@ -103,12 +105,32 @@ pub fn start(
         },
     };
     let puller = puller_config(settings, credentials);
-    let mut deps = Deps::start_with_metrics(
+    let usage: Arc<dyn DiskUsage> = match &settings.image_gc_usage_file {
+        Some(file) => Arc::new(FileDiskUsage(file.clone())),
+        None => Arc::new(EngineDiskUsage(runtime.clone())),
+    };
+    let image_gc = ImageGcSetup {
+        config: ImageGcConfig {
+            policy: ImageGcPolicy {
+                high_percent: settings.image_gc_high_threshold,
+                low_percent: settings.image_gc_low_threshold,
+                min_age: settings.minimum_image_ttl_duration,
+                all_images: settings.image_gc_all_images,
+            },
+            period: settings.image_gc_period,
+            infra_image: settings.pod_infra_container_image.clone(),
+            node_name: settings.node_name.clone(),
+            state_file: settings.root_dir.join(image_gc::STATE_FILE),
+        },
+        usage,
+    };
+    let mut deps = Deps::start_with(
         runtime,
         node,
         puller,
         crate::model::clock::system(),
         metrics.clone(),
+        Some(image_gc),
     );
     deps.network = network;
     let events = deps.event_store.clone();

@@ -12,11 +12,11 @@
 //!  main.rs    parse flags, set up tracing, run the daemon
 //!  daemon     wires the actors for `podvisor run`;  api/  the HTTP API
 //!  actors/    effects: Supervisor, PodWorker (mod, sync, execute),
-//!             ImagePuller, Prober, Readiness, ContainerRefs, the event
-//!             Recorder, the manifest sources; shared = owned maps + views
+//!             ImagePuller, ImageGc, Prober, Readiness, ContainerRefs, the
+//!             event Recorder, the manifest sources; shared = owned maps + views
 //!  host/      the node seam: pod dirs, tmpfs, /proc (Host, RealHost, FakeHost); ptys
 //!  runtime/   the engine seam: trait, bollard, bounded calls, FakeDocker
-//!  decide/    plan, gc, status, back-off, probe thresholds
+//!  decide/    plan, gc, image gc, status, back-off, probe thresholds
 //!  spec/      Pod → create requests: env, resources, security, volumes
 //!  manifest/  scan, parse, default and validate manifests
 //!  model/     names, labels, hashes; policies, reasons, phases as types;
@@ -34,7 +34,7 @@
 //!   once and spelled out only in status and events; the [`model::PodExt`]
 //!   accessors; the clock.
 //! - [`decide`]: pure decisions: the planner (`SyncPod`), dead-container
-//!   GC, pod status from what the engine shows, CrashLoopBackOff and pull
+//!   and image GC, pod status from what the engine shows, CrashLoopBackOff and pull
 //!   back-off, probe thresholds.
 //! - [`spec`]: pure translation of a pod into the engine's create requests:
 //!   admission, environment, resources, security, volume plans.
@@ -54,7 +54,10 @@
 //!     QPS limit that makes pulls wait, one pull per image, per-(pod, image)
 //!     back-off;
 //!   - `Readiness` and `ContainerRefs`: the registries (Readiness forwards
-//!     the prober's news after storing it); the event `Recorder`;
+//!     the prober's news after storing it); the event `Recorder` (pods'
+//!     events and the node's);
+//!   - `ImageGc`: unused images removed when the image disk is full, LRU
+//!     first, its records of use under `--root-dir`;
 //!   - `Prober` and the hook/probe `handlers` (exec native or nsenter,
 //!     `httpGet`, `tcpSocket`);
 //!   - `ManifestSource` and the URL source.

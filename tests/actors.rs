@@ -391,6 +391,9 @@ async fn a_failed_check_recreates_the_sandbox_and_wires_it_anew() {
     })
     .await;
     assert_eq!(count("check"), checks + 1);
+    // The new sandbox is wired just after it starts.
+    h.until("the new sandbox wired", |_| count("setup") >= 2)
+        .await;
     assert!(
         plugin
             .calls()

@@ -70,6 +70,21 @@ pub struct RecordFor {
     pub message: String,
 }
 
+/// Records one event about the node itself (image garbage collection), as
+/// the kubelet records them: on the `Node`, in the `default` namespace.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct RecordNode {
+    pub warning: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+/// The key the node's own events are kept under (no pod UID looks like it).
+pub fn node_events_key(node: &str) -> String {
+    format!("node:{node}")
+}
+
 /// Forgets a pod's events (it was removed).
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
@@ -206,6 +221,49 @@ impl Handler<RecordFor> for Recorder {
             message: msg.message,
         };
         <Self as Handler<Record>>::handle(self, record, ctx);
+    }
+}
+
+impl Handler<RecordNode> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: RecordNode, _: &mut Context<Self>) {
+        let kind = if msg.warning { "Warning" } else { "Normal" };
+        match msg.warning {
+            true => tracing::warn!(node = %self.node, reason = %msg.reason, "{}", msg.message),
+            false => tracing::info!(node = %self.node, reason = %msg.reason, "{}", msg.message),
+        }
+        let now = now_time(&*self.clock);
+        self.seq += 1;
+        let event = Arc::new(Event {
+            metadata: ObjectMeta {
+                name: Some(format!("{}.{:x}", self.node, self.seq)),
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+            involved_object: ObjectReference {
+                kind: Some("Node".into()),
+                name: Some(self.node.clone()),
+                uid: Some(self.node.clone()),
+                ..Default::default()
+            },
+            reason: Some(msg.reason),
+            message: Some(msg.message),
+            type_: Some(kind.into()),
+            count: Some(1),
+            first_timestamp: now.clone(),
+            last_timestamp: now,
+            source: Some(EventSource {
+                component: Some("podvisor".into()),
+                host: Some(self.node.clone()),
+            }),
+            ..Default::default()
+        });
+        let mut events = self.store.entry(node_events_key(&self.node)).or_default();
+        events.push_back(event);
+        while events.len() > MAX_EVENTS_PER_POD {
+            events.pop_front();
+        }
     }
 }
 

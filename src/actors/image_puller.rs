@@ -143,6 +143,8 @@ pub struct ImagePuller {
     failures: HashMap<String, (DateTime<Utc>, String)>,
     events: Option<Recipient<Record>>,
     metrics: Arc<Metrics>,
+    /// Told the ID of every image pulled (image GC: podvisor's images).
+    pulled: Option<Recipient<super::image_gc::ImagePulled>>,
 }
 
 fn backoff_key(pod_uid: &str, image: &str) -> String {
@@ -168,6 +170,7 @@ impl ImagePuller {
             failures: HashMap::new(),
             events: None,
             metrics: Arc::new(Metrics::new()),
+            pulled: None,
         }
     }
 
@@ -180,6 +183,12 @@ impl ImagePuller {
     /// Records Pulling, Pulled, Failed and BackOff events there.
     pub fn with_events(mut self, events: Recipient<Record>) -> Self {
         self.events = Some(events);
+        self
+    }
+
+    /// Tells `pulled` the ID of every image pulled.
+    pub fn with_pulled(mut self, pulled: Recipient<super::image_gc::ImagePulled>) -> Self {
+        self.pulled = Some(pulled);
         self
     }
 
@@ -428,7 +437,12 @@ impl Handler<PullDone> for ImagePuller {
     fn handle(&mut self, msg: PullDone, _: &mut Context<Self>) {
         let image = msg.image;
         match &msg.result {
-            Ok((took, _)) => tracing::info!(%image, took = ?took, "Successfully pulled image"),
+            Ok((took, info)) => {
+                tracing::info!(%image, took = ?took, "Successfully pulled image");
+                if let Some(pulled) = &self.pulled {
+                    pulled.do_send(super::image_gc::ImagePulled(info.id.clone()));
+                }
+            }
             Err(e) => tracing::warn!(%image, error = %e, "Failed to pull image"),
         }
         let now = self.clock.now();

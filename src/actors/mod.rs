@@ -14,10 +14,13 @@
 //! - [`source::ManifestSource`]: scans the manifest directory and sends the
 //!   full desired set.
 //! - [`url_source::UrlSource`]: `--manifest-url`, polled with `ETag`s.
-//! - [`events::Recorder`]: the recent events of each pod.
+//! - [`events::Recorder`]: the recent events of each pod (and the node's).
+//! - [`image_gc::ImageGc`]: removes unused images when the image disk is
+//!   full, every `--image-gc-period` (5 minutes).
 
 pub mod events;
 pub mod handlers;
+pub mod image_gc;
 pub mod image_puller;
 pub mod pod_feed;
 pub mod pod_worker;
@@ -141,6 +144,14 @@ pub struct Deps {
     pub network: Option<Arc<crate::network::Network>>,
     /// What `/metrics` shows: the daemon's, shared with the API.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The image garbage collector, when one was started.
+    pub image_gc: Option<Addr<image_gc::ImageGc>>,
+}
+
+/// What the image garbage collector is started with ([`Deps::start_with`]).
+pub struct ImageGcSetup {
+    pub config: image_gc::ImageGcConfig,
+    pub usage: Arc<dyn image_gc::DiskUsage>,
 }
 
 impl Deps {
@@ -153,17 +164,26 @@ impl Deps {
         puller: image_puller::PullerConfig,
         clock: Arc<dyn crate::model::clock::Clock>,
     ) -> Self {
-        let metrics = Arc::new(crate::metrics::Metrics::new());
-        Self::start_with_metrics(runtime, node, puller, clock, metrics)
+        Self::start_with(
+            runtime,
+            node,
+            puller,
+            clock,
+            Arc::new(crate::metrics::Metrics::new()),
+            None,
+        )
     }
 
-    /// As [`Deps::start`], counting into `metrics` (the daemon's).
-    pub fn start_with_metrics(
+    /// As [`Deps::start`], counting into `metrics` (the daemon's), with the
+    /// image garbage collector too when given (told of every pull,
+    /// recording its events on the node).
+    pub fn start_with(
         runtime: Arc<dyn ContainerRuntime>,
         node: NodeConfig,
         puller: image_puller::PullerConfig,
         clock: Arc<dyn crate::model::clock::Clock>,
         metrics: Arc<crate::metrics::Metrics>,
+        image_gc: Option<ImageGcSetup>,
     ) -> Self {
         use actix::Actor;
         let refs = registries::ContainerRefs::default();
@@ -182,14 +202,21 @@ impl Deps {
         )
         .with_metrics(metrics.clone())
         .start();
+        let image_gc = image_gc.map(|setup| {
+            image_gc::ImageGc::new(setup.config, runtime.clone(), setup.usage, clock.clone())
+                .with_events(events.clone().recipient())
+                .start()
+        });
+        let mut puller = image_puller::ImagePuller::new(runtime.clone(), puller, clock.clone())
+            .with_events(events.clone().recipient())
+            .with_metrics(metrics.clone());
+        if let Some(gc) = &image_gc {
+            puller = puller.with_pulled(gc.clone().recipient());
+        }
         Self {
             readiness_view,
             prober,
-            puller: image_puller::ImagePuller::new(runtime.clone(), puller, clock.clone())
-                .with_events(events.clone().recipient())
-                .with_metrics(metrics.clone())
-                .start()
-                .recipient(),
+            puller: puller.start().recipient(),
             events,
             event_store,
             readiness,
@@ -200,6 +227,7 @@ impl Deps {
             host: Arc::new(crate::host::RealHost),
             network: None,
             metrics,
+            image_gc,
         }
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! - [`plan`]: the pure planner (`SyncPod`): what to create, kill, start.
 //! - [`gc`]: which dead containers go, per pod and node-wide.
+//! - [`image_gc`]: which unused images go when the image disk is full.
 //! - [`status`]: Kubernetes pod status from what the engine shows.
 //! - [`backoff`]: CrashLoopBackOff and image pull back-off delays (10 s
 //!   doubling to 300 s).
@@ -10,6 +11,7 @@
 
 pub mod backoff;
 pub mod gc;
+pub mod image_gc;
 pub mod plan;
 pub mod probe;
 pub mod status;

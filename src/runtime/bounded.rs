@@ -33,7 +33,8 @@ use tokio::sync::Semaphore;
 
 use super::{
     ContainerDetails, ContainerRuntime, ContainerSummary, CreateSpec, Credentials, ExecOutput,
-    ExecRequest, ExecSession, ExecStart, ImageInfo, LogOptions, Result, RuntimeError, RuntimeEvent,
+    ExecRequest, ExecSession, ExecStart, ImageInfo, ImageSummary, ImageUse, LogOptions, Result,
+    RuntimeError, RuntimeEvent,
 };
 
 /// Most short engine calls in flight at once. The engine does not answer
@@ -180,6 +181,23 @@ impl ContainerRuntime for Bounded {
             self.short("inspect image", || self.inner.inspect_image(image)),
         )
         .await
+    }
+
+    async fn list_images(&self) -> Result<Vec<ImageSummary>> {
+        self.short("list images", || self.inner.list_images()).await
+    }
+
+    async fn remove_image(&self, image: &str) -> Result<()> {
+        self.short("remove image", || self.inner.remove_image(image))
+            .await
+    }
+
+    async fn image_uses(&self) -> Result<Vec<ImageUse>> {
+        self.short("list", || self.inner.image_uses()).await
+    }
+
+    async fn data_root(&self) -> Result<String> {
+        self.short("info", || self.inner.data_root()).await
     }
 
     async fn pull_image(

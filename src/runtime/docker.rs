@@ -16,7 +16,7 @@ use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, EventsOptions, ListContainersOptions,
-    RemoveContainerOptions, StopContainerOptions,
+    ListImagesOptions, RemoveContainerOptions, RemoveImageOptions, StopContainerOptions,
 };
 use bollard::Docker;
 use bytes::Bytes;
@@ -25,7 +25,8 @@ use futures::stream::{BoxStream, StreamExt};
 use super::{
     split_image_ref, ContainerDetails, ContainerRuntime, ContainerState, ContainerSummary,
     CreateSpec, Credentials, EventAction, ExecControl, ExecOutput, ExecRequest, ExecSession,
-    ExecStart, ImageInfo, LogOptions, OutputStream, Result, RuntimeError, RuntimeEvent, TermSize,
+    ExecStart, ImageInfo, ImageSummary, ImageUse, LogOptions, OutputStream, Result, RuntimeError,
+    RuntimeEvent, TermSize,
 };
 
 /// How long connecting and negotiating the API version may take.
@@ -560,6 +561,77 @@ impl ContainerRuntime for DockerRuntime {
             }
         })
         .await
+    }
+
+    async fn list_images(&self) -> Result<Vec<ImageSummary>> {
+        let opts = ListImagesOptions {
+            all: false,
+            ..Default::default()
+        };
+        let list = self
+            .call(
+                "list images",
+                |d| async move { d.list_images(Some(opts)).await },
+            )
+            .await?;
+        Ok(list
+            .into_iter()
+            .map(|i| ImageSummary {
+                id: i.id,
+                repo_tags: i
+                    .repo_tags
+                    .into_iter()
+                    .filter(|t| t != "<none>:<none>")
+                    .collect(),
+                size: u64::try_from(i.size).unwrap_or(0),
+                created: i.created,
+            })
+            .collect())
+    }
+
+    async fn remove_image(&self, image: &str) -> Result<()> {
+        let image = image.to_string();
+        self.call("remove image", |d| async move {
+            let opts = RemoveImageOptions {
+                force: false,
+                noprune: false,
+                ..Default::default()
+            };
+            match d.remove_image(&image, Some(opts), None).await {
+                Err(e) if is_not_found(&e) => Ok(()),
+                other => other.map(|_| ()),
+            }
+        })
+        .await
+    }
+
+    async fn image_uses(&self) -> Result<Vec<ImageUse>> {
+        let opts = ListContainersOptions {
+            all: true,
+            ..Default::default()
+        };
+        let list = self
+            .call(
+                "list",
+                |d| async move { d.list_containers(Some(opts)).await },
+            )
+            .await?;
+        Ok(list
+            .into_iter()
+            .map(|c| ImageUse {
+                container_id: c.id.unwrap_or_default(),
+                image_id: c.image_id.unwrap_or_default(),
+                labels: labels_of(c.labels),
+            })
+            .collect())
+    }
+
+    async fn data_root(&self) -> Result<String> {
+        let info = self.call("info", |d| async move { d.info().await }).await?;
+        info.docker_root_dir.ok_or(RuntimeError::Engine {
+            call: "info",
+            message: "the engine names no DockerRootDir".into(),
+        })
     }
 
     async fn pull_image(

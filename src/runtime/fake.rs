@@ -19,7 +19,7 @@ use crate::model::clock::{Clock, SystemClock};
 use super::{
     ContainerDetails, ContainerRuntime, ContainerState, ContainerSummary, CreateSpec, Credentials,
     EventAction, ExecControl, ExecOutput, ExecRequest, ExecSession, ExecStart, ImageInfo,
-    LogOptions, OutputStream, Result, RuntimeError, RuntimeEvent, TermSize,
+    ImageSummary, ImageUse, LogOptions, OutputStream, Result, RuntimeError, RuntimeEvent, TermSize,
 };
 
 /// One call made to the fake, with its main argument.
@@ -40,6 +40,9 @@ pub enum Call {
     /// An attach to the container.
     Attach(String),
     Logs(String),
+    ListImages,
+    /// The name or ID given.
+    RemoveImage(String),
 }
 
 impl Call {
@@ -59,6 +62,8 @@ impl Call {
             Call::Exec(..) => "exec",
             Call::Attach(_) => "attach",
             Call::Logs(_) => "logs",
+            Call::ListImages => "list_images",
+            Call::RemoveImage(_) => "remove_image",
         }
     }
 
@@ -66,7 +71,12 @@ impl Call {
     pub fn is_mutating(&self) -> bool {
         matches!(
             self,
-            Call::Create(_) | Call::Start(_) | Call::Stop(_) | Call::Remove(_) | Call::Pull(_)
+            Call::Create(_)
+                | Call::Start(_)
+                | Call::Stop(_)
+                | Call::Remove(_)
+                | Call::Pull(_)
+                | Call::RemoveImage(_)
         )
     }
 }
@@ -87,6 +97,13 @@ pub struct FakeContainer {
 struct State {
     containers: BTreeMap<String, FakeContainer>,
     images: HashMap<String, String>,
+    /// Image ID → its size in bytes (1 MB when not set).
+    image_sizes: HashMap<String, u64>,
+    /// Image names removed so far: an ID is the count of names plus this
+    /// plus one, so that one removed never comes back (and, with no
+    /// removal, as it always was: pulling a present image again gives it
+    /// the next number once, then keeps it).
+    images_removed: usize,
     /// Images a pull can fetch.
     registry: HashSet<String>,
     calls: Vec<Call>,
@@ -157,8 +174,31 @@ impl FakeDocker {
     /// Makes `image` present locally.
     pub fn add_image(&self, image: &str) {
         let mut s = self.lock();
-        let id = format!("sha256:{:064x}", s.images.len() + 1);
+        let id = format!("sha256:{:064x}", s.images.len() + s.images_removed + 1);
         s.images.insert(image.to_string(), id);
+    }
+
+    /// Gives `image` another name `alias` (one image, two tags).
+    pub fn tag_image(&self, image: &str, alias: &str) {
+        let mut s = self.lock();
+        if let Some(id) = s.images.get(image).cloned() {
+            s.images.insert(alias.to_string(), id);
+        }
+    }
+
+    /// Sets the size the image list shows for `image`.
+    pub fn set_image_size(&self, image: &str, bytes: u64) {
+        let mut s = self.lock();
+        if let Some(id) = s.images.get(image).cloned() {
+            s.image_sizes.insert(id, bytes);
+        }
+    }
+
+    /// The names of the local images, sorted.
+    pub fn image_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.lock().images.keys().cloned().collect();
+        names.sort();
+        names
     }
 
     /// The ID the fake gave `image` (empty when absent).
@@ -494,6 +534,80 @@ impl ContainerRuntime for FakeDocker {
             id: id.clone(),
             user: s.image_users.get(image).cloned().unwrap_or_default(),
         }))
+    }
+
+    async fn list_images(&self) -> Result<Vec<ImageSummary>> {
+        self.enter(Call::ListImages).await?;
+        let s = self.lock();
+        let mut by_id: BTreeMap<String, ImageSummary> = BTreeMap::new();
+        for (name, id) in &s.images {
+            let i = by_id.entry(id.clone()).or_insert_with(|| ImageSummary {
+                id: id.clone(),
+                repo_tags: Vec::new(),
+                size: s.image_sizes.get(id).copied().unwrap_or(1_000_000),
+                created: 0,
+            });
+            i.repo_tags.push(name.clone());
+            i.repo_tags.sort();
+        }
+        Ok(by_id.into_values().collect())
+    }
+
+    /// By name: that name goes (and the image with its last name); by ID:
+    /// every name. An image a container was made from keeps its last name,
+    /// as the engine refuses without force.
+    async fn remove_image(&self, image: &str) -> Result<()> {
+        self.enter(Call::RemoveImage(image.to_string())).await?;
+        let mut s = self.lock();
+        let names: Vec<String> = match s.images.get(image) {
+            Some(_) => vec![image.to_string()],
+            None => s
+                .images
+                .iter()
+                .filter(|(_, id)| id.as_str() == image)
+                .map(|(n, _)| n.clone())
+                .collect(),
+        };
+        let Some(id) = names.first().and_then(|n| s.images.get(n)).cloned() else {
+            return Ok(());
+        };
+        let others = s
+            .images
+            .iter()
+            .filter(|(n, i)| **i == id && !names.contains(n))
+            .count();
+        let used = s.containers.values().any(|c| c.details.image_id == id);
+        if others == 0 && used {
+            return Err(RuntimeError::Engine {
+                call: "remove image",
+                message: format!("conflict: unable to delete {image}: image is being used"),
+            });
+        }
+        for n in names {
+            if s.images.remove(&n).is_some() {
+                s.images_removed += 1;
+            }
+        }
+        Ok(())
+    }
+
+    async fn image_uses(&self) -> Result<Vec<ImageUse>> {
+        self.enter(Call::List).await?;
+        let s = self.lock();
+        Ok(s.containers
+            .values()
+            .filter(|c| !c.hidden)
+            .map(|c| ImageUse {
+                container_id: c.details.summary.id.clone(),
+                image_id: c.details.image_id.clone(),
+                labels: c.details.summary.labels.clone(),
+            })
+            .collect())
+    }
+
+    async fn data_root(&self) -> Result<String> {
+        self.enter(Call::Version).await?;
+        Ok("/var/lib/docker".into())
     }
 
     async fn pull_image(

@@ -76,6 +76,29 @@ pub struct ImageInfo {
     pub user: String,
 }
 
+/// One local image as the engine lists it (image garbage collection).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageSummary {
+    /// `sha256:…`.
+    pub id: String,
+    /// `repo:tag` names (empty for an untagged image).
+    pub repo_tags: Vec<String>,
+    /// Bytes, shared layers included (as `docker images` shows it).
+    pub size: u64,
+    /// Creation time, seconds since the epoch.
+    pub created: i64,
+}
+
+/// Which image one container of the engine (any container, running or
+/// not) was made from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageUse {
+    pub container_id: String,
+    /// `sha256:…`.
+    pub image_id: String,
+    pub labels: BTreeMap<String, String>,
+}
+
 /// A port published by a container (hostPort mapping).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PortMapping {
@@ -347,6 +370,16 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         credentials: Option<&Credentials>,
         progress_deadline: Duration,
     ) -> Result<()>;
+    /// Every local image.
+    async fn list_images(&self) -> Result<Vec<ImageSummary>>;
+    /// Removes an image by name (that one tag) or ID, never forcibly: an
+    /// image a container uses is refused ([`RuntimeError::Engine`]); a
+    /// missing one is not an error.
+    async fn remove_image(&self, image: &str) -> Result<()>;
+    /// The image of every container of the engine, podvisor's or not.
+    async fn image_uses(&self) -> Result<Vec<ImageUse>>;
+    /// The engine's data root (`DockerRootDir`), where its images live.
+    async fn data_root(&self) -> Result<String>;
     /// Runs a command in a running container and waits for it.
     async fn exec(&self, id: &str, req: &ExecRequest) -> Result<ExecOutput>;
     /// Starts an interactive command in a running container and returns

@@ -112,6 +112,24 @@ pub struct RunArgs {
     /// Dead containers kept in all, negative for no limit
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub maximum_dead_containers: Option<String>,
+    /// Percent of the engine's image file system at which unused images are removed (0-100)
+    #[arg(long, value_name = "PERCENT")]
+    pub image_gc_high_threshold: Option<String>,
+    /// Percent of the image file system that image garbage collection frees down to; below the high threshold
+    #[arg(long, value_name = "PERCENT")]
+    pub image_gc_low_threshold: Option<String>,
+    /// Least time since an unused image was first seen before it may be removed
+    #[arg(long, value_name = "DURATION")]
+    pub minimum_image_ttl_duration: Option<String>,
+    /// Let image garbage collection remove images podvisor never pulled nor ran too
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub image_gc_all_images: Option<String>,
+    /// Period of image garbage collection (the kubelet's fixed 5 minutes; for tests)
+    #[arg(long, value_name = "DURATION", hide = true)]
+    pub image_gc_period: Option<String>,
+    /// For tests only: read the image file system's usage from this file ("USED_BYTES CAPACITY_BYTES") instead of the engine's disk
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub image_gc_usage_file: Option<String>,
     /// Name of this node, a DNS-1123 subdomain
     #[arg(long, value_name = "NAME")]
     pub node_name: Option<String>,

@@ -36,6 +36,14 @@ pub enum SettingsError {
         /// Where `serialize-image-pulls=true` came from.
         serialize_origin: Origin,
     },
+    /// `--image-gc-low-threshold` not below `--image-gc-high-threshold`.
+    #[error("--image-gc-low-threshold={low} must be below --image-gc-high-threshold={high} (low from {low_origin}, high from {high_origin})")]
+    ImageGcThresholds {
+        low: u8,
+        high: u8,
+        low_origin: Origin,
+        high_origin: Origin,
+    },
     /// One of a pair of settings that go together, without the other.
     #[error("{given} requires {missing}")]
     NeedsBoth {
@@ -121,6 +129,9 @@ pub enum ValueError {
     /// Not an integer, or below 1.
     #[error("must be an integer >= 1")]
     NotAtLeastOne,
+    /// Not a whole percent.
+    #[error("must be a whole percent from 0 to 100")]
+    NotAPercent,
     /// Not an integer.
     #[error("must be an integer")]
     NotAnInteger,

@@ -122,6 +122,18 @@ pub fn resolve(args: &RunArgs, env: &HashMap<String, String>) -> Result<Settings
                 .unwrap_or(Origin::Default),
         });
     }
+    if settings.image_gc_low_threshold >= settings.image_gc_high_threshold {
+        return Err(SettingsError::ImageGcThresholds {
+            low: settings.image_gc_low_threshold,
+            high: settings.image_gc_high_threshold,
+            low_origin: origins
+                .remove("image_gc_low_threshold")
+                .unwrap_or(Origin::Default),
+            high_origin: origins
+                .remove("image_gc_high_threshold")
+                .unwrap_or(Origin::Default),
+        });
+    }
     if settings.tls_cert_file.is_some() != settings.tls_private_key_file.is_some() {
         let (given, missing) = match settings.tls_cert_file {
             Some(_) => ("--tls-cert-file", "--tls-private-key-file"),

@@ -117,6 +117,14 @@ pub(super) fn at_least_one(v: &str) -> Parsed<u32> {
     }
 }
 
+/// A whole percent, 0 to 100.
+pub(super) fn percent(v: &str) -> Parsed<u8> {
+    match v.parse::<u8>() {
+        Ok(n) if n <= 100 => Ok(n),
+        _ => Err(ValueError::NotAPercent),
+    }
+}
+
 pub(super) fn integer(v: &str) -> Parsed<i64> {
     v.parse().map_err(|_| ValueError::NotAnInteger)
 }
@@ -646,5 +654,54 @@ mod tests {
         assert!(e.contains("no '='"), "{e}");
         let e = reserved("memory=lots").unwrap_err().to_string();
         assert!(e.contains("memory:"), "{e}");
+    }
+
+    #[test]
+    fn image_gc_thresholds_are_percents_with_low_below_high() {
+        let f = Fixture::new();
+        let s = f.resolve(&[], &[]).expect("resolves");
+        assert_eq!(
+            (
+                s.image_gc_high_threshold,
+                s.image_gc_low_threshold,
+                s.minimum_image_ttl_duration,
+                s.image_gc_all_images,
+                s.image_gc_period,
+            ),
+            (
+                85,
+                80,
+                Duration::from_secs(120),
+                false,
+                Duration::from_secs(300)
+            )
+        );
+        let s = f
+            .resolve(
+                &[
+                    "--image-gc-high-threshold=100",
+                    "--image-gc-low-threshold=0",
+                    "--image-gc-all-images",
+                ],
+                &[],
+            )
+            .expect("resolves");
+        assert_eq!(
+            (s.image_gc_high_threshold, s.image_gc_low_threshold),
+            (100, 0)
+        );
+        assert!(s.image_gc_all_images);
+        let e = err(f.resolve(&["--image-gc-high-threshold=101"], &[]));
+        assert!(
+            e.contains("--image-gc-high-threshold") && e.contains("0 to 100"),
+            "{e}"
+        );
+        let e = err(f.resolve(&["--image-gc-low-threshold=-1"], &[]));
+        assert!(e.contains("--image-gc-low-threshold"), "{e}");
+        let e = err(f.resolve(&["--image-gc-low-threshold=85"], &[]));
+        assert!(
+            e.contains("--image-gc-low-threshold=85 must be below --image-gc-high-threshold=85"),
+            "{e}"
+        );
     }
 }

@@ -106,6 +106,19 @@ pub struct Settings {
     pub maximum_dead_containers_per_container: i64,
     /// Dead containers kept in all; negative = no limit.
     pub maximum_dead_containers: i64,
+    /// Image GC starts at this percent of the image file system (0..=100).
+    pub image_gc_high_threshold: u8,
+    /// Image GC frees down to this percent (below the high threshold).
+    pub image_gc_low_threshold: u8,
+    /// Least time since an image was first seen before GC may remove it.
+    pub minimum_image_ttl_duration: Duration,
+    /// GC may remove images podvisor never pulled nor ran.
+    pub image_gc_all_images: bool,
+    /// Period of image GC (hidden; the kubelet's is a fixed 5 minutes).
+    pub image_gc_period: Duration,
+    /// Tests only (hidden): the image file system's usage read from this
+    /// file (`USED_BYTES CAPACITY_BYTES`) instead of the engine's disk.
+    pub image_gc_usage_file: Option<PathBuf>,
     /// Name of this node (a lowercase DNS-1123 subdomain).
     pub node_name: String,
     /// Address of the HTTP server.
@@ -166,6 +179,12 @@ impl Settings {
             minimum_container_ttl_duration: Duration::ZERO,
             maximum_dead_containers_per_container: 0,
             maximum_dead_containers: 0,
+            image_gc_high_threshold: 0,
+            image_gc_low_threshold: 0,
+            minimum_image_ttl_duration: Duration::ZERO,
+            image_gc_all_images: false,
+            image_gc_period: Duration::ZERO,
+            image_gc_usage_file: None,
             node_name: String::new(),
             address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             port: 0,

@@ -553,6 +553,10 @@ impl Podvisor {
             .args(["--port", &secure_port.to_string()])
             .args(["--pod-infra-container-image", &env.pause_image])
             .args(["--sync-frequency", "1s", "--file-check-frequency", "500ms"])
+            // Image GC off: the engine is shared, and a full disk must not
+            // make one test's podvisor remove the images others use
+            // (tests/e2e_image_gc.rs turns it on again).
+            .args(["--image-gc-high-threshold", "100"])
             .arg("--root-dir")
             .arg(ctx.path().join("root"))
             .args(extra);
