@@ -106,6 +106,39 @@ pub struct Recorder {
     seq: u64,
 }
 
+/// A new event (count 1) about `object`, recorded by podvisor on `node`.
+#[allow(clippy::too_many_arguments)]
+fn event(
+    node: &str,
+    name: String,
+    namespace: &str,
+    object: ObjectReference,
+    reason: String,
+    message: String,
+    kind: &str,
+    now: Option<Time>,
+) -> Event {
+    Event {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: Some(namespace.into()),
+            ..Default::default()
+        },
+        involved_object: object,
+        reason: Some(reason),
+        message: Some(message),
+        type_: Some(kind.into()),
+        count: Some(1),
+        first_timestamp: now.clone(),
+        last_timestamp: now,
+        source: Some(EventSource {
+            component: Some("podvisor".into()),
+            host: Some(node.into()),
+        }),
+        ..Default::default()
+    }
+}
+
 impl Recorder {
     pub fn new(clock: Arc<dyn Clock>, node: String, refs: View<String, ContainerRef>) -> Self {
         Self {
@@ -167,33 +200,26 @@ impl Handler<Record> for Recorder {
             false => tracing::info!(%pod, object = field, reason = %msg.reason, "{}", msg.message),
         }
         self.seq += 1;
-        events.push_back(Arc::new(Event {
-            metadata: ObjectMeta {
-                name: Some(format!("{}.{:x}", o.pod, self.seq)),
-                namespace: Some(o.namespace.clone()),
-                ..Default::default()
-            },
-            involved_object: ObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Pod".into()),
-                name: Some(o.pod.clone()),
-                namespace: Some(o.namespace.clone()),
-                uid: Some(o.uid.clone()),
-                field_path: o.field_path.clone(),
-                ..Default::default()
-            },
-            reason: Some(msg.reason.clone()),
-            message: Some(msg.message.clone()),
-            type_: Some(kind.into()),
-            count: Some(1),
-            first_timestamp: now.clone(),
-            last_timestamp: now,
-            source: Some(EventSource {
-                component: Some("podvisor".into()),
-                host: Some(self.node.clone()),
-            }),
+        let name = format!("{}.{:x}", o.pod, self.seq);
+        let object = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: Some(o.pod.clone()),
+            namespace: Some(o.namespace.clone()),
+            uid: Some(o.uid.clone()),
+            field_path: o.field_path.clone(),
             ..Default::default()
-        }));
+        };
+        events.push_back(Arc::new(event(
+            &self.node,
+            name,
+            &o.namespace,
+            object,
+            msg.reason.clone(),
+            msg.message.clone(),
+            kind,
+            now,
+        )));
         while events.len() > MAX_EVENTS_PER_POD {
             events.pop_front();
         }
@@ -235,30 +261,23 @@ impl Handler<RecordNode> for Recorder {
         }
         let now = now_time(&*self.clock);
         self.seq += 1;
-        let event = Arc::new(Event {
-            metadata: ObjectMeta {
-                name: Some(format!("{}.{:x}", self.node, self.seq)),
-                namespace: Some("default".into()),
-                ..Default::default()
-            },
-            involved_object: ObjectReference {
-                kind: Some("Node".into()),
-                name: Some(self.node.clone()),
-                uid: Some(self.node.clone()),
-                ..Default::default()
-            },
-            reason: Some(msg.reason),
-            message: Some(msg.message),
-            type_: Some(kind.into()),
-            count: Some(1),
-            first_timestamp: now.clone(),
-            last_timestamp: now,
-            source: Some(EventSource {
-                component: Some("podvisor".into()),
-                host: Some(self.node.clone()),
-            }),
+        let name = format!("{}.{:x}", self.node, self.seq);
+        let object = ObjectReference {
+            kind: Some("Node".into()),
+            name: Some(self.node.clone()),
+            uid: Some(self.node.clone()),
             ..Default::default()
-        });
+        };
+        let event = Arc::new(event(
+            &self.node,
+            name,
+            "default",
+            object,
+            msg.reason,
+            msg.message,
+            kind,
+            now,
+        ));
         let mut events = self.store.entry(node_events_key(&self.node)).or_default();
         events.push_back(event);
         while events.len() > MAX_EVENTS_PER_POD {

@@ -92,6 +92,22 @@ impl Manifests {
         }
     }
 
+    /// Writes `text` to `file` (atomically) and waits until the Supervisor
+    /// holds what the directory now says; `done` (`created`, ...) is logged.
+    async fn put(
+        &self,
+        file: &FsPath,
+        text: String,
+        done: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), Refusal> {
+        write_file(file, text).await?;
+        tracing::info!(pod = %format!("{namespace}/{name}"), file = %file.display(), "pod {done} through the API");
+        self.rescan().await;
+        Ok(())
+    }
+
     /// The file declaring `namespace/name`, fit to be rewritten or removed
     /// as the pod's own: 409 when it declares other pods too, or when the
     /// pod is not from the directory at all.
@@ -366,9 +382,8 @@ async fn create(
         ));
     }
     if !dry_run(&q) {
-        write_file(&file, render(&file, &pod)).await?;
-        tracing::info!(pod = %format!("{namespace}/{name}"), file = %file.display(), "pod created through the API");
-        m.rescan().await;
+        m.put(&file, render(&file, &pod), "created", &namespace, &name)
+            .await?;
     }
     let shown = written(&s, &namespace, &name, &pod);
     Ok((StatusCode::CREATED, Json(shown)).into_response())
@@ -420,9 +435,9 @@ async fn replace(
     .map_err(|e| object_error(e, &name))?;
     m.validate(&located.file, text, &name)?;
     if !dry_run(&q) {
-        write_file(&located.file, render(&located.file, &pod)).await?;
-        tracing::info!(pod = %format!("{namespace}/{name}"), file = %located.file.display(), "pod replaced through the API");
-        m.rescan().await;
+        let text = render(&located.file, &pod);
+        m.put(&located.file, text, "replaced", &namespace, &name)
+            .await?;
     }
     Ok(Json(written(&s, &namespace, &name, &pod)).into_response())
 }
@@ -495,9 +510,8 @@ async fn patch(
     let text = render(&located.file, &pod);
     m.validate(&located.file, &text, &name)?;
     if !dry_run(&q) {
-        write_file(&located.file, text).await?;
-        tracing::info!(pod = %format!("{namespace}/{name}"), file = %located.file.display(), "pod patched through the API");
-        m.rescan().await;
+        m.put(&located.file, text, "patched", &namespace, &name)
+            .await?;
     }
     Ok(Json(written(&s, &namespace, &name, &pod)).into_response())
 }

@@ -225,6 +225,23 @@ impl DockerExec {
     }
 }
 
+/// A session's control call (a resize), bounded by [`CONTROL_TIMEOUT`].
+async fn control<T>(
+    call: &'static str,
+    f: impl std::future::Future<Output = std::result::Result<T, bollard::errors::Error>>,
+) -> Result<T> {
+    match tokio::time::timeout(CONTROL_TIMEOUT, f).await {
+        Ok(r) => r.map_err(|e| RuntimeError::Engine {
+            call,
+            message: e.to_string(),
+        }),
+        Err(_) => Err(RuntimeError::Timeout {
+            call,
+            after: CONTROL_TIMEOUT,
+        }),
+    }
+}
+
 #[async_trait]
 impl ExecControl for DockerExec {
     async fn resize(&self, size: TermSize) -> Result<()> {
@@ -232,21 +249,7 @@ impl ExecControl for DockerExec {
             height: size.height,
             width: size.width,
         };
-        match tokio::time::timeout(
-            CONTROL_TIMEOUT,
-            self.docker.resize_exec(&self.exec_id, opts),
-        )
-        .await
-        {
-            Ok(r) => r.map_err(|e| RuntimeError::Engine {
-                call: "exec resize",
-                message: e.to_string(),
-            }),
-            Err(_) => Err(RuntimeError::Timeout {
-                call: "exec resize",
-                after: CONTROL_TIMEOUT,
-            }),
-        }
+        control("exec resize", self.docker.resize_exec(&self.exec_id, opts)).await
     }
 
     async fn exit_code(&self) -> Result<Option<i64>> {
@@ -303,21 +306,11 @@ impl ExecControl for DockerAttach {
             h: i32::from(size.height),
             w: i32::from(size.width),
         };
-        match tokio::time::timeout(
-            CONTROL_TIMEOUT,
+        control(
+            "attach resize",
             self.docker.resize_container_tty(&self.container_id, opts),
         )
         .await
-        {
-            Ok(r) => r.map_err(|e| RuntimeError::Engine {
-                call: "attach resize",
-                message: e.to_string(),
-            }),
-            Err(_) => Err(RuntimeError::Timeout {
-                call: "attach resize",
-                after: CONTROL_TIMEOUT,
-            }),
-        }
     }
 
     async fn exit_code(&self) -> Result<Option<i64>> {
