@@ -494,17 +494,6 @@ mod tests {
         }
     }
 
-    fn failed(err: NetworkError) -> (String, &'static str, String) {
-        match err {
-            NetworkError::Failed {
-                plugin,
-                call,
-                message,
-            } => (plugin, call, message),
-            other => panic!("expected Failed, got {other:?}"),
-        }
-    }
-
     #[tokio::test]
     async fn setup_runs_the_chain_in_order_each_result_the_next_prev_result() {
         let f = Fakes::new();
@@ -582,7 +571,7 @@ mod tests {
         assert_eq!(status.ips, vec!["10.9.0.7".parse::<IpAddr>().unwrap()]);
         assert_eq!(status.record, wired.record);
         assert_eq!(f.calls(), ["ADD only"]);
-        let (_, call, m) = failed(cni.status(&pod()).await.unwrap_err());
+        let (_, call, m) = NetworkError::into_failed(cni.status(&pod()).await.unwrap_err());
         assert_eq!(call, "status");
         assert!(
             m.contains("no kept ADD result") && m.contains("infra0123"),
@@ -621,7 +610,7 @@ mod tests {
             "b",
             Does::Fail(r#"{"code": 100, "msg": "veth gone", "details": "eth0"}"#.into()),
         );
-        let (plugin, call, m) = failed(cni.check(&p).await.unwrap_err());
+        let (plugin, call, m) = NetworkError::into_failed(cni.check(&p).await.unwrap_err());
         assert_eq!((plugin.as_str(), call), ("cni/b", "CHECK"));
         assert!(
             m.contains("veth gone (eth0)") && m.contains("testnet"),
@@ -629,7 +618,7 @@ mod tests {
         );
         assert_eq!(f.calls().last().unwrap(), "CHECK b");
 
-        let (_, _, m) = failed(cni.check(&pod()).await.unwrap_err());
+        let (_, _, m) = NetworkError::into_failed(cni.check(&pod()).await.unwrap_err());
         assert!(m.contains("no kept ADD result"), "{m}");
     }
 
@@ -670,7 +659,7 @@ mod tests {
         );
         f.plugin("b", Does::PrintRaw("this is not json".into()));
         f.plugin("a", Does::PrintRaw(String::new()));
-        let (plugin, call, m) = failed(cni.teardown(&p).await.unwrap_err());
+        let (plugin, call, m) = NetworkError::into_failed(cni.teardown(&p).await.unwrap_err());
         assert_eq!(
             f.calls()[3..],
             ["DEL c".to_string(), "DEL b".into(), "DEL a".into()]
@@ -740,7 +729,7 @@ mod tests {
             Does::Fail(r#"{"code":7,"msg":"no more ports","details":"x"}"#.into()),
         );
         let cni = f.cni();
-        let (plugin, call, m) = failed(cni.setup(&pod()).await.unwrap_err());
+        let (plugin, call, m) = NetworkError::into_failed(cni.setup(&pod()).await.unwrap_err());
         assert_eq!((plugin.as_str(), call), ("cni/b", "ADD"));
         assert!(
             m.contains("no more ports") && m.contains("infra0123"),
@@ -755,7 +744,7 @@ mod tests {
         let f = Fakes::new();
         f.conf("10-t.conflist", chain(&[json!({"type": "noisy"})]));
         f.plugin("noisy", Does::PrintRaw("Segmentation fault\n".repeat(100)));
-        let (plugin, call, m) = failed(f.cni().setup(&pod()).await.unwrap_err());
+        let (plugin, call, m) = NetworkError::into_failed(f.cni().setup(&pod()).await.unwrap_err());
         assert_eq!((plugin.as_str(), call), ("cni/noisy", "ADD"));
         assert!(m.contains("not a JSON result: \"Segmentation fault"), "{m}");
         assert!(m.len() < 700, "{m}");

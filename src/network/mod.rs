@@ -87,6 +87,22 @@ pub enum NetworkError {
     },
 }
 
+#[cfg(test)]
+impl NetworkError {
+    /// The plugin, call and message of a `Failed` (tests: panics on any
+    /// other error).
+    pub(crate) fn into_failed(self) -> (String, &'static str, String) {
+        match self {
+            NetworkError::Failed {
+                plugin,
+                call,
+                message,
+            } => (plugin, call, message),
+            other => panic!("expected Failed, got {other:?}"),
+        }
+    }
+}
+
 /// A network plugin. Implementations put a timeout on every call
 /// ([`CALL_TIMEOUT`] unless told otherwise) and never panic on bad plugin
 /// output.

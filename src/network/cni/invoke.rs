@@ -512,17 +512,6 @@ mod tests {
         }
     }
 
-    fn failed(err: NetworkError) -> (String, &'static str, String) {
-        match err {
-            NetworkError::Failed {
-                plugin,
-                call,
-                message,
-            } => (plugin, call, message),
-            other => panic!("expected Failed, got {other:?}"),
-        }
-    }
-
     #[test]
     fn results_of_both_versions_give_their_ips_without_prefix() {
         let v040 = json!({"cniVersion":"0.4.0",
@@ -562,7 +551,7 @@ mod tests {
             &out(false, stdout, "log line"),
         )
         .unwrap_err();
-        let (plugin, call, message) = failed(err);
+        let (plugin, call, message) = NetworkError::into_failed(err);
         assert_eq!(plugin, "cni/host-local");
         assert_eq!(call, "ADD");
         assert!(
@@ -572,14 +561,14 @@ mod tests {
         assert!(message.contains("log line"), "{message}");
         // An error object with exit status 0 is still an error.
         let err = interpret("x", CniCommand::Del, &out(true, stdout, "")).unwrap_err();
-        assert!(failed(err).2.contains("no IP left"));
+        assert!(NetworkError::into_failed(err).2.contains("no IP left"));
     }
 
     #[test]
     fn garbage_is_quoted_bounded_and_names_the_plugin() {
         let garbage = format!("panic: oh no{}", "x".repeat(5000));
         let err = interpret("bridge", CniCommand::Add, &out(true, &garbage, "")).unwrap_err();
-        let (plugin, _, message) = failed(err);
+        let (plugin, _, message) = NetworkError::into_failed(err);
         assert_eq!(plugin, "cni/bridge");
         assert!(message.contains("not a JSON result"), "{message}");
         assert!(message.contains("panic: oh no"), "{message}");
@@ -590,7 +579,7 @@ mod tests {
             &out(false, "segfault", "core dumped"),
         )
         .unwrap_err();
-        let (_, _, message) = failed(err);
+        let (_, _, message) = NetworkError::into_failed(err);
         assert!(message.contains("exit status: 1"), "{message}");
         assert!(
             message.contains("segfault") && message.contains("core dumped"),
@@ -610,7 +599,9 @@ mod tests {
             interpret("b", CniCommand::Check, &out(true, "\n", "")).unwrap(),
             None
         );
-        let (_, _, m) = failed(interpret("b", CniCommand::Add, &out(true, "", "")).unwrap_err());
+        let (_, _, m) = NetworkError::into_failed(
+            interpret("b", CniCommand::Add, &out(true, "", "")).unwrap_err(),
+        );
         assert!(m.contains("no result"), "{m}");
     }
 }
