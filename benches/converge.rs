@@ -149,6 +149,7 @@ async fn schedule_error() -> (Duration, usize) {
             policy: podvisor::model::PullPolicy::Always,
             pod_uid: "p".into(),
             object: None,
+            progress_to: None,
         })
     });
     for r in futures::future::join_all(asks).await {

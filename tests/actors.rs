@@ -1307,3 +1307,67 @@ async fn metrics_count_starts_restarts_and_the_relisted_pods() {
     };
     assert_eq!((state("running"), state("exited")), (1, 1));
 }
+
+#[actix::test]
+async fn a_pull_shows_how_far_it_is_in_the_waiting_message_and_event_at_most_once_a_second() {
+    use podvisor::runtime::pull_progress::PullProgress;
+    let h = Harness::start();
+    h.fake.add_to_registry("slow:1");
+    let mib = 1024 * 1024;
+    // Twelve steps of 200 ms: a 2.4 s pull, told at 1 s and 2 s.
+    let steps = (1..=12)
+        .map(|n| PullProgress {
+            layers_done: usize::from(n == 12) + usize::from(n >= 6),
+            layers_total: 2,
+            bytes_done: n * mib,
+            bytes_total: 12 * mib,
+        })
+        .collect();
+    h.fake.pull_in_steps(steps, Duration::from_millis(200));
+    let mut p = pod("slow").container("a").build();
+    Arc::make_mut(&mut p.pod).spec.as_mut().unwrap().containers[0].image = Some("slow:1".into());
+    h.desire(vec![p.clone()]);
+    let began = tokio::time::Instant::now();
+    // Each waiting message of `a`, with when it was first seen.
+    let mut seen: Vec<(String, tokio::time::Instant)> = Vec::new();
+    while h.phase(&p.uid).as_deref() != Some("Running") {
+        assert!(began.elapsed() < WAIT, "no Running pod; messages {seen:?}");
+        if let Some((reason, message)) = waiting_reason(&h, &p.uid, "a") {
+            if seen.last().is_none_or(|(m, _)| *m != message) {
+                assert_eq!(reason, "ContainerCreating", "{message}");
+                seen.push((message, tokio::time::Instant::now()));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let progress: Vec<&(String, tokio::time::Instant)> = seen
+        .iter()
+        .filter(|(m, _)| m.starts_with("Pulling image \"slow:1\": "))
+        .collect();
+    assert!(progress.len() >= 2, "two updates in 2.4 s: {seen:?}");
+    assert!(
+        progress[0].0.contains(" of 2 layers, ") && progress[0].0.ends_with(" of 12.0 MiB"),
+        "{}",
+        progress[0].0
+    );
+    for pair in progress.windows(2) {
+        let apart = pair[1].1 - pair[0].1;
+        assert!(
+            apart >= Duration::from_millis(800),
+            "updates {apart:?} apart: {seen:?}"
+        );
+    }
+    // The one Pulling event says how far the pull got when last told.
+    let events = h.deps.event_store.get(&p.uid).unwrap_or_default();
+    let pulling: Vec<_> = events
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("Pulling"))
+        .collect();
+    assert_eq!(pulling.len(), 1, "{pulling:?}");
+    let told = pulling[0].message.clone().unwrap_or_default();
+    assert!(
+        told.starts_with("Pulling image \"slow:1\": ") && told.contains(" of 12.0 MiB"),
+        "{told}"
+    );
+    assert_eq!(pulling[0].count, Some(1), "revised, not counted");
+}

@@ -714,3 +714,156 @@ async fn serialized_pulls_with_a_parallel_limit_refuse_to_start() {
     );
     assert!(ctx.containers().is_empty());
 }
+
+// --- 6. a slow pull says how far it is ------------------------------------------
+
+/// A TCP proxy on 127.0.0.1 in front of `to`, passing what the server sends
+/// at `bytes_per_sec` at most: a registry as slow as a distant one.
+async fn slow_proxy(to: u16, bytes_per_sec: usize) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the proxy");
+    let port = listener.local_addr().expect("proxy address").port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await else {
+                    return;
+                };
+                let (mut client_in, mut client_out) = client.into_split();
+                let (mut server_in, mut server_out) = server.into_split();
+                let up = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut client_in, &mut server_out).await;
+                    let _ = server_out.shutdown().await;
+                });
+                // Down, in tenths of a second's worth.
+                let chunk = (bytes_per_sec / 10).max(1);
+                let mut buf = vec![0u8; chunk];
+                loop {
+                    let started = tokio::time::Instant::now();
+                    let n = match server_in.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if client_out.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    let due = Duration::from_secs_f64(n as f64 / bytes_per_sec as f64);
+                    tokio::time::sleep_until(started + due).await;
+                }
+                let _ = client_out.shutdown().await;
+                up.abort();
+            });
+        }
+    });
+    port
+}
+
+/// `Pulling image "…": D of T layers, X MiB of Y MiB`: (D, T, X, Y).
+fn pull_progress_of(message: &str) -> Option<(u32, u32, f64, f64)> {
+    let (_, told) = message.split_once("\": ")?;
+    let (layers, bytes) = told.split_once(" layers, ")?;
+    let (done, total) = layers.split_once(" of ")?;
+    let (x, y) = bytes.split_once(" of ")?;
+    let mib = |s: &str| s.strip_suffix(" MiB")?.parse::<f64>().ok();
+    Some((done.parse().ok()?, total.parse().ok()?, mib(x)?, mib(y)?))
+}
+
+#[tokio::test]
+async fn a_slow_pull_shows_its_progress_in_the_waiting_message_and_the_pulling_event() {
+    let ctx = TestCtx::new("pullprogress");
+    let mut tags = LocalTags::default();
+    let registry = Registry::start(&ctx);
+    let repo = format!("e2e-{}/big:1", random_suffix());
+    // Busybox plus a layer of 12 MiB that does not compress: two layers, the
+    // first already on the engine.
+    let pushed = format!("{}/{repo}", registry.addr());
+    let maker = format!("pullprogress-{}", random_suffix());
+    docker(&[
+        "run",
+        "--name",
+        &maker,
+        &env().busybox_image,
+        "dd",
+        "if=/dev/urandom",
+        "of=/blob",
+        "bs=1048576",
+        "count=12",
+    ]);
+    tags.own(&pushed);
+    docker(&["commit", &maker, &pushed]);
+    docker(&["rm", &maker]);
+    docker_as(None, None, &["push", "--quiet", &pushed]);
+    docker(&["rmi", &pushed]);
+    assert!(!present(&pushed), "{pushed} is still present");
+
+    // Pulled through a proxy at 3 MiB/s: about 4 s.
+    let slow = slow_proxy(registry.port, 3 * 1024 * 1024).await;
+    let image = format!("127.0.0.1:{slow}/{repo}");
+    tags.own(&image);
+    ctx.write_manifest("big.yaml", &image_pod("big", &image, "IfNotPresent"));
+    let pv = start_podvisor(&ctx, &[]).await;
+
+    // Every distinct waiting message, until the pod runs.
+    let seen: RefCell<Vec<String>> = RefCell::default();
+    ctx.wait_until(CONVERGE, "pod big to run", || async {
+        let list = pv.pods().await?;
+        if let Some((_, m)) = waiting_of(&list, "big") {
+            let mut seen = seen.borrow_mut();
+            if seen.last() != Some(&m) {
+                seen.push(m);
+            }
+        }
+        let phase = find_pod(&list, "big").map(|p| p["status"]["phase"].clone());
+        (phase == Some(Value::from("Running")))
+            .then_some(())
+            .ok_or(format!("phase {phase:?}"))
+    })
+    .await;
+    let seen = seen.into_inner();
+    eprintln!("waiting messages while pulling: {seen:?}");
+    let progress: Vec<(u32, u32, f64, f64)> =
+        seen.iter().filter_map(|m| pull_progress_of(m)).collect();
+    assert!(
+        progress.len() >= 2,
+        "a ~4 s pull told its progress fewer than twice; messages {seen:?}\n{}",
+        ctx.failure_report()
+    );
+    for (done, total, x, y) in &progress {
+        assert_eq!(*total, 2, "busybox and the blob: {seen:?}");
+        assert!(
+            *done <= 1,
+            "the blob layer is not done while waiting: {seen:?}"
+        );
+        assert!(*y >= 11.9 && *y <= 12.5, "the blob's size: {seen:?}");
+        assert!(x <= y, "{seen:?}");
+    }
+    assert!(
+        progress.windows(2).all(|w| w[1].2 > w[0].2),
+        "the bytes done grow: {seen:?}"
+    );
+
+    // The Pulling event says how far the pull got; Pulled follows it.
+    let events = pv.events("default", "big").await.expect("events");
+    let messages: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["reason"].as_str().unwrap_or_default().to_string(),
+                e["message"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let pulling: Vec<&String> = messages
+        .iter()
+        .filter(|(r, _)| r == "Pulling")
+        .map(|(_, m)| m)
+        .collect();
+    assert_eq!(pulling.len(), 1, "{messages:?}");
+    assert!(
+        pull_progress_of(pulling[0]).is_some(),
+        "the Pulling event does not say how far: {messages:?}"
+    );
+    assert!(messages.iter().any(|(r, _)| r == "Pulled"), "{messages:?}");
+}

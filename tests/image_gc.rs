@@ -361,6 +361,7 @@ async fn an_image_the_puller_pulled_is_podvisors() {
             policy: "Always".parse().expect("a pull policy"),
             pod_uid: "u1".into(),
             object: None,
+            progress_to: None,
         }),
     )
     .await

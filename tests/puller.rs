@@ -55,6 +55,7 @@ impl Setup {
             policy: policy.parse().expect("a pull policy"),
             pod_uid: pod.into(),
             object: None,
+            progress_to: None,
         };
         tokio::time::timeout(WAIT, self.puller.send(req))
             .await
@@ -115,6 +116,7 @@ async fn serialized_pulls_run_in_arrival_order() {
                 policy: PullPolicy::Always,
                 pod_uid: "pod".into(),
                 object: None,
+                progress_to: None,
             })
         })
         .collect();

@@ -36,24 +36,37 @@ pub struct Record {
     pub warning: bool,
     pub reason: String,
     pub message: String,
+    /// Gives the newest event of this reason on the object this message
+    /// (a Pulling event saying how far the pull is), instead of adding one;
+    /// a new event when there is none.
+    pub revise: bool,
 }
 
 impl Record {
-    pub fn normal(object: EventRef, reason: &str, message: impl Into<String>) -> Self {
+    /// A `Warning` event when `warning`, else a `Normal` one.
+    pub fn of(object: EventRef, warning: bool, reason: &str, message: impl Into<String>) -> Self {
         Self {
             object,
-            warning: false,
+            warning,
             reason: reason.into(),
             message: message.into(),
+            revise: false,
         }
     }
 
+    pub fn normal(object: EventRef, reason: &str, message: impl Into<String>) -> Self {
+        Self::of(object, false, reason, message)
+    }
+
     pub fn warning(object: EventRef, reason: &str, message: impl Into<String>) -> Self {
+        Self::of(object, true, reason, message)
+    }
+
+    /// A new message for the newest Normal event of `reason` on `object`.
+    pub fn revision(object: EventRef, reason: &str, message: impl Into<String>) -> Self {
         Self {
-            object,
-            warning: true,
-            reason: reason.into(),
-            message: message.into(),
+            revise: true,
+            ..Self::normal(object, reason, message)
         }
     }
 }
@@ -183,6 +196,20 @@ impl Handler<Record> for Recorder {
                 && e.involved_object.field_path == o.field_path
                 && e.type_.as_deref() == Some(kind)
         };
+        if msg.revise {
+            let revised = events.iter_mut().rev().find(|e| {
+                e.reason.as_deref() == Some(msg.reason.as_str())
+                    && e.involved_object.field_path == o.field_path
+                    && e.type_.as_deref() == Some(kind)
+            });
+            if let Some(shared) = revised {
+                let e = Arc::make_mut(shared);
+                e.message = Some(msg.message.clone());
+                e.last_timestamp = now;
+                tracing::debug!(%pod, object = field, reason = %msg.reason, "{}", msg.message);
+                return;
+            }
+        }
         if let Some(at) = events.iter().rposition(same) {
             // A repeat is counted, moves to the end (the list stays in
             // order of last occurrence), and is logged at debug level only.
@@ -240,12 +267,7 @@ impl Handler<RecordFor> for Recorder {
             uid: r.uid,
             field_path: Some(r.field_path),
         };
-        let record = Record {
-            object,
-            warning: msg.warning,
-            reason: msg.reason,
-            message: msg.message,
-        };
+        let record = Record::of(object, msg.warning, &msg.reason, msg.message);
         <Self as Handler<Record>>::handle(self, record, ctx);
     }
 }

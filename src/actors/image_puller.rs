@@ -15,6 +15,9 @@
 //! - **Back-off.** A failed pull answers `ErrImagePull` and starts a back-off
 //!   for that (pod, image): 10 s doubling to 300 s. A request inside the
 //!   back-off answers `ImagePullBackOff` without pulling.
+//! - **Progress.** While a pull runs, how far it is (layers and bytes done
+//!   of the total) revises each waiter's Pulling event and goes to the
+//!   waiter's worker for its waiting message, at most once a second.
 
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
@@ -27,7 +30,7 @@ use actix::{
 };
 use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 use super::events::{EventRef, Record};
 use crate::decide::backoff::Backoff;
@@ -35,6 +38,7 @@ use crate::metrics::Metrics;
 use crate::model::clock::Clock;
 use crate::model::{PullPolicy, WaitingReason};
 use crate::runtime::credentials::CredentialStore;
+use crate::runtime::pull_progress::PullProgress;
 use crate::runtime::{ContainerRuntime, ImageInfo, RuntimeError};
 
 /// How the puller queues and limits pulls (from the settings).
@@ -74,6 +78,42 @@ pub struct EnsureImage {
     /// The container the events (Pulling, Pulled, Failed, BackOff) are
     /// recorded against.
     pub object: Option<EventRef>,
+    /// Who hears how far the pull is, while it runs.
+    pub progress_to: Option<ProgressTo>,
+}
+
+/// How often, at most, a running pull's progress is told.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// Where a waiter's pull progress goes: its worker, for `container`.
+#[derive(Debug, Clone)]
+pub struct ProgressTo {
+    pub recipient: Recipient<PullNews>,
+    pub container: String,
+}
+
+/// How far the pull of `image`, which `container` waits for, is.
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+#[rtype(result = "()")]
+pub struct PullNews {
+    pub container: String,
+    pub image: String,
+    pub progress: PullProgress,
+}
+
+impl PullNews {
+    /// The waiting message and Pulling event text.
+    pub fn message(&self) -> String {
+        pulling_message(&self.image, Some(&self.progress))
+    }
+}
+
+/// `Pulling image "x"`, with how far it is when known.
+fn pulling_message(image: &str, progress: Option<&PullProgress>) -> String {
+    match progress.filter(|p| p.started()) {
+        Some(p) => format!("Pulling image \"{image}\": {p}"),
+        None => format!("Pulling image \"{image}\""),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +147,7 @@ type Answer = Result<PullOutcome, PullError>;
 struct Waiter {
     pod_uid: String,
     object: Option<EventRef>,
+    progress_to: Option<ProgressTo>,
     tx: oneshot::Sender<Answer>,
 }
 
@@ -115,6 +156,14 @@ struct PullJob {
     image: String,
     /// When it was queued (`podvisor_image_pull_wait_seconds`).
     queued: Instant,
+}
+
+/// How far a running pull is, from its task to the actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct PullProgressed {
+    image: String,
+    progress: PullProgress,
 }
 
 /// A pull's result, from the admission task back to the actor.
@@ -194,12 +243,7 @@ impl ImagePuller {
 
     fn record(&self, object: &Option<EventRef>, warning: bool, reason: &str, message: String) {
         if let (Some(events), Some(object)) = (&self.events, object) {
-            events.do_send(Record {
-                object: object.clone(),
-                warning,
-                reason: reason.into(),
-                message,
-            });
+            events.do_send(Record::of(object.clone(), warning, reason, message));
         }
     }
 
@@ -238,7 +282,7 @@ impl ImagePuller {
             &waiter.object,
             false,
             "Pulling",
-            format!("Pulling image \"{image}\""),
+            pulling_message(&image, None),
         );
         if let Some(waiters) = self.waiting.get_mut(&image) {
             waiters.push(waiter);
@@ -301,9 +345,9 @@ async fn admit(
         let puller = puller.clone();
         actix::spawn(async move {
             let started = Instant::now();
-            let pulled = runtime
-                .pull_image(&job.image, creds.as_ref(), deadline)
-                .await;
+            let pulled =
+                pull_telling_progress(&*runtime, &job.image, creds.as_ref(), deadline, &puller)
+                    .await;
             let took = started.elapsed();
             if pulled.is_ok() {
                 pulls.image_pull_duration.observe(took.as_secs_f64());
@@ -323,6 +367,37 @@ async fn admit(
                 result,
             });
         });
+    }
+}
+
+/// Pulls `image`, telling the puller how far it is at most every
+/// [`PROGRESS_EVERY`] while it runs (only when it moved).
+async fn pull_telling_progress(
+    runtime: &dyn ContainerRuntime,
+    image: &str,
+    creds: Option<&crate::runtime::Credentials>,
+    deadline: Duration,
+    puller: &Addr<ImagePuller>,
+) -> Result<(), RuntimeError> {
+    let (tx, mut rx) = watch::channel(PullProgress::default());
+    let pull = runtime.pull_image(image, creds, deadline, &tx);
+    tokio::pin!(pull);
+    let mut tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            done = &mut pull => return done,
+            _ = tick.tick() => {
+                if rx.has_changed().unwrap_or(false) {
+                    let progress = *rx.borrow_and_update();
+                    if progress.started() {
+                        tracing::debug!(%image, %progress, "pull progress");
+                        puller.do_send(PullProgressed { image: image.to_string(), progress });
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -398,6 +473,7 @@ impl Handler<EnsureImage> for ImagePuller {
                         let waiter = Waiter {
                             pod_uid: msg.pod_uid,
                             object: msg.object,
+                            progress_to: msg.progress_to,
                             tx,
                         };
                         act.settle(ticket, Some((image, waiter)));
@@ -428,6 +504,26 @@ impl Handler<EnsureImage> for ImagePuller {
                 })
             })
         })
+    }
+}
+
+impl Handler<PullProgressed> for ImagePuller {
+    type Result = ();
+
+    fn handle(&mut self, msg: PullProgressed, _: &mut Context<Self>) {
+        let message = pulling_message(&msg.image, Some(&msg.progress));
+        for w in self.waiting.get(&msg.image).into_iter().flatten() {
+            if let (Some(events), Some(object)) = (&self.events, &w.object) {
+                events.do_send(Record::revision(object.clone(), "Pulling", message.clone()));
+            }
+            if let Some(to) = &w.progress_to {
+                to.recipient.do_send(PullNews {
+                    container: to.container.clone(),
+                    image: msg.image.clone(),
+                    progress: msg.progress,
+                });
+            }
+        }
     }
 }
 

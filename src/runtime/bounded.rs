@@ -205,8 +205,11 @@ impl ContainerRuntime for Bounded {
         image: &str,
         credentials: Option<&Credentials>,
         progress_deadline: Duration,
+        progress: &tokio::sync::watch::Sender<super::pull_progress::PullProgress>,
     ) -> Result<()> {
-        let pull = self.inner.pull_image(image, credentials, progress_deadline);
+        let pull = self
+            .inner
+            .pull_image(image, credentials, progress_deadline, progress);
         self.counted("pull_image", self.within("pull", self.pull, pull))
             .await
     }

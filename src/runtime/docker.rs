@@ -632,6 +632,7 @@ impl ContainerRuntime for DockerRuntime {
         image: &str,
         credentials: Option<&Credentials>,
         progress_deadline: Duration,
+        progress: &tokio::sync::watch::Sender<super::pull_progress::PullProgress>,
     ) -> Result<()> {
         let (repo, tag) = split_image_ref(image);
         let opts = CreateImageOptions {
@@ -648,13 +649,23 @@ impl ContainerRuntime for DockerRuntime {
         // `Ok(false)`: the pull went quiet for longer than the deadline.
         let finished = self
             .call("pull", |d| async move {
-                let mut progress = d.create_image(Some(opts), None, creds);
+                let mut lines = d.create_image(Some(opts), None, creds);
+                let mut layers = super::pull_progress::LayerTracker::default();
                 loop {
-                    match tokio::time::timeout(progress_deadline, progress.next()).await {
+                    match tokio::time::timeout(progress_deadline, lines.next()).await {
                         Err(_) => return Ok(false),
                         Ok(None) => return Ok(true),
                         Ok(Some(item)) => {
-                            item?;
+                            let line = item?;
+                            let detail = line.progress_detail.unwrap_or_default();
+                            if layers.observe(
+                                line.id.as_deref(),
+                                line.status.as_deref().unwrap_or_default(),
+                                detail.current,
+                                detail.total,
+                            ) {
+                                progress.send_replace(layers.summary());
+                            }
                         }
                     }
                 }

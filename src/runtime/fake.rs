@@ -124,6 +124,9 @@ struct State {
     max_pulls_in_flight: usize,
     pull_starts: Vec<(String, std::time::Instant)>,
     pull_credentials: Vec<Option<Credentials>>,
+    /// What a pull reports, step by step, with the pause before each.
+    pull_steps: Vec<super::pull_progress::PullProgress>,
+    pull_step_every: Duration,
     next_id: u64,
     next_pid: i64,
     /// Orders creations (the `created` field).
@@ -221,6 +224,14 @@ impl FakeDocker {
     /// The next call of `kind` (see [`Call::kind`]) fails with `err`.
     pub fn fail_next(&self, kind: &'static str, err: RuntimeError) {
         self.lock().failures.entry(kind).or_default().push_back(err);
+    }
+
+    /// Every pull reports `steps` of progress, one each `every`, before it
+    /// finishes.
+    pub fn pull_in_steps(&self, steps: Vec<super::pull_progress::PullProgress>, every: Duration) {
+        let mut s = self.lock();
+        s.pull_steps = steps;
+        s.pull_step_every = every;
     }
 
     /// Every call of `kind` waits `by` before answering.
@@ -615,6 +626,7 @@ impl ContainerRuntime for FakeDocker {
         image: &str,
         credentials: Option<&Credentials>,
         progress_deadline: Duration,
+        progress: &tokio::sync::watch::Sender<super::pull_progress::PullProgress>,
     ) -> Result<()> {
         let started = std::time::Instant::now();
         {
@@ -639,6 +651,16 @@ impl ContainerRuntime for FakeDocker {
         } else {
             self.enter(Call::Pull(image.to_string())).await
         };
+        let (steps, every) = {
+            let s = self.lock();
+            (s.pull_steps.clone(), s.pull_step_every)
+        };
+        if entered.is_ok() {
+            for step in steps {
+                tokio::time::sleep(every).await;
+                progress.send_replace(step);
+            }
+        }
         self.lock().pulls_in_flight -= 1;
         entered?;
         let known = self.lock().registry.contains(image);

@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod docker;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fake;
+pub mod pull_progress;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -363,12 +364,14 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// The image's ID and user when it is present locally.
     async fn inspect_image(&self, image: &str) -> Result<Option<ImageInfo>>;
     /// Pulls `image`; a pull that reports no progress for `progress_deadline`
-    /// is abandoned with [`RuntimeError::NoProgress`].
+    /// is abandoned with [`RuntimeError::NoProgress`]. How far it is goes to
+    /// `progress` as it moves (the newest only: a watch).
     async fn pull_image(
         &self,
         image: &str,
         credentials: Option<&Credentials>,
         progress_deadline: Duration,
+        progress: &tokio::sync::watch::Sender<pull_progress::PullProgress>,
     ) -> Result<()>;
     /// Every local image.
     async fn list_images(&self) -> Result<Vec<ImageSummary>>;

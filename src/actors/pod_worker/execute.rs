@@ -11,9 +11,8 @@ use futures::future::join_all;
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use super::sync::{SyncJob, RETRY_AFTER};
-use crate::actors::events::EventRef;
 use crate::actors::handlers;
-use crate::actors::image_puller::EnsureImage;
+use crate::actors::image_puller::{EnsureImage, ProgressTo};
 use crate::actors::registries::{ContainerRef, SetRef};
 use crate::decide::plan::{self, Observed, PodActions, StartReason};
 use crate::decide::status::Waiting;
@@ -241,8 +240,7 @@ impl SyncJob {
             }
             let image = c.image.clone().unwrap_or_default();
             let policy = pull_policy(c);
-            let object = Some(self.event_ref(&c.name));
-            let present = match self.ensure_image(&image, policy, object).await {
+            let present = match self.ensure_image(&image, policy, Some(&c.name)).await {
                 Ok(info) => info,
                 Err((w, after)) => {
                     if w.reason == WaitingReason::ErrImageNeverPull {
@@ -496,17 +494,22 @@ impl SyncJob {
 
     /// Asks the puller for `image`; on failure, the waiting state to show and
     /// when to ask again.
+    /// `container` (none for the infra image) is told how far a pull is.
     async fn ensure_image(
         &self,
         image: &str,
         policy: PullPolicy,
-        object: Option<EventRef>,
+        container: Option<&str>,
     ) -> Result<ImageInfo, (Waiting, Duration)> {
         let request = EnsureImage {
             image: image.to_string(),
             policy,
             pod_uid: self.uid.clone(),
-            object,
+            object: container.map(|c| self.event_ref(c)),
+            progress_to: container.map(|c| ProgressTo {
+                recipient: self.pulls.clone(),
+                container: c.to_string(),
+            }),
         };
         match self.deps.puller.send(request).await {
             Ok(Ok(outcome)) => Ok(outcome.image().clone()),

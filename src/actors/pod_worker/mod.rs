@@ -29,6 +29,7 @@ use actix::{
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use tracing::Instrument;
 
+use super::image_puller::PullNews;
 use super::prober::ProbeNews;
 use super::{Deps, DesiredPod};
 use crate::decide::backoff::Backoff;
@@ -226,6 +227,7 @@ impl PodWorker {
             kill_requests: self.kill_requests.clone(),
             source: self.source.clone(),
             me: ctx.address().recipient(),
+            pulls: ctx.address().recipient(),
             volumes: PodVolumes::default(),
             memory,
         };
@@ -364,6 +366,29 @@ impl Handler<Terminate> for PodWorker {
         }
         self.desired = None;
         self.sync(SyncReason::ManifestChange, ctx);
+    }
+}
+
+impl Handler<PullNews> for PodWorker {
+    type Result = ();
+    /// A pull this pod waits for moved: its container's waiting message
+    /// says how far it is, until the sync that pulls ends and reports.
+    fn handle(&mut self, msg: PullNews, _: &mut Context<Self>) {
+        let Some(pod) = self.desired.as_ref().filter(|_| self.busy) else {
+            return;
+        };
+        let base = match &self.reported {
+            Some(s) => Arc::clone(s),
+            None => Arc::new(status::pending(pod)),
+        };
+        if let Some(shown) = status::pulling(&base, &msg.container, &msg.message()) {
+            let shown = Arc::new(shown);
+            self.reported = Some(shown.clone());
+            self.supervisor.do_send(WorkerReport::Status {
+                uid: self.uid.clone(),
+                status: shown,
+            });
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
 
 use super::{Memory, SyncResult};
 use crate::actors::events::{EventRef, Record};
+use crate::actors::image_puller::PullNews;
 use crate::actors::prober::{ProbeNews, SyncWatches, Watched};
 use crate::actors::registries::{ContainerRef, Forget, SetRef};
 use crate::actors::Deps;
@@ -57,6 +58,8 @@ pub(super) struct SyncJob {
     pub(super) source: String,
     /// The worker itself, for the prober's news.
     pub(super) me: Recipient<ProbeNews>,
+    /// The worker itself, for how far its pulls are.
+    pub(super) pulls: Recipient<PullNews>,
     /// The pod's volumes, once the node admitted it.
     pub(super) volumes: PodVolumes,
 }
@@ -340,12 +343,12 @@ impl SyncJob {
 
     /// Records an event against one of the pod's containers.
     pub(super) fn record(&self, container: &str, warning: bool, reason: &str, message: String) {
-        self.deps.events.do_send(Record {
-            object: self.event_ref(container),
+        self.deps.events.do_send(Record::of(
+            self.event_ref(container),
             warning,
-            reason: reason.into(),
+            reason,
             message,
-        });
+        ));
     }
 
     /// Where a container attempt's termination log lives on the host.
@@ -407,12 +410,9 @@ impl SyncJob {
     pub(super) fn record_pod(&self, warning: bool, reason: &str, message: String) {
         let mut object = self.event_ref("");
         object.field_path = None;
-        self.deps.events.do_send(Record {
-            object,
-            warning,
-            reason: reason.into(),
-            message,
-        });
+        self.deps
+            .events
+            .do_send(Record::of(object, warning, reason, message));
     }
 
     /// The pod spec to act on: the desired one, or while terminating the

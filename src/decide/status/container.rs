@@ -32,7 +32,7 @@ fn terminated(d: &ContainerDetails) -> ContainerStateTerminated {
     }
 }
 
-fn waiting(reason: WaitingReason, message: Option<&str>) -> ContainerState {
+pub(super) fn waiting(reason: WaitingReason, message: Option<&str>) -> ContainerState {
     ContainerState {
         waiting: Some(ContainerStateWaiting {
             reason: Some(reason.as_str().to_string()),

@@ -226,6 +226,27 @@ pub fn pending(pod: &Pod) -> PodStatus {
     pod_status(pod, &[], &facts)
 }
 
+/// `status` with `container` (app or init) waiting `ContainerCreating`
+/// with `message` (how far its image's pull is); `None` when the pod has no
+/// such container or it runs.
+pub fn pulling(status: &PodStatus, container: &str, message: &str) -> Option<PodStatus> {
+    let mut status = status.clone();
+    let c = status
+        .container_statuses
+        .iter_mut()
+        .chain(status.init_container_statuses.iter_mut())
+        .flatten()
+        .find(|c| c.name == container)?;
+    if c.state.as_ref().is_some_and(|s| s.running.is_some()) {
+        return None;
+    }
+    c.state = Some(container::waiting(
+        WaitingReason::ContainerCreating,
+        Some(message),
+    ));
+    Some(status)
+}
+
 #[cfg(test)]
 mod tests {
     use super::test_support::*;
@@ -255,6 +276,36 @@ mod tests {
         assert_eq!(c.restart_count, 2);
         assert!(c.ready);
         assert!(c.state.as_ref().unwrap().running.is_some());
+    }
+
+    #[test]
+    fn a_pull_shows_in_the_waiting_message_of_a_container_not_running() {
+        let p = pod("Always", &["a", "b"], &["i"]);
+        let cs = [
+            sandbox(),
+            record(
+                "a",
+                ContainerKind::Container,
+                runtime::ContainerState::Running,
+                None,
+                Some("id-POD"),
+            ),
+        ];
+        let s = status_of(&p, &cs, &HashMap::new());
+        let message = "Pulling image \"x\": 1 of 2 layers";
+        let shown = pulling(&s, "b", message).expect("b waits");
+        let b = &shown.container_statuses.as_ref().unwrap()[1];
+        let w = b.state.as_ref().unwrap().waiting.as_ref().unwrap();
+        assert_eq!(w.reason.as_deref(), Some("ContainerCreating"));
+        assert_eq!(w.message.as_deref(), Some(message));
+        assert_eq!(
+            shown.container_statuses.as_ref().unwrap()[0],
+            s.container_statuses.as_ref().unwrap()[0],
+            "the others are as they were"
+        );
+        assert!(pulling(&s, "i", message).is_some(), "init containers too");
+        assert_eq!(pulling(&s, "a", message), None, "a runs");
+        assert_eq!(pulling(&s, "nope", message), None);
     }
 
     #[test]
