@@ -80,7 +80,7 @@ pub fn start(
         node_name: settings.node_name.clone(),
         infra_image: settings.pod_infra_container_image.clone(),
         sync_frequency: settings.sync_frequency,
-        host_ip: settings.address.to_string(),
+        host_ip: settings.node_ip.to_string(),
         gc: GcPolicy {
             min_age: settings.minimum_container_ttl_duration,
             max_per_container: usize::try_from(settings.maximum_dead_containers_per_container).ok(),
@@ -93,7 +93,7 @@ pub fn start(
         },
         rules: NodeRules {
             node_name: settings.node_name.clone(),
-            host_ip: settings.address.to_string(),
+            host_ip: settings.node_ip.to_string(),
             root_dir: settings.root_dir.clone(),
             cfs_quota: settings.cpu_cfs_quota,
             allow_privileged: settings.allow_privileged,

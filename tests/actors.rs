@@ -1371,3 +1371,99 @@ async fn a_pull_shows_how_far_it_is_in_the_waiting_message_and_event_at_most_onc
     );
     assert_eq!(pulling[0].count, Some(1), "revised, not counted");
 }
+
+#[actix::test]
+async fn a_pod_past_its_active_deadline_is_stopped_and_fails_with_deadline_exceeded() {
+    let h = Harness::start();
+    let mut p = pod("deadline").container("a").build();
+    Arc::make_mut(&mut p.pod)
+        .spec
+        .as_mut()
+        .unwrap()
+        .active_deadline_seconds = Some(30);
+    h.desire(vec![p.clone()]);
+    h.converged(&p.uid, 2).await;
+    // Just short of the deadline: nothing changes.
+    h.clock.advance(Duration::from_secs(29));
+    h.supervisor.do_send(Relist);
+    h.settle().await;
+    assert_eq!(h.fake.running().len(), 2);
+    assert_eq!(h.phase(&p.uid).as_deref(), Some("Running"));
+    // Past it: every container stops, the pod fails with the kubelet's reason.
+    h.clock.advance(Duration::from_secs(2));
+    h.supervisor.do_send(Relist);
+    h.until(
+        "the pod Failed with DeadlineExceeded and nothing running",
+        |h| {
+            let reason = h
+                .store
+                .get(&p.uid)
+                .and_then(|p| p.status.as_ref().and_then(|s| s.reason.clone()));
+            h.fake.running().is_empty()
+                && h.phase(&p.uid).as_deref() == Some("Failed")
+                && reason.as_deref() == Some("DeadlineExceeded")
+        },
+    )
+    .await;
+    assert!(
+        event_reasons(&h, &p.uid).contains(&"DeadlineExceeded".to_string()),
+        "{:?}",
+        event_reasons(&h, &p.uid)
+    );
+    // It stays so: a later sync starts nothing again.
+    let created = creates(&h.fake.calls()).len();
+    h.clock.advance(Duration::from_secs(600));
+    h.supervisor.do_send(Relist);
+    h.settle().await;
+    assert_eq!(
+        creates(&h.fake.calls()).len(),
+        created,
+        "{:?}",
+        h.fake.calls()
+    );
+    assert!(h.fake.running().is_empty());
+    assert_eq!(h.phase(&p.uid).as_deref(), Some("Failed"));
+}
+
+#[actix::test]
+async fn a_start_that_timed_out_but_went_through_leaves_no_stale_message() {
+    use podvisor::runtime::RuntimeError;
+    let h = Harness::start();
+    let p = pod("late").restart("OnFailure").container("a").build();
+    h.desire(vec![p.clone()]);
+    h.converged(&p.uid, 2).await;
+    // The app fails and is restarted; that start times out (the engine
+    // goes on and leaves the container created): the next sync starts it.
+    h.fake.fail_next(
+        "start",
+        RuntimeError::Timeout {
+            call: "start",
+            after: Duration::from_secs(10),
+        },
+    );
+    let first = h.running_of("a")[0].details.summary.id.clone();
+    h.fake.exit_container(&first, 1);
+    h.until("the restarted app runs after its start timed out", |h| {
+        h.running_of("a")
+            .first()
+            .is_some_and(|c| c.details.summary.id != first)
+    })
+    .await;
+    assert!(
+        h.fake.calls().iter().any(|c| matches!(c, Call::Start(_))),
+        "{:?}",
+        h.fake.calls()
+    );
+    let id = h.running_of("a")[0].details.summary.id.clone();
+    h.fake.exit_container(&id, 0);
+    h.until("the pod Succeeded", |h| {
+        h.phase(&p.uid).as_deref() == Some("Succeeded")
+    })
+    .await;
+    let status = h.store.get(&p.uid).and_then(|p| p.status.clone()).unwrap();
+    let state = status.container_statuses.unwrap()[0].state.clone().unwrap();
+    assert!(
+        state.waiting.is_none() && state.terminated.is_some(),
+        "the ended container shows how it ended, not the old timeout: {state:?}"
+    );
+}

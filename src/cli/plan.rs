@@ -299,6 +299,7 @@ fn kill_reason(r: KillReason) -> &'static str {
         KillReason::Unwanted => "not in the pod spec, or an older duplicate",
         KillReason::Unhealthy => "its liveness probe failed",
         KillReason::PodRemoved => "its pod is no longer desired",
+        KillReason::DeadlineExceeded => "its pod's activeDeadlineSeconds passed",
     }
 }
 

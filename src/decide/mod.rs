@@ -8,8 +8,10 @@
 //! - [`backoff`]: CrashLoopBackOff and image pull back-off delays (10 s
 //!   doubling to 300 s).
 //! - [`probe`]: probe defaults and threshold counting.
+//! - [`deadline`]: the `activeDeadlineSeconds` of a pod.
 
 pub mod backoff;
+pub mod deadline;
 pub mod gc;
 pub mod image_gc;
 pub mod plan;

@@ -445,6 +445,9 @@ impl ContainerRuntime for DockerRuntime {
             exposed_ports: (!exposed.is_empty()).then_some(exposed),
             stop_signal: spec.stop_signal.clone(),
             user: spec.user.clone(),
+            open_stdin: spec.stdin.then_some(true),
+            stdin_once: spec.stdin_once.then_some(true),
+            tty: spec.tty.then_some(true),
             host_config: Some(HostConfig {
                 network_mode: spec.network_mode.clone(),
                 ipc_mode: spec.ipc_mode.clone(),

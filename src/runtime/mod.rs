@@ -149,6 +149,11 @@ pub struct CreateSpec {
     /// The limits of the container's log files (`None`: the engine's
     /// defaults).
     pub log: Option<LogLimits>,
+    /// Keep stdin open (the Pod's `stdin`), closed after the first attach
+    /// ends (`stdinOnce`), and give the container a terminal (`tty`).
+    pub stdin: bool,
+    pub stdin_once: bool,
+    pub tty: bool,
 }
 
 /// How much output the engine keeps of a container: its log file is

@@ -136,6 +136,9 @@ pub struct RunArgs {
     /// Address the HTTP server listens on
     #[arg(long, value_name = "IP")]
     pub address: Option<String>,
+    /// The node's IP address, shown as the pods' hostIP
+    #[arg(long, value_name = "IP")]
+    pub node_ip: Option<String>,
     /// Port of the secure API (HTTPS, a bearer token needed), which kubectl uses
     #[arg(long, value_name = "PORT")]
     pub port: Option<String>,

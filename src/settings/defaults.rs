@@ -32,6 +32,8 @@ pub(super) enum Builtin {
     Hostname,
     /// `$HOME/<path>` when that file exists, else unset.
     HomeFile(&'static str),
+    /// The address of the interface of the default route, else `otherwise`.
+    DefaultRouteIp { otherwise: &'static str },
 }
 
 impl Builtin {
@@ -43,7 +45,11 @@ impl Builtin {
             | Builtin::EnvOr {
                 otherwise: value, ..
             } => Some(value),
-            Builtin::Required | Builtin::Unset | Builtin::Hostname | Builtin::HomeFile(_) => None,
+            Builtin::Required
+            | Builtin::Unset
+            | Builtin::Hostname
+            | Builtin::HomeFile(_)
+            | Builtin::DefaultRouteIp { .. } => None,
         }
     }
 
@@ -60,6 +66,9 @@ impl Builtin {
             Builtin::EnvOr { var, otherwise } => Some(format!("${var}, else {otherwise}")),
             Builtin::Hostname => Some("the hostname, lowercased".into()),
             Builtin::HomeFile(path) => Some(format!("$HOME/{path} if it exists")),
+            Builtin::DefaultRouteIp { otherwise } => Some(format!(
+                "the address of the default route's interface, else {otherwise}"
+            )),
         }
     }
 
@@ -83,8 +92,23 @@ impl Builtin {
                 file.is_file()
                     .then(|| (Origin::Default, file.display().to_string()))
             }
+            Builtin::DefaultRouteIp { otherwise } => Some((
+                Origin::Default,
+                default_route_ip().map_or(otherwise.to_string(), |ip| ip.to_string()),
+            )),
         }
     }
+}
+
+/// The source address the kernel picks for the default route: a UDP socket
+/// "connected" to a documentation address (TEST-NET-1) sends nothing, but
+/// is given the address of the default route's interface. `None` without a
+/// default route.
+fn default_route_ip() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind(("0.0.0.0", 0)).ok()?;
+    socket.connect(("192.0.2.1", 9)).ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_unspecified()).then_some(ip)
 }
 
 /// The built-in defaults of [`KEYS`], with those taken from the machine: `DOCKER_HOST`, the
@@ -126,6 +150,7 @@ impl Settings {
     /// Where production takes a default from the machine, this takes a fixed one on purpose,
     /// so that tests do not depend on where they run:
     /// - `node_name` is `test-node`, not the hostname;
+    /// - `node_ip` is 127.0.0.1, not the default route's address;
     /// - `docker_endpoint` is the `otherwise` of its default, whatever `DOCKER_HOST` says;
     /// - `image_credential_file` is `None`, whatever `$HOME/.docker/config.json` holds.
     pub fn for_tests(manifest_dir: PathBuf) -> Settings {
@@ -139,6 +164,7 @@ impl Settings {
         }
         settings.pod_manifest_path = manifest_dir;
         settings.node_name = "test-node".into();
+        settings.node_ip = std::net::Ipv4Addr::LOCALHOST.into();
         settings
     }
 }
@@ -147,7 +173,7 @@ impl Settings {
 mod tests {
     use super::super::test_support::{err, Cli, Fixture};
     use super::super::*;
-    use super::{default_layer, Builtin, KEYS};
+    use super::{default_layer, default_route_ip, Builtin, KEYS};
     use clap::CommandFactory;
     use config::Source;
     use std::collections::HashMap;
@@ -179,12 +205,13 @@ mod tests {
     }
 
     /// The default layer of an environment without `DOCKER_HOST` and `HOME`, as
-    /// `(key, origin, value)`; the hostname is left out.
+    /// `(key, origin, value)`; the hostname and the node's address (both
+    /// the machine's) are left out.
     fn default_values() -> Vec<(String, Origin, String)> {
         let layer = default_layer(&HashMap::new()).collect().expect("layer");
         let mut values: Vec<_> = layer
             .into_iter()
-            .filter(|(key, _)| key != "node_name")
+            .filter(|(key, _)| key != "node_name" && key != "node_ip")
             .map(|(key, value)| {
                 let origin = Origin::from_tag(value.origin());
                 (key, origin, value.into_string().expect("a string"))
@@ -236,6 +263,9 @@ mod tests {
                     let value = &value.expect("in the default layer").2;
                     assert!(help.ends_with(&format!(", else {value}]")), "{help}");
                 }
+                Builtin::DefaultRouteIp { otherwise } => {
+                    assert!(help.ends_with(&format!(", else {otherwise}]")), "{help}");
+                }
                 _ => assert_eq!(value, None, "{}: not in the default layer", key.name),
             }
         }
@@ -261,7 +291,24 @@ mod tests {
         let s = f.resolve(&[], &[]).expect("resolves");
         let mut expected = Settings::for_tests(f.manifests());
         expected.node_name = "n1".into();
+        expected.node_ip = default_route_ip().unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
         assert_eq!(s, expected);
+    }
+
+    #[test]
+    fn the_node_ip_is_the_default_routes_address_unless_given() {
+        let f = Fixture::new();
+        let s = f.resolve(&[], &[]).expect("resolves");
+        assert!(!s.node_ip.is_unspecified());
+        // The address is one of this machine's: a socket can be bound to it.
+        assert!(
+            std::net::UdpSocket::bind((s.node_ip, 0)).is_ok(),
+            "{}",
+            s.node_ip
+        );
+        let given = f.resolve(&["--node-ip=10.1.2.3"], &[]).expect("resolves");
+        assert_eq!(given.node_ip.to_string(), "10.1.2.3");
+        assert!(err(f.resolve(&["--node-ip=node1"], &[])).contains("--node-ip"));
     }
 
     #[test]

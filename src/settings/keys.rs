@@ -2,7 +2,9 @@
 
 use config::{Value, ValueKind};
 
-use super::defaults::Builtin::{self, EnvOr, Fixed, HomeFile, Hostname, Required, Unset};
+use super::defaults::Builtin::{
+    self, DefaultRouteIp, EnvOr, Fixed, HomeFile, Hostname, Required, Unset,
+};
 use super::parse::*;
 use super::{Origin, RunArgs, Settings, SettingsError, ValueError};
 
@@ -181,6 +183,13 @@ pub(super) const KEYS: &[Key] = &[
     key!(image_gc_usage_file, optional path, Unset),
     key!(node_name, node_name, Hostname),
     key!(address, ip_address, Fixed("127.0.0.1")),
+    key!(
+        node_ip,
+        ip_address,
+        DefaultRouteIp {
+            otherwise: "127.0.0.1"
+        }
+    ),
     key!(port, port, Fixed("10250")),
     key!(read_only_port, port_or_zero, Fixed("10255")),
     key!(tls_cert_file, optional existing_file, Unset),

@@ -123,6 +123,9 @@ pub struct Settings {
     pub node_name: String,
     /// Address of the HTTP server.
     pub address: IpAddr,
+    /// The node's address: the pods' `status.hostIP` and the downward
+    /// API's `status.hostIP`.
+    pub node_ip: IpAddr,
     /// Port of the secure API (not 0).
     pub port: u16,
     /// Port of the read-only API; 0 = off.
@@ -187,6 +190,7 @@ impl Settings {
             image_gc_usage_file: None,
             node_name: String::new(),
             address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            node_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             port: 0,
             read_only_port: 0,
             tls_cert_file: None,

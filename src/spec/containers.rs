@@ -328,6 +328,9 @@ pub fn app_spec(
         cap_add: sec.cap_add.clone(),
         cap_drop: sec.cap_drop.clone(),
         security_opt: sec.security_opt.clone(),
+        stdin: container.stdin.unwrap_or(false),
+        stdin_once: container.stdin_once.unwrap_or(false),
+        tty: container.tty.unwrap_or(false),
         ..Default::default()
     }
 }
@@ -551,6 +554,26 @@ mod tests {
         assert_eq!(app.ipc_mode.as_deref(), Some("host"));
         assert_eq!(app.pid_mode.as_deref(), Some("host"));
         assert_eq!(app.network_mode.as_deref(), Some("container:sb"));
+    }
+
+    #[test]
+    fn stdin_and_tty_reach_the_engine_only_when_asked() {
+        let p = pod();
+        let id = PodIdentity {
+            pod: &p,
+            uid: "u1",
+            node: "n1",
+        };
+        let mut c = p.spec.as_ref().unwrap().containers[0].clone();
+        let plain = app_spec(&id, &c, 0, 0, "sb", &ContainerConfig::default());
+        assert!(!plain.stdin && !plain.stdin_once && !plain.tty);
+        c.stdin = Some(true);
+        c.tty = Some(true);
+        let shell = app_spec(&id, &c, 0, 0, "sb", &ContainerConfig::default());
+        assert!(shell.stdin && shell.tty && !shell.stdin_once);
+        c.stdin_once = Some(true);
+        let once = app_spec(&id, &c, 0, 0, "sb", &ContainerConfig::default());
+        assert!(once.stdin_once);
     }
 
     #[test]

@@ -134,6 +134,14 @@ pub(crate) struct Memory {
     unobserved: Option<String>,
     /// The pod network's failed setups and next check.
     net: network::NetMemory,
+    /// When this worker first had the pod's spec (`activeDeadlineSeconds`
+    /// counts from it, or from the pod's oldest container if older).
+    first_seen: Option<chrono::DateTime<chrono::Utc>>,
+    /// The pod passed its `activeDeadlineSeconds`: it stays `Failed`.
+    deadline_exceeded: bool,
+    /// The pod ended (`Succeeded`/`Failed`) on its own: no deadline
+    /// applies any more.
+    ended: bool,
 }
 
 pub struct PodWorker {
@@ -431,6 +439,19 @@ impl Memory {
                     self.waiting.remove(&r.name);
                 }
                 Err(w) => self.set_waiting(&r.name, w.clone()),
+            }
+        }
+    }
+
+    /// A container that runs waits for nothing: why it waited before (a
+    /// start that timed out but went through) is forgotten, so it never
+    /// shows again once it stops.
+    fn forget_waiting_of_running(&mut self, observed: &[crate::decide::plan::Observed]) {
+        for o in observed {
+            if o.state == crate::runtime::ContainerState::Running
+                && o.labels.kind == crate::model::naming::ContainerKind::Container
+            {
+                self.waiting.remove(&o.labels.container_name);
             }
         }
     }

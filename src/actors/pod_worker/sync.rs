@@ -14,6 +14,7 @@ use crate::actors::image_puller::PullNews;
 use crate::actors::prober::{ProbeNews, SyncWatches, Watched};
 use crate::actors::registries::{ContainerRef, Forget, SetRef};
 use crate::actors::Deps;
+use crate::decide::deadline::{self, Deadline};
 use crate::decide::plan::{self, Desired, Observed, PodActions};
 use crate::decide::status;
 use crate::model::naming::{self, ContainerKind, ContainerName, PodLabels};
@@ -115,7 +116,12 @@ impl SyncJob {
                 tracing::info!("pod containers observed again");
             }
             let observed: Vec<Observed> = details.iter().filter_map(observed_of).collect();
+            self.memory.forget_waiting_of_running(&observed);
+            let deadline_left = self.check_deadline(&observed);
             let actions = match self.pod.clone().filter(|_| refused.is_none()) {
+                Some(_) if self.memory.deadline_exceeded => {
+                    plan::plan_stop(&observed, plan::KillReason::DeadlineExceeded)
+                }
                 Some(pod) => {
                     let actions = plan::plan(
                         &Desired {
@@ -147,7 +153,10 @@ impl SyncJob {
                 // Work left undone (a failed pull, a container that keeps
                 // dying at once) is tried again after a pause.
                 let undone = (!actions.is_empty()).then(|| held_back.unwrap_or(RETRY_AFTER));
-                outcome.wake_after = [backoff_ends, undone].into_iter().flatten().min();
+                outcome.wake_after = [backoff_ends, undone, deadline_left]
+                    .into_iter()
+                    .flatten()
+                    .min();
                 outcome.running = details
                     .iter()
                     .filter(|d| d.summary.state == ContainerState::Running)
@@ -163,7 +172,15 @@ impl SyncJob {
                         host_ip: &self.deps.node.host_ip,
                         refused: refused.as_ref(),
                     };
-                    outcome.status = Some(status::pod_status(pod, &details, &facts));
+                    let shown = status::pod_status(pod, &details, &facts);
+                    outcome.status =
+                        Some(match self.memory.deadline_exceeded && refused.is_none() {
+                            true => deadline::exceeded(shown),
+                            false => {
+                                self.memory.ended |= terminal(&shown);
+                                shown
+                            }
+                        });
                 }
                 outcome.settled = actions.is_empty()
                     && held_back.is_none()
@@ -182,13 +199,33 @@ impl SyncJob {
         unreachable!("the last round always returns")
     }
 
+    /// Checks the pod's `activeDeadlineSeconds`: once past it, the pod is
+    /// stopped for good (an event says why); until then, how long is left.
+    fn check_deadline(&mut self, observed: &[Observed]) -> Option<Duration> {
+        let pod = self.pod.clone()?;
+        let now = self.deps.clock.now();
+        let first_seen = *self.memory.first_seen.get_or_insert(now);
+        if self.memory.deadline_exceeded || self.memory.ended {
+            return None;
+        }
+        let since = deadline::active_since(first_seen, observed);
+        match deadline::check(&pod, since, now) {
+            Deadline::None => None,
+            Deadline::Left(left) => Some(left),
+            Deadline::Exceeded => {
+                self.memory.deadline_exceeded = true;
+                tracing::warn!("pod stopped: {}", deadline::MESSAGE);
+                self.record_pod(true, deadline::REASON, deadline::MESSAGE.to_string());
+                None
+            }
+        }
+    }
+
     /// Whether the pod is done for good (refused, or `Succeeded`/`Failed`)
     /// and no dead record of it will ever be garbage: then only a new spec
     /// or an engine event can change anything.
     fn finished(&self, status: Option<&PodStatus>, observed: &[Observed]) -> bool {
-        let terminal = status
-            .and_then(|s| s.phase.as_deref())
-            .is_some_and(|p| p == PodPhase::Succeeded.as_str() || p == PodPhase::Failed.as_str());
+        let terminal = status.is_some_and(terminal);
         let keep = self.deps.node.gc.max_per_container.unwrap_or(usize::MAX);
         let mut records: HashMap<(ContainerKind, &str), usize> = HashMap::new();
         for o in observed {
@@ -456,6 +493,14 @@ impl SyncJob {
         self.deps.refs.do_send(msg.clone());
         self.deps.readiness.do_send(msg);
     }
+}
+
+/// Whether a pod in `status` is done (`Succeeded` or `Failed`).
+fn terminal(status: &PodStatus) -> bool {
+    status
+        .phase
+        .as_deref()
+        .is_some_and(|p| p == PodPhase::Succeeded.as_str() || p == PodPhase::Failed.as_str())
 }
 
 fn parse_time(t: Option<&str>) -> Option<chrono::DateTime<chrono::Utc>> {

@@ -94,6 +94,8 @@ pub enum KillReason {
     Unhealthy,
     /// Its pod was removed.
     PodRemoved,
+    /// Its pod's `activeDeadlineSeconds` passed.
+    DeadlineExceeded,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,6 +274,19 @@ pub fn plan_removal(observed: &[Observed]) -> PodActions {
     actions
 }
 
+/// Plans the end of a pod that is done but still wanted (past its
+/// `activeDeadlineSeconds`): every running container is killed, apps first,
+/// and the records are kept for its status.
+pub fn plan_stop(observed: &[Observed], reason: KillReason) -> PodActions {
+    let mut actions = PodActions::default();
+    for o in observed {
+        if o.running() || o.state == ContainerState::Unknown {
+            actions.kill.push(kill(o, reason));
+        }
+    }
+    actions
+}
+
 #[cfg(test)]
 mod tests {
     use super::world::*;
@@ -290,6 +305,22 @@ mod tests {
             ]
         );
         assert!(a.kill.is_empty() && a.remove.is_empty());
+    }
+
+    #[test]
+    fn a_stopped_pod_kills_what_runs_and_keeps_every_record() {
+        let mut w = World::new("Always", &["a", "b"]);
+        w.sandbox(ContainerState::Running);
+        w.app("a", ContainerState::Running, None);
+        w.app("b", ContainerState::Exited, Some(1));
+        let a = plan_stop(&w.observed, KillReason::DeadlineExceeded);
+        let killed: Vec<&str> = a.kill.iter().map(|k| k.container_name.as_str()).collect();
+        assert_eq!(killed, vec!["POD", "a"]);
+        assert!(a
+            .kill
+            .iter()
+            .all(|k| k.reason == KillReason::DeadlineExceeded));
+        assert!(a.remove.is_empty() && a.start.is_empty() && a.create_sandbox.is_none());
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::decide::probe::ProbeState;
 use crate::model::naming::{ContainerKind, PodLabels};
 use crate::model::{PodExt, PodPhase, RefusalReason, RestartPolicy, WaitingReason};
 use crate::runtime::{self, ContainerDetails};
+use crate::spec::resources::qos::qos_class;
 
 use container::{by_name, container_status, Count};
 
@@ -120,6 +121,7 @@ pub fn pod_status(pod: &Pod, containers: &[ContainerDetails], facts: &Facts<'_>)
             reason: Some(r.reason.to_string()),
             message: Some(r.message.clone()),
             host_ip: Some(facts.host_ip.to_string()),
+            qos_class: Some(qos_class(pod).as_str().to_string()),
             ..Default::default()
         };
     }
@@ -210,6 +212,7 @@ pub fn pod_status(pod: &Pod, containers: &[ContainerDetails], facts: &Facts<'_>)
         pod_ip: pod_ip.clone(),
         pod_ips: pod_ip.map(|ip| vec![PodIP { ip }]),
         start_time: sandbox.and_then(|s| time(s.started_at.as_deref())),
+        qos_class: Some(qos_class(pod).as_str().to_string()),
         ..Default::default()
     }
 }
@@ -271,6 +274,7 @@ mod tests {
         assert_eq!(s.phase.as_deref(), Some("Running"));
         assert_eq!(cond(&s, "Ready"), "True");
         assert_eq!(s.pod_ip.as_deref(), Some("172.17.0.9"));
+        assert_eq!(s.qos_class.as_deref(), Some("BestEffort"));
         let c = &s.container_statuses.unwrap()[0];
         assert_eq!(c.container_id.as_deref(), Some("docker://id-a"));
         assert_eq!(c.restart_count, 2);

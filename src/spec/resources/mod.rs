@@ -18,6 +18,7 @@
 //! Unlike Kubernetes, which caps, a value beyond `i64` is an error.
 
 mod admission;
+pub mod qos;
 mod quantity;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,172 @@
+//! End-to-end tests of Pod fields podvisor used to drop in silence (issue
+//! 16): `activeDeadlineSeconds`, `stdin`/`stdinOnce`/`tty`, `qosClass` and
+//! the node's address as `hostIP`. Like `tests/e2e.rs` they need the engine
+//! and images of `scripts/ensure-env.sh` (`make test`), and fail, never
+//! skip, without them.
+
+#[allow(dead_code)]
+mod e2e_support;
+
+use std::time::{Duration, Instant};
+
+use e2e_support::*;
+use serde_json::{json, Value};
+
+fn busybox(name: &str, command: &[&str]) -> Value {
+    json!({"name": name, "image": env().busybox_image, "imagePullPolicy": "Never",
+           "command": command})
+}
+
+#[tokio::test]
+async fn a_pod_past_its_active_deadline_is_killed_and_fails_with_deadline_exceeded() {
+    let ctx = TestCtx::new("deadline");
+    ctx.write_json(
+        "deadline.json",
+        &pod_json(
+            "deadline",
+            "Always",
+            json!([busybox("app", SLEEP)]),
+            json!({"activeDeadlineSeconds": 4}),
+        ),
+    );
+    let pv = Podvisor::spawn(&ctx, &[]);
+    let running = ctx.wait_pod_running(&pv, "deadline").await;
+    let id = docker_id(container_status(&running, "app").expect("app")).expect("an ID");
+    let id = id.to_string();
+    let began = Instant::now();
+    let status = ctx
+        .wait_pod(
+            &pv,
+            "deadline",
+            CONVERGE,
+            "Failed with DeadlineExceeded",
+            |p| {
+                let s = &p["status"];
+                (s["phase"] == "Failed" && s["reason"] == "DeadlineExceeded")
+                    .then(|| s.clone())
+                    .ok_or_else(|| "not yet".to_string())
+            },
+        )
+        .await;
+    assert!(
+        began.elapsed() < Duration::from_secs(15),
+        "a 4 s deadline took {:?} to end the pod",
+        began.elapsed()
+    );
+    assert_eq!(
+        status["message"],
+        "Pod was active on the node longer than the specified deadline"
+    );
+    assert_eq!(
+        inspect(&id, "{{.State.Running}}"),
+        "false",
+        "the app still runs"
+    );
+    let app = &status["containerStatuses"][0];
+    assert!(
+        app["state"]["terminated"].is_object(),
+        "the app shows how it ended: {app}"
+    );
+    let events = pv.events("default", "deadline").await.expect("events");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["reason"] == "DeadlineExceeded" && e["type"] == "Warning"),
+        "no DeadlineExceeded event: {events:?}"
+    );
+    // It stays Failed: nothing is started again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let running: Vec<Ctr> = ctx
+        .pod_containers("deadline")
+        .into_iter()
+        .filter(Ctr::running)
+        .collect();
+    assert!(running.is_empty(), "{}", show(&running));
+    let list = pv.pods().await.expect("pods");
+    assert_eq!(
+        find_pod(&list, "deadline").expect("listed")["status"]["phase"],
+        "Failed"
+    );
+}
+
+#[tokio::test]
+async fn a_shell_with_stdin_and_a_tty_keeps_running_and_one_without_exits() {
+    let ctx = TestCtx::new("tty");
+    let mut shell = busybox("shell", &["sh"]);
+    shell["stdin"] = json!(true);
+    shell["tty"] = json!(true);
+    ctx.write_json(
+        "tty.json",
+        &pod_json("tty", "Always", json!([shell]), json!({})),
+    );
+    ctx.write_json(
+        "notty.json",
+        &pod_json(
+            "notty",
+            "Never",
+            json!([busybox("shell", &["sh"])]),
+            json!({}),
+        ),
+    );
+    let pv = Podvisor::spawn(&ctx, &[]);
+    // Without stdin, sh reads end-of-file at once and exits 0.
+    ctx.wait_pod(&pv, "notty", CONVERGE, "Succeeded", |p| {
+        (p["status"]["phase"] == "Succeeded")
+            .then_some(())
+            .ok_or_else(|| "not yet".into())
+    })
+    .await;
+    let pod = ctx.wait_pod_running(&pv, "tty").await;
+    let id = docker_id(container_status(&pod, "shell").expect("shell"))
+        .expect("an ID")
+        .to_string();
+    assert_eq!(
+        inspect(
+            &id,
+            "{{.Config.Tty}} {{.Config.OpenStdin}} {{.Config.StdinOnce}}"
+        ),
+        "true true false"
+    );
+    // Still the same, unrestarted container a while later.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let list = pv.pods().await.expect("pods");
+    let shell = container_status(find_pod(&list, "tty").expect("tty listed"), "shell")
+        .expect("shell")
+        .clone();
+    assert_eq!(shell["restartCount"], 0, "{shell}");
+    assert_eq!(docker_id(&shell), Some(id.as_str()), "{shell}");
+    assert!(shell["state"]["running"].is_object(), "{shell}");
+}
+
+#[tokio::test]
+async fn pods_show_their_qos_class_and_the_nodes_address() {
+    let ctx = TestCtx::new("qos");
+    let mut guaranteed = busybox("app", SLEEP);
+    guaranteed["resources"] = json!({"limits": {"cpu": "100m", "memory": "32Mi"}});
+    let mut burstable = busybox("app", SLEEP);
+    burstable["resources"] = json!({"requests": {"memory": "16Mi"}});
+    for (name, c) in [
+        ("guaranteed", guaranteed),
+        ("burstable", burstable),
+        ("besteffort", busybox("app", SLEEP)),
+    ] {
+        ctx.write_json(
+            &format!("{name}.json"),
+            &pod_json(name, "Always", json!([c]), json!({})),
+        );
+    }
+    let pv = Podvisor::spawn(&ctx, &["--node-ip", "10.11.12.13"]);
+    for (name, class) in [
+        ("guaranteed", "Guaranteed"),
+        ("burstable", "Burstable"),
+        ("besteffort", "BestEffort"),
+    ] {
+        let pod = ctx.wait_pod_running(&pv, name).await;
+        assert_eq!(
+            pod["status"]["qosClass"], class,
+            "{name}: {}",
+            pod["status"]
+        );
+        assert_eq!(pod["status"]["hostIP"], "10.11.12.13", "{name}");
+    }
+}
