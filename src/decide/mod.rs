@@ -1,6 +1,8 @@
 //! Decisions, with no I/O: given what is wanted and what the engine shows,
 //! what to do and what to report.
 //!
+//! - [`admission`]: node admission of a pod against the node and the pods
+//!   already admitted (resources, node affinity, host ports).
 //! - [`plan`]: the pure planner (`SyncPod`): what to create, kill, start.
 //! - [`gc`]: which dead containers go, per pod and node-wide.
 //! - [`image_gc`]: which unused images go when the image disk is full.
@@ -9,6 +11,7 @@
 //!   doubling to 300 s).
 //! - [`probe`]: probe defaults and threshold counting.
 
+pub mod admission;
 pub mod backoff;
 pub mod gc;
 pub mod image_gc;
