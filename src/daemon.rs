@@ -102,6 +102,10 @@ pub fn start(
             host_ports: network
                 .as_ref()
                 .is_none_or(|n| n.plugin().serves_host_ports()),
+            labels: crate::decide::admission::node_labels(
+                &settings.node_name,
+                &settings.node_labels,
+            ),
         },
     };
     let puller = puller_config(settings, credentials);

@@ -1465,5 +1465,177 @@ async fn a_start_that_timed_out_but_went_through_leaves_no_stale_message() {
     assert!(
         state.waiting.is_none() && state.terminated.is_some(),
         "the ended container shows how it ended, not the old timeout: {state:?}"
+
+/// The reason and message of a pod's status.
+fn refusal(h: &Harness, uid: &str) -> Option<(String, String)> {
+    let p = h.store.get(uid)?;
+    let s = p.status.as_ref()?;
+    Some((s.reason.clone()?, s.message.clone().unwrap_or_default()))
+}
+
+#[actix::test]
+async fn admission_adds_up_the_pods_and_refuses_the_one_that_does_not_fit() {
+    // NodeConfig::for_tests gives the node 4 CPUs.
+    let h = Harness::start();
+    let first = pod("first")
+        .container("a")
+        .requests("a", "3", "64Mi")
+        .build();
+    let second = pod("second")
+        .container("a")
+        .requests("a", "3", "64Mi")
+        .build();
+    h.desire(vec![first.clone(), second.clone()]);
+    h.converged(&first.uid, 2).await;
+    h.until("second refused", |h| {
+        h.phase(&second.uid).as_deref() == Some("Failed")
+    })
+    .await;
+    let (reason, message) = refusal(&h, &second.uid).unwrap();
+    assert_eq!(reason, "OutOfcpu");
+    assert_eq!(
+        message,
+        "second.yaml: pod default/second: Node didn't have enough resource: cpu, requested: 3000, used: 3000, capacity: 4000"
+    );
+    let events = h.deps.event_store.get(&second.uid).unwrap_or_default();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("OutOfcpu"))
+            .count(),
+        1,
+        "one Warning event per refusal: {events:?}"
+    );
+    // A relist does not refuse it again, nor touch the admitted pod.
+    h.supervisor.do_send(Relist);
+    h.settle().await;
+    assert_eq!(h.fake.running().len(), 2);
+    let events = h.deps.event_store.get(&second.uid).unwrap_or_default();
+    assert_eq!(events.len(), 1, "{events:?}");
+
+    // Once the first leaves, what it held is free: an edit of the second
+    // is judged again and admitted.
+    h.desire(vec![second.clone()]);
+    h.until("first gone", |h| h.store.get(&first.uid).is_none())
+        .await;
+    let edited = pod("second")
+        .container("a")
+        .requests("a", "2", "64Mi")
+        .build();
+    h.desire(vec![edited.clone()]);
+    h.converged(&edited.uid, 2).await;
+}
+
+#[actix::test]
+async fn pods_running_at_start_are_admitted_first_and_never_refused() {
+    let first = Harness::start();
+    let big = pod("big").container("a").requests("a", "3", "64Mi").build();
+    first.desire(vec![big.clone()]);
+    first.converged(&big.uid, 2).await;
+
+    // "Restart": the new pod comes first in the set, but the running one
+    // is admitted first.
+    let fake = first.fake.clone();
+    drop(first);
+    fake.clear_calls();
+    let second = Harness::start_with(fake.clone());
+    let newcomer = pod("newcomer")
+        .container("a")
+        .requests("a", "2", "64Mi")
+        .build();
+    second.desire(vec![newcomer.clone(), big.clone()]);
+    second.converged(&big.uid, 2).await;
+    second
+        .until("newcomer refused", |h| {
+            h.phase(&newcomer.uid).as_deref() == Some("Failed")
+        })
+        .await;
+    assert_eq!(refusal(&second, &newcomer.uid).unwrap().0, "OutOfcpu");
+    second.settle().await;
+    assert_eq!(fake.mutating_calls(), vec![], "the running pod is adopted");
+}
+
+#[actix::test]
+async fn a_finished_pod_frees_its_requests() {
+    let h = Harness::start();
+    let job = pod("job")
+        .container("x")
+        .restart("Never")
+        .requests("x", "3", "64Mi")
+        .build();
+    h.desire(vec![job.clone()]);
+    h.converged(&job.uid, 2).await;
+    let id = h.running_of("x")[0].details.summary.id.clone();
+    h.fake.exit_container(&id, 0);
+    h.until("job Succeeded", |h| {
+        h.phase(&job.uid).as_deref() == Some("Succeeded")
+    })
+    .await;
+    let next = pod("next")
+        .container("a")
+        .requests("a", "3", "64Mi")
+        .build();
+    h.desire(vec![job.clone(), next.clone()]);
+    h.until("next Running", |h| {
+        h.phase(&next.uid).as_deref() == Some("Running")
+    })
+    .await;
+}
+
+#[actix::test]
+async fn host_port_clashes_and_node_selectors_are_refused_with_their_reason() {
+    use k8s_openapi::api::core::v1::ContainerPort;
+    let h = Harness::start();
+    let with_port = |name: &str| {
+        pod(name).container("a").with(|p| {
+            p.spec.as_mut().unwrap().containers[0].ports = Some(vec![ContainerPort {
+                container_port: 80,
+                host_port: Some(18080),
+                ..Default::default()
+            }])
+        })
+    };
+    let web = with_port("web").build();
+    let clash = with_port("clash").build();
+    let elsewhere = pod("elsewhere")
+        .container("a")
+        .with(|p| {
+            p.spec.as_mut().unwrap().node_selector =
+                Some([("disk".to_string(), "ssd".to_string())].into())
+        })
+        .build();
+    let here = pod("here")
+        .container("a")
+        .with(|p| {
+            p.spec.as_mut().unwrap().node_selector = Some(
+                [(
+                    "kubernetes.io/hostname".to_string(),
+                    "test-node".to_string(),
+                )]
+                .into(),
+            )
+        })
+        .build();
+    h.desire(vec![
+        web.clone(),
+        clash.clone(),
+        elsewhere.clone(),
+        here.clone(),
+    ]);
+    h.converged(&web.uid, 4).await;
+    h.until("here Running", |h| {
+        h.phase(&here.uid).as_deref() == Some("Running")
+    })
+    .await;
+    let (reason, message) = refusal(&h, &clash.uid).unwrap();
+    assert_eq!(reason, "NodePorts");
+    assert!(message.contains("Predicate NodePorts failed"), "{message}");
+    let (reason, message) = refusal(&h, &elsewhere.uid).unwrap();
+    assert_eq!(reason, "NodeAffinity");
+    assert!(message.ends_with("node(s) didn't match Pod's node affinity/selector"));
+    assert_eq!(
+        creates(&h.fake.calls()).len(),
+        4,
+        "two pods of two containers"
     );
 }

@@ -86,6 +86,7 @@ impl NodeConfig {
                     memory_bytes: 8 << 30,
                 },
                 host_ports: true,
+                labels: crate::decide::admission::node_labels("test-node", &[]),
             },
             container_logs: crate::runtime::LogLimits {
                 max_size_bytes: 10 << 20,

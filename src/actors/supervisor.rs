@@ -9,6 +9,11 @@
 //!   with our node label whose pod is not desired. Orphans are only judged
 //!   once the sources delivered their first full set, so a restart never
 //!   mistakes running pods for orphans.
+//! - Admission: a new or edited pod is judged against the node and the pods
+//!   already admitted ([`admission::Ledger`]) before its worker hears of
+//!   it; the verdict travels with the spec ([`Judged`]). The first desired
+//!   sets wait for one listing of the engine, so that pods whose containers
+//!   already run are admitted first (and never refused for not fitting).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -22,12 +27,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::events::ForgetPod;
 use super::pod_feed::PodStore;
 use super::pod_worker::{
-    ContainerDied, PodWorker, SyncNow, SyncReason, Terminate, Update, WorkerReport,
+    ContainerDied, Judged, PodWorker, SyncNow, SyncReason, Terminate, WorkerReport,
 };
 use super::{Deps, DesiredPod, StatusView};
+use crate::decide::admission::{self, Verdict};
 use crate::decide::plan;
-use crate::decide::status;
-use crate::model::{naming, PodExt};
+use crate::decide::status::{self, Refusal};
+use crate::model::{naming, PodExt, PodPhase};
 use crate::runtime::{EventAction, RuntimeEvent};
 
 /// The full set of pods one source wants now.
@@ -104,6 +110,27 @@ pub struct Supervisor {
     /// Grace periods asked by API deletes, by UID, until the pod leaves.
     delete_grace: HashMap<String, i64>,
     subscribe_events: bool,
+    /// The admitted pods and what they claim, and the refused ones.
+    ledger: admission::Ledger,
+    /// The UIDs of the pods that had containers when podvisor started
+    /// (`None` until the engine was listed once); a pod in it is admitted
+    /// first and whatever it asks (it is never removed for not fitting).
+    at_start: Option<HashSet<String>>,
+    /// Desired sets that came before that first listing, taken in after it.
+    early: Vec<SetDesired>,
+}
+
+/// The status of a refused pod, as its worker also reports it.
+fn refused_status(pod: &Pod, r: &Refusal, host_ip: &str) -> PodStatus {
+    let none = HashMap::new();
+    let facts = status::Facts {
+        waiting: &none,
+        probes: &|_: &str| None,
+        messages: &HashMap::new(),
+        host_ip,
+        refused: Some(r),
+    };
+    status::pod_status(pod, &[], &facts)
 }
 
 /// The pod as the API shows it: the spec with its status and this node's
@@ -137,6 +164,9 @@ impl Supervisor {
             leaving: HashMap::new(),
             delete_grace: HashMap::new(),
             subscribe_events: true,
+            ledger: admission::Ledger::default(),
+            at_start: None,
+            early: Vec::new(),
         }
     }
 
@@ -162,6 +192,9 @@ impl Supervisor {
     /// `Terminating` until the worker is done.
     fn remove(&mut self, old: DesiredPod) {
         let uid = old.uid.clone();
+        // What it claimed is free for the next pods at once (its containers
+        // may still be stopping).
+        self.ledger.forget(&uid);
         let asked = self.delete_grace.remove(&uid);
         tracing::info!(pod = %old.name(), %uid, source = %old.source, grace = ?asked, "pod removed: terminating");
         let Some(w) = self.workers.get(&uid) else {
@@ -233,12 +266,17 @@ impl Supervisor {
     }
 
     fn start_worker(&mut self, uid: &str, pod: Option<DesiredPod>, ctx: &mut Context<Self>) {
+        let verdict = match &pod {
+            Some(_) => self.ledger.verdict(uid),
+            None => Verdict::Unjudged,
+        };
         let worker = PodWorker::new(
             uid.to_string(),
             pod,
             self.deps.clone(),
             ctx.address().recipient(),
         )
+        .with_verdict(verdict)
         .start();
         self.workers.insert(uid.to_string(), worker);
     }
@@ -310,6 +348,29 @@ impl Actor for Supervisor {
         if self.subscribe_events {
             self.follow_events(ctx);
         }
+        // Which pods already have containers: they are admitted first.
+        let runtime = self.deps.runtime.clone();
+        let filter = self.label_filter();
+        ctx.spawn(
+            async move { runtime.list_containers(&filter).await }
+                .into_actor(self)
+                .map(|listed, act, ctx| {
+                    let uids = match listed {
+                        Ok(listed) => listed
+                            .iter()
+                            .filter_map(|c| c.labels.get(naming::LABEL_POD_UID).cloned())
+                            .collect(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot list the engine at start: pods are admitted in the sources' order");
+                            HashSet::new()
+                        }
+                    };
+                    act.at_start = Some(uids);
+                    for msg in std::mem::take(&mut act.early) {
+                        act.take_desired(msg, ctx);
+                    }
+                }),
+        );
     }
 }
 
@@ -317,6 +378,38 @@ impl Handler<SetDesired> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: SetDesired, ctx: &mut Context<Self>) {
+        if self.at_start.is_none() {
+            self.early.push(msg);
+            return;
+        }
+        self.take_desired(msg, ctx);
+    }
+}
+
+impl Supervisor {
+    /// Judges a new or edited pod (see [`admission`]); a refused one shows
+    /// `Failed` with the reason at once, whatever its worker still does.
+    fn admit(&mut self, p: &DesiredPod) -> Verdict {
+        let keep = self
+            .at_start
+            .as_mut()
+            .is_some_and(|uids| uids.remove(&p.uid));
+        let verdict = self
+            .ledger
+            .judge(&p.uid, &p.pod, &self.deps.node.rules, keep, &p.source);
+        match &verdict {
+            Verdict::Refused(r) => {
+                let status = refused_status(&p.pod, r, &self.deps.node.host_ip);
+                self.last_status.insert(p.uid.clone(), Arc::new(status));
+            }
+            _ => {
+                tracing::debug!(pod = %p.name(), uid = %p.uid, used = ?self.ledger.used(), "pod admitted");
+            }
+        }
+        verdict
+    }
+
+    fn take_desired(&mut self, msg: SetDesired, ctx: &mut Context<Self>) {
         // A pod unchanged since the last set keeps the spec already held
         // (by this actor and its worker): one copy per pod, not one more
         // per rescan.
@@ -348,26 +441,47 @@ impl Handler<SetDesired> for Supervisor {
         for old in removed {
             self.remove(old);
         }
-        for (uid, p) in &new {
+        // Admitted in the sources' order, the pods whose containers already
+        // ran when podvisor started first.
+        let mut order: Vec<&DesiredPod> = Vec::with_capacity(new.len());
+        let mut seen = HashSet::new();
+        let mut sources: Vec<&'static str> = self.sources.clone();
+        sources.extend(self.by_source.keys().filter(|s| !self.sources.contains(s)));
+        for p in sources
+            .iter()
+            .filter_map(|s| self.by_source.get(s))
+            .flatten()
+        {
+            if seen.insert(p.uid.as_str()) {
+                order.push(p);
+            }
+        }
+        let at_start = self.at_start.clone().unwrap_or_default();
+        order.sort_by_key(|p| !at_start.contains(&p.uid));
+        let order: Vec<DesiredPod> = order.into_iter().cloned().collect();
+        for p in &order {
+            let uid = &p.uid;
             self.leaving.remove(uid);
             let old = self.desired.get(uid);
             if old.is_some_and(|old| old == p) {
                 continue;
             }
+            let changed = old.is_none_or(|old| old.pod != p.pod);
+            let verdict = changed.then(|| self.admit(p));
             let node = &self.deps.node.node_name;
             let shown = match self.last_status.get(uid) {
                 Some(status) => shown(p, status, node),
                 None => shown(p, &status::pending(&p.pod), node),
             };
             self.store.put(uid, shown, self.now());
-            if old.is_some_and(|old| old.pod == p.pod) {
+            let Some(verdict) = verdict else {
                 continue; // only the problem changed
-            }
+            };
             if self.terminating.contains(uid) {
                 continue; // started again when the old worker stops
             }
             match self.workers.get(uid) {
-                Some(w) => w.do_send(Update(Some(p.clone()))),
+                Some(w) => w.do_send(Judged(p.clone(), verdict)),
                 None => {
                     tracing::info!(pod = %p.name(), %uid, source = %p.source, "new pod");
                     self.start_worker(uid, Some(p.clone()), ctx);
@@ -504,6 +618,19 @@ impl Handler<WorkerReport> for Supervisor {
     fn handle(&mut self, msg: WorkerReport, ctx: &mut Context<Self>) {
         match msg {
             WorkerReport::Status { uid, status } => {
+                // Once refused, the pod shows the refusal: a status of the
+                // spec before (a sync still running) is stale.
+                if let Verdict::Refused(r) = self.ledger.verdict(&uid) {
+                    if status.reason.as_deref() != Some(r.reason.as_str()) {
+                        return;
+                    }
+                }
+                let phase = status.phase.as_deref();
+                if phase == Some(PodPhase::Succeeded.as_str())
+                    || phase == Some(PodPhase::Failed.as_str())
+                {
+                    self.ledger.finished(&uid);
+                }
                 if let Some(p) = self.desired.get(&uid) {
                     let shown = shown(p, &status, &self.deps.node.node_name);
                     self.store.put(&uid, shown, self.now());

@@ -1,6 +1,8 @@
 //! Decisions, with no I/O: given what is wanted and what the engine shows,
 //! what to do and what to report.
 //!
+//! - [`admission`]: node admission of a pod against the node and the pods
+//!   already admitted (resources, node affinity, host ports).
 //! - [`plan`]: the pure planner (`SyncPod`): what to create, kill, start.
 //! - [`gc`]: which dead containers go, per pod and node-wide.
 //! - [`image_gc`]: which unused images go when the image disk is full.
@@ -10,6 +12,7 @@
 //! - [`probe`]: probe defaults and threshold counting.
 //! - [`deadline`]: the `activeDeadlineSeconds` of a pod.
 
+pub mod admission;
 pub mod backoff;
 pub mod deadline;
 pub mod gc;

@@ -39,6 +39,15 @@ api_enum!(
         InvalidVolumeMount,
         /// A `hostPort` the node's network plugin cannot serve.
         UnsupportedHostPort,
+        /// A `hostPort` another admitted pod holds (the kubelet's NodePorts
+        /// predicate).
+        NodePorts,
+        /// Its `nodeSelector` or required node affinity does not match the
+        /// node's labels.
+        NodeAffinity,
+        /// Pod-level `spec.resources.limits`: podvisor makes no pod cgroup
+        /// to hold them.
+        UnsupportedPodResources,
     }
 );
 

@@ -103,6 +103,9 @@ pub struct RunArgs {
     /// Comma-separated absolute paths that hostPath volumes may use (and what is below them)
     #[arg(long, value_name = "PATHS")]
     pub allowed_host_paths: Option<String>,
+    /// Comma-separated key=value labels of the node, which nodeSelector and node affinity match
+    #[arg(long, value_name = "LABELS")]
+    pub node_labels: Option<String>,
     /// Least age of a dead container before it may be removed
     #[arg(long, value_name = "DURATION")]
     pub minimum_container_ttl_duration: Option<String>,

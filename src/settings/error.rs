@@ -171,6 +171,9 @@ pub enum ValueError {
                     starting and ending with a letter or digit, at most 253 characters"
     )]
     NotASubdomain,
+    /// No `key=value` node label.
+    #[error("must be a list of key=value labels (e.g. disk=ssd,example.com/zone=a): {0}")]
+    NotALabel(String),
     /// No `cpu=…,memory=…` list.
     #[error("must be a list of cpu=QUANTITY and memory=QUANTITY (e.g. cpu=500m,memory=1Gi): {0}")]
     NotAReservation(String),

@@ -172,6 +172,7 @@ pub(super) const KEYS: &[Key] = &[
     ),
     key!(allow_privileged, boolean, Fixed("false")),
     key!(allowed_host_paths, list absolute_path, Unset),
+    key!(node_labels, list node_label, Unset),
     key!(minimum_container_ttl_duration, parse_duration, Fixed("1m")),
     key!(maximum_dead_containers_per_container, integer, Fixed("2")),
     key!(maximum_dead_containers, integer, Fixed("100")),

@@ -110,6 +110,46 @@ pub(super) fn reserved(v: &str) -> Parsed<Reserved> {
     Ok(r)
 }
 
+/// One `key=value` of `--node-labels`, checked as Kubernetes checks label
+/// keys (an optional DNS subdomain prefix and `/`, then a name) and values.
+pub(super) fn node_label(v: &str) -> Parsed<(String, String)> {
+    let bad = |why: String| ValueError::NotALabel(why);
+    let (key, value) = v
+        .split_once('=')
+        .ok_or_else(|| bad(format!("{v:?} has no '='")))?;
+    // A name: at most 63 of [A-Za-z0-9-_.], alphanumeric at both ends.
+    let is_name = |s: &str| {
+        s.len() <= 63
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+    };
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    let prefix_ok = prefix.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|part| {
+                !part.is_empty()
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && !part.starts_with('-')
+                    && !part.ends_with('-')
+            })
+    });
+    if !prefix_ok || !is_name(name) {
+        return Err(bad(format!("{key:?} is no label key")));
+    }
+    if !value.is_empty() && !is_name(value) {
+        return Err(bad(format!("{value:?} is no label value")));
+    }
+    Ok((key.to_string(), value.to_string()))
+}
+
 pub(super) fn at_least_one(v: &str) -> Parsed<u32> {
     match v.parse::<u32>() {
         Ok(n) if n >= 1 => Ok(n),
@@ -640,6 +680,26 @@ mod tests {
             (-1, 0)
         );
         assert!(err(f.resolve(&["--maximum-dead-containers=1.5"], &[])).contains("integer"));
+    }
+
+    #[test]
+    fn node_labels_are_key_value_pairs_as_kubernetes_spells_them() {
+        use super::node_label;
+        assert_eq!(
+            node_label("disk=ssd").unwrap(),
+            ("disk".to_string(), "ssd".to_string())
+        );
+        assert_eq!(
+            node_label("example.com/zone=").unwrap(),
+            ("example.com/zone".to_string(), String::new())
+        );
+        for bad in ["disk", "-x=1", "x=a b", "Bad_Prefix/x=1", "/x=1", "x=-"] {
+            let e = node_label(bad).unwrap_err().to_string();
+            assert!(
+                e.starts_with("must be a list of key=value labels"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

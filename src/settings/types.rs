@@ -100,6 +100,9 @@ pub struct Settings {
     pub allow_privileged: bool,
     /// Absolute paths that hostPath volumes may use; empty = none.
     pub allowed_host_paths: Vec<PathBuf>,
+    /// `--node-labels`: the node's labels (with the well-known ones it sets
+    /// itself), matched by `nodeSelector` and node affinity.
+    pub node_labels: Vec<(String, String)>,
     /// Least age of a dead container before it may be removed.
     pub minimum_container_ttl_duration: Duration,
     /// Dead containers kept per container; negative = no limit.
@@ -179,6 +182,7 @@ impl Settings {
             image_credential_file: None,
             allow_privileged: false,
             allowed_host_paths: Vec::new(),
+            node_labels: Vec::new(),
             minimum_container_ttl_duration: Duration::ZERO,
             maximum_dead_containers_per_container: 0,
             maximum_dead_containers: 0,

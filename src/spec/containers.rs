@@ -1,6 +1,7 @@
 //! From a Pod spec to the engine's create requests: the infra container and
 //! the app containers that join its namespaces. Pure functions.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
@@ -126,10 +127,15 @@ pub struct NodeRules {
     pub cfs_quota: bool,
     pub allow_privileged: bool,
     pub allowed_host_paths: Vec<PathBuf>,
+    /// The node's allocatable: capacity less `--system-reserved` and
+    /// `--kube-reserved`.
     pub capacity: NodeCapacity,
     /// Whether a pod's `hostPort`s can be served: false with a network
     /// plugin that cannot (a CNI chain without `portmap`).
     pub host_ports: bool,
+    /// The node's labels (`--node-labels` and the well-known ones the node
+    /// sets itself), which `nodeSelector` and node affinity match.
+    pub labels: BTreeMap<String, String>,
 }
 
 impl NodeRules {
@@ -154,20 +160,53 @@ pub fn container_path(pod: &Pod, name: &str) -> String {
     format!("spec.initContainers[{i}]")
 }
 
-/// Decides whether the node takes the pod at all, before anything is
-/// created: admission against the node's capacity, the volumes, and the
-/// security policy. A refusal leaves the pod `Failed` with the reason.
+/// A refusal named as parse errors are: the source (file and document, or
+/// URL), the pod, then the reason's message.
+pub fn named_refusal(r: Refusal, source: &str, pod: &Pod) -> Refusal {
+    Refusal {
+        message: format!(
+            "{source}: pod {}/{}: {}",
+            pod.namespace(),
+            pod.name(),
+            r.message
+        ),
+        ..r
+    }
+}
+
+/// Decides whether the node takes the pod alone, before anything is
+/// created: its resources against the node's whole allocatable (no other pod
+/// counted), then [`admit_pod_alone`]'s checks. A refusal leaves the pod
+/// `Failed` with the reason. What a worker judges when no Supervisor judged
+/// the pod against the others ([`crate::decide::admission`]).
 pub fn admit_pod(pod: &Pod, uid: &str, rules: &NodeRules) -> Result<PodVolumes, Refusal> {
+    resources::admit(pod, &rules.capacity).map_err(|r| Refusal {
+        reason: r.reason,
+        message: r.message,
+    })?;
+    admit_pod_alone(pod, uid, rules)
+}
+
+/// The checks of a pod that no other pod changes: pod-level limits, the
+/// volumes, host ports the network plugin cannot serve, the security policy,
+/// each container's resources and mounts.
+pub fn admit_pod_alone(pod: &Pod, uid: &str, rules: &NodeRules) -> Result<PodVolumes, Refusal> {
     let refuse = |reason: RefusalReason| {
         move |e: &dyn std::fmt::Display| Refusal {
             reason,
             message: e.to_string(),
         }
     };
-    resources::admit(pod, &rules.capacity).map_err(|r| Refusal {
-        reason: r.reason,
-        message: r.message,
-    })?;
+    let pod_level =
+        resources::pod_amounts(pod).map_err(|e| refuse(RefusalReason::InvalidResources)(&e))?;
+    if let Some(limits) = pod_level.map(|a| a.limits) {
+        if limits.cpu_millis.is_some() || limits.memory_bytes.is_some() {
+            return Err(Refusal {
+                reason: RefusalReason::UnsupportedPodResources,
+                message: "spec.resources.limits: pod-level limits are not supported: podvisor makes no pod cgroup to hold them; set the limits on the containers (pod-level requests are counted at admission)".into(),
+            });
+        }
+    }
     let vols = volumes::plan_volumes(pod, uid, &rules.root_dir, &rules.allowed_host_paths)
         .map_err(|e| match &e {
             VolumeRefusal::Unsupported(f) => refuse(RefusalReason::UnsupportedVolume)(f),
@@ -388,6 +427,7 @@ mod tests {
                 memory_bytes: 1 << 30,
             },
             host_ports: true,
+            labels: Default::default(),
         }
     }
 

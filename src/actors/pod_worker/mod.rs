@@ -32,6 +32,7 @@ use tracing::Instrument;
 use super::image_puller::PullNews;
 use super::prober::ProbeNews;
 use super::{Deps, DesiredPod};
+use crate::decide::admission::Verdict;
 use crate::decide::backoff::Backoff;
 use crate::decide::status::{self, Waiting};
 use crate::model::PodExt;
@@ -46,6 +47,13 @@ use sync::{Outcome, SyncJob};
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct Update(pub Option<DesiredPod>);
+
+/// The newest spec for the pod with the Supervisor's admission verdict on
+/// it (`Update` leaves the pod [`Verdict::Unjudged`]: the worker judges it
+/// alone).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Judged(pub DesiredPod, pub Verdict);
 
 /// The pod must go, its containers stopped with `grace_secs` when given
 /// (an API delete's `gracePeriodSeconds`) instead of the spec's
@@ -177,6 +185,8 @@ pub struct PodWorker {
     start_observed: bool,
     /// Whether a sync with a spec ran (the first one is a `create`).
     created: bool,
+    /// The Supervisor's admission verdict on the desired spec.
+    verdict: Verdict,
 }
 
 impl PodWorker {
@@ -210,7 +220,14 @@ impl PodWorker {
             first_desired,
             start_observed: false,
             created: false,
+            verdict: Verdict::Unjudged,
         }
+    }
+
+    /// The Supervisor's admission verdict on the pod it starts with.
+    pub fn with_verdict(mut self, verdict: Verdict) -> Self {
+        self.verdict = verdict;
+        self
     }
 
     fn sync(&mut self, reason: SyncReason, ctx: &mut Context<Self>) {
@@ -237,6 +254,7 @@ impl PodWorker {
             me: ctx.address().recipient(),
             pulls: ctx.address().recipient(),
             volumes: PodVolumes::default(),
+            verdict: self.verdict.clone(),
             memory,
         };
         // `kubelet_pod_worker_duration_seconds{operation}`: what this sync
@@ -348,16 +366,31 @@ impl Actor for PodWorker {
     }
 }
 
+impl Handler<Judged> for PodWorker {
+    type Result = ();
+    fn handle(&mut self, msg: Judged, ctx: &mut Context<Self>) {
+        let Judged(desired, verdict) = msg;
+        self.update(Some(desired), verdict, ctx);
+    }
+}
+
 impl Handler<Update> for PodWorker {
     type Result = ();
     fn handle(&mut self, msg: Update, ctx: &mut Context<Self>) {
-        if let Some(d) = &msg.0 {
+        self.update(msg.0, Verdict::Unjudged, ctx);
+    }
+}
+
+impl PodWorker {
+    fn update(&mut self, desired: Option<DesiredPod>, verdict: Verdict, ctx: &mut Context<Self>) {
+        self.verdict = verdict;
+        if let Some(d) = &desired {
             self.first_desired
                 .get_or_insert_with(std::time::Instant::now);
             self.last_pod = Some(d.pod.clone());
             self.source = d.source.clone();
         }
-        self.desired = msg.0.map(|d| d.pod);
+        self.desired = desired.map(|d| d.pod);
         self.sync(SyncReason::ManifestChange, ctx);
     }
 }

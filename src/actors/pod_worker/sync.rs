@@ -14,6 +14,7 @@ use crate::actors::image_puller::PullNews;
 use crate::actors::prober::{ProbeNews, SyncWatches, Watched};
 use crate::actors::registries::{ContainerRef, Forget, SetRef};
 use crate::actors::Deps;
+use crate::decide::admission::Verdict;
 use crate::decide::deadline::{self, Deadline};
 use crate::decide::plan::{self, Desired, Observed, PodActions};
 use crate::decide::status;
@@ -63,6 +64,8 @@ pub(super) struct SyncJob {
     pub(super) pulls: Recipient<PullNews>,
     /// The pod's volumes, once the node admitted it.
     pub(super) volumes: PodVolumes,
+    /// The Supervisor's admission verdict on `pod`.
+    pub(super) verdict: Verdict,
 }
 
 impl SyncJob {
@@ -72,18 +75,22 @@ impl SyncJob {
         // earlier spec is removed) and reports why.
         let mut refused = None;
         if let Some(pod) = &self.pod {
-            match containers::admit_pod(pod, &self.uid, &self.deps.node.rules) {
+            // Judged against the other pods by the Supervisor, or alone
+            // when no Supervisor judged it (a worker on its own).
+            let judged = match &self.verdict {
+                Verdict::Refused(r) => Err(r.clone()),
+                Verdict::Admitted => {
+                    containers::admit_pod_alone(pod, &self.uid, &self.deps.node.rules)
+                        .map_err(|r| containers::named_refusal(r, &self.source, pod))
+                }
+                Verdict::Unjudged => containers::admit_pod(pod, &self.uid, &self.deps.node.rules)
+                    .map_err(|r| containers::named_refusal(r, &self.source, pod)),
+            };
+            match judged {
                 Ok(vols) => self.volumes = vols,
-                Err(mut r) => {
-                    // Named as parse errors are: the file (or URL) and
-                    // document, the pod, then the field's message.
-                    r.message = format!(
-                        "{}: pod {}/{}: {}",
-                        self.source,
-                        pod.namespace(),
-                        pod.name(),
-                        r.message
-                    );
+                Err(r) => {
+                    // Once per refusal: a Warning event on the pod and a log
+                    // line, not again at every sync.
                     if self.memory.refused.as_ref() != Some(&r) {
                         tracing::warn!(reason = %r.reason, "pod refused: {}", r.message);
                         self.record_pod(true, r.reason.as_str(), r.message.clone());
@@ -117,7 +124,10 @@ impl SyncJob {
             }
             let observed: Vec<Observed> = details.iter().filter_map(observed_of).collect();
             self.memory.forget_waiting_of_running(&observed);
-            let deadline_left = self.check_deadline(&observed);
+            let deadline_left = match refused {
+                None => self.check_deadline(&observed),
+                Some(_) => None,
+            };
             let actions = match self.pod.clone().filter(|_| refused.is_none()) {
                 Some(_) if self.memory.deadline_exceeded => {
                     plan::plan_stop(&observed, plan::KillReason::DeadlineExceeded)

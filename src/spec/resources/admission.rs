@@ -1,9 +1,9 @@
 //! The kubelet's resource admission: a pod's effective requests against
 //! the node's capacity.
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Container, Pod, ResourceRequirements};
 
-use super::container_amounts;
+use super::{container_amounts, ContainerAmounts};
 use crate::manifest::FieldError;
 use crate::model::RefusalReason;
 
@@ -36,9 +36,12 @@ pub struct PodRequests {
     pub memory_bytes: i64,
 }
 
-/// The pod's effective requests, per resource: the larger of the sum over
-/// the app containers and the largest init container (init containers run
-/// one at a time, before the app containers). Requests default to limits.
+/// The pod's effective requests, per resource, as the kubelet's admission
+/// counts them: the pod-level `spec.resources.requests` (`PodLevelResources`)
+/// for a resource it names, else the larger of the sum over the app
+/// containers and the largest init container (init containers run one at a
+/// time, before the app containers); then `spec.overhead` is added.
+/// Requests default to limits, the pod's as the containers'.
 pub fn pod_requests(pod: &Pod) -> Result<PodRequests, FieldError> {
     let Some(spec) = pod.spec.as_ref() else {
         return Ok(PodRequests::default());
@@ -57,42 +60,88 @@ pub fn pod_requests(pod: &Pod) -> Result<PodRequests, FieldError> {
         total.cpu_millis = total.cpu_millis.max(r.cpu_millis.unwrap_or(0));
         total.memory_bytes = total.memory_bytes.max(r.memory_bytes.unwrap_or(0));
     }
+    if let Some(pod_level) = pod_amounts(pod)? {
+        let r = pod_level.requests;
+        total.cpu_millis = r.cpu_millis.unwrap_or(total.cpu_millis);
+        total.memory_bytes = r.memory_bytes.unwrap_or(total.memory_bytes);
+    }
+    if let Some(overhead) = &spec.overhead {
+        let as_container = Container {
+            resources: Some(ResourceRequirements {
+                requests: Some(overhead.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let o = container_amounts(&as_container, "spec")
+            .map_err(|e| {
+                FieldError::new(e.path.replace("resources.requests", "overhead"), e.message)
+            })?
+            .requests;
+        total.cpu_millis = total.cpu_millis.saturating_add(o.cpu_millis.unwrap_or(0));
+        total.memory_bytes = total
+            .memory_bytes
+            .saturating_add(o.memory_bytes.unwrap_or(0));
+    }
     Ok(total)
 }
 
-/// The kubelet's resource admission of one pod against the whole node (no
-/// other pod is accounted): refused when its effective CPU or memory request
-/// ([`pod_requests`]) exceeds the capacity; CPU is checked first.
-pub fn admit(pod: &Pod, node: &NodeCapacity) -> Result<(), Rejection> {
-    let requests = pod_requests(pod).map_err(|e| Rejection {
-        reason: RefusalReason::UnexpectedAdmissionError,
-        message: e.to_string(),
-    })?;
+/// The pod-level `spec.resources` (requests and limits for the whole pod),
+/// validated as a container's are (errors name `spec.resources.…`); `None`
+/// when the pod sets none.
+pub fn pod_amounts(pod: &Pod) -> Result<Option<ContainerAmounts>, FieldError> {
+    let Some(res) = pod.spec.as_ref().and_then(|s| s.resources.as_ref()) else {
+        return Ok(None);
+    };
+    let as_container = Container {
+        resources: Some(res.clone()),
+        ..Default::default()
+    };
+    container_amounts(&as_container, "spec").map(Some)
+}
+
+/// The kubelet's resource fit: refused when the pod's effective CPU or
+/// memory request ([`pod_requests`]) exceeds what the node can give less
+/// what the pods it admitted request (`used`); CPU is checked first. A
+/// resource the pod does not request is not checked.
+pub fn fit(requests: PodRequests, used: PodRequests, node: &NodeCapacity) -> Result<(), Rejection> {
     let checks = [
         (
             RefusalReason::OutOfcpu,
             "cpu",
             requests.cpu_millis,
+            used.cpu_millis,
             node.cpu_millis,
         ),
         (
             RefusalReason::OutOfmemory,
             "memory",
             requests.memory_bytes,
+            used.memory_bytes,
             node.memory_bytes,
         ),
     ];
-    for (reason, name, requested, capacity) in checks {
-        if requested > capacity {
+    for (reason, name, requested, used, capacity) in checks {
+        if requested > 0 && requested > capacity.saturating_sub(used) {
             return Err(Rejection {
                 reason,
                 message: format!(
-                    "Node didn't have enough resource: {name}, requested: {requested}, used: 0, capacity: {capacity}"
+                    "Node didn't have enough resource: {name}, requested: {requested}, used: {used}, capacity: {capacity}"
                 ),
             });
         }
     }
     Ok(())
+}
+
+/// The resource fit of one pod on an otherwise empty node ([`fit`] with
+/// nothing used): what a worker judges when no Supervisor judged the pod.
+pub fn admit(pod: &Pod, node: &NodeCapacity) -> Result<(), Rejection> {
+    let requests = pod_requests(pod).map_err(|e| Rejection {
+        reason: RefusalReason::UnexpectedAdmissionError,
+        message: e.to_string(),
+    })?;
+    fit(requests, PodRequests::default(), node)
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use crate::manifest::FieldError;
 use crate::runtime::Resources;
 
-pub use admission::{admit, pod_requests, NodeCapacity, PodRequests, Rejection};
+pub use admission::{admit, fit, pod_amounts, pod_requests, NodeCapacity, PodRequests, Rejection};
 pub use quantity::{parse_bytes, parse_cpu_millis, QuantityError};
 
 /// Minimum CPU shares the kernel accepts (and what a container without a
