@@ -299,6 +299,7 @@ fn kill_reason(r: KillReason) -> &'static str {
         KillReason::Unwanted => "not in the pod spec, or an older duplicate",
         KillReason::Unhealthy => "its liveness probe failed",
         KillReason::PodRemoved => "its pod is no longer desired",
+        KillReason::PodFinished => "a sidecar of a pod whose app containers have ended",
     }
 }
 
@@ -494,6 +495,9 @@ pub async fn make(settings: &Settings) -> Result<Plan, PlanError> {
                 backoff: &backoff,
                 now,
                 kill_requests: &[],
+                // Startup probes are not run here: a running sidecar counts
+                // as started.
+                unstarted: &[],
                 gc,
             },
             &observed,
