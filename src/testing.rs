@@ -82,6 +82,20 @@ impl PodBuilder {
         self
     }
 
+    /// A sidecar: an init container with `restartPolicy: Always` that
+    /// keeps running (`sleep 3600`).
+    pub fn sidecar(mut self, name: &str) -> Self {
+        let c = Container {
+            restart_policy: Some("Always".into()),
+            ..container(name)
+        };
+        self.spec()
+            .init_containers
+            .get_or_insert_with(Vec::new)
+            .push(c);
+        self
+    }
+
     pub fn namespace(mut self, ns: &str) -> Self {
         self.0.metadata.namespace = Some(ns.into());
         self

@@ -1465,6 +1465,8 @@ async fn a_start_that_timed_out_but_went_through_leaves_no_stale_message() {
     assert!(
         state.waiting.is_none() && state.terminated.is_some(),
         "the ended container shows how it ended, not the old timeout: {state:?}"
+    );
+}
 
 /// The reason and message of a pod's status.
 fn refusal(h: &Harness, uid: &str) -> Option<(String, String)> {
@@ -1638,4 +1640,127 @@ async fn host_port_clashes_and_node_selectors_are_refused_with_their_reason() {
         4,
         "two pods of two containers"
     );
+}
+
+fn init_status(
+    h: &Harness,
+    uid: &str,
+    name: &str,
+) -> Option<k8s_openapi::api::core::v1::ContainerStatus> {
+    let pod = h.store.get(uid)?;
+    let status = pod.status.as_ref()?;
+    status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .find(|c| c.name == name)
+        .cloned()
+}
+
+#[actix::test]
+async fn a_sidecar_starts_before_the_next_init_container_restarts_and_dies_after_the_app() {
+    let h = Harness::start();
+    let mut p = pod("side").sidecar("s").init("i").container("app").build();
+    Arc::make_mut(&mut p.pod)
+        .spec
+        .as_mut()
+        .unwrap()
+        .init_containers
+        .as_mut()
+        .unwrap()[0]
+        .startup_probe = Some(exec_probe("s-started", 30));
+    h.fake.answer_exec("s-started", exit(1));
+    h.desire(vec![p.clone()]);
+    h.until("the sidecar runs", |h| h.running_of("s").len() == 1)
+        .await;
+    let s_id = h.running_of("s")[0].details.summary.id.clone();
+    h.until("two startup attempts", |h| {
+        h.fake
+            .calls()
+            .iter()
+            .filter(|c| **c == Call::Exec(s_id.clone(), vec!["s-started".into()]))
+            .count()
+            >= 2
+    })
+    .await;
+    assert_eq!(creates_of(&h, "i"), 0, "i waits for the sidecar's startup");
+    assert_eq!(h.phase(&p.uid).as_deref(), Some("Pending"));
+
+    // Started: the regular init container runs, then the app.
+    h.fake.answer_exec("s-started", exit(0));
+    h.until("i runs", |h| h.running_of("i").len() == 1).await;
+    let i_id = h.running_of("i")[0].details.summary.id.clone();
+    h.fake.exit_container(&i_id, 0);
+    h.converged(&p.uid, 3).await;
+    let order: Vec<String> = creates(&h.fake.calls())
+        .iter()
+        .filter_map(|n| ContainerName::parse(n).map(|n| n.container))
+        .collect();
+    assert_eq!(order, vec!["POD", "s", "i", "app"]);
+    let s = init_status(&h, &p.uid, "s").expect("sidecar status");
+    assert_eq!(s.started, Some(true));
+    assert!(s.ready && s.state.unwrap().running.is_some());
+
+    // It dies: started again (restartCount 1), the app left running.
+    let app_id = h.running_of("app")[0].details.summary.id.clone();
+    h.fake.exit_container(&s_id, 0);
+    h.until("the sidecar runs again", |h| {
+        h.running_of("s")
+            .first()
+            .is_some_and(|c| c.details.summary.id != s_id)
+    })
+    .await;
+    h.until("restartCount 1", |h| {
+        init_status(h, &p.uid, "s").is_some_and(|s| s.restart_count == 1)
+    })
+    .await;
+    assert_eq!(h.running_of("app")[0].details.summary.id, app_id);
+    assert_eq!(creates_of(&h, "i"), 1, "i does not run again");
+    let s_id = h.running_of("s")[0].details.summary.id.clone();
+    let sandbox_id = h.running_of("POD")[0].details.summary.id.clone();
+
+    // Removal: the app, then the sidecar, then the infra container.
+    h.fake.clear_calls();
+    h.desire(vec![]);
+    h.until("every container removed", |h| {
+        h.fake.containers().is_empty()
+    })
+    .await;
+    let calls = h.fake.calls();
+    let pos = |id: &str| {
+        calls
+            .iter()
+            .position(|c| *c == Call::Stop(id.to_string()))
+            .unwrap_or_else(|| panic!("{id} stopped: {calls:?}"))
+    };
+    assert!(pos(&app_id) < pos(&s_id), "app before sidecar: {calls:?}");
+    assert!(
+        pos(&s_id) < pos(&sandbox_id),
+        "sidecar before infra: {calls:?}"
+    );
+}
+
+#[actix::test]
+async fn a_never_pod_with_a_sidecar_succeeds_when_its_app_ends_and_the_sidecar_stops() {
+    let h = Harness::start();
+    let p = pod("job")
+        .restart("Never")
+        .sidecar("s")
+        .container("app")
+        .build();
+    h.desire(vec![p.clone()]);
+    h.converged(&p.uid, 3).await;
+    let app_id = h.running_of("app")[0].details.summary.id.clone();
+    let s_id = h.running_of("s")[0].details.summary.id.clone();
+    h.fake.exit_container(&app_id, 0);
+    h.until("pod Succeeded", |h| {
+        h.phase(&p.uid).as_deref() == Some("Succeeded")
+    })
+    .await;
+    h.until("the sidecar stopped", |h| h.running_of("s").is_empty())
+        .await;
+    assert!(h.fake.stops().iter().any(|(id, _)| *id == s_id));
+    h.settle().await;
+    assert_eq!(creates_of(&h, "s"), 1, "not started again");
+    assert_eq!(h.phase(&p.uid).as_deref(), Some("Succeeded"));
 }

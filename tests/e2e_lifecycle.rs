@@ -860,3 +860,155 @@ async fn termination_messages_are_reported() {
         "FallbackToLogsOnError: the log's tail: {fallback}"
     );
 }
+
+// --- 12. sidecars: init containers with restartPolicy Always -----------------
+
+#[tokio::test]
+async fn a_sidecar_runs_beside_the_app_restarts_and_stops_after_it() {
+    let ctx = TestCtx::new("sidecar");
+    let host_dir = ctx.path().join("side-data");
+    let data = json!({"volumeMounts": [{"name": "data", "mountPath": "/data"}]});
+    // Each notes its SIGTERM in one file; the app takes a second to do so,
+    // so a sidecar stopped alongside it (not after) would write first.
+    let proxy = with(
+        ctr(
+            "proxy",
+            "trap 'echo proxy >> /data/order; exit 0' TERM; \
+             while true; do sleep 1 & wait $!; done",
+        ),
+        with(data.clone(), json!({"restartPolicy": "Always"})),
+    );
+    let app = with(
+        ctr(
+            "app",
+            "trap 'sleep 1; echo app >> /data/order; exit 0' TERM; \
+             while true; do sleep 1 & wait $!; done",
+        ),
+        data.clone(),
+    );
+    ctx.write_json(
+        "side.json",
+        &pod_json(
+            "side",
+            "Always",
+            json!([app]),
+            json!({
+                "terminationGracePeriodSeconds": 10,
+                "initContainers": [proxy, with(ctr("setup", "true"), data.clone())],
+                "volumes": [{"name": "data", "hostPath": {
+                    "path": host_dir.display().to_string(), "type": "DirectoryOrCreate"}}],
+            }),
+        ),
+    );
+    let pv = Podvisor::start(&ctx).await;
+    let pod = ctx.wait_pod_running(&pv, "side").await;
+
+    // The sidecar started first and still runs; setup ran after it started,
+    // the app after setup.
+    let proxy = attempts(&ctx, "side", "proxy");
+    let setup = attempts(&ctx, "side", "setup");
+    let app = attempts(&ctx, "side", "app");
+    assert!(proxy.len() == 1 && proxy[0].running(), "{}", show(&proxy));
+    assert_eq!(setup.len(), 1, "{}", show(&setup));
+    assert_eq!(app.len(), 1, "{}", show(&app));
+    let started = |c: &Ctr| inspect_time(&c.id, "{{.State.StartedAt}}");
+    let finished = |c: &Ctr| inspect_time(&c.id, "{{.State.FinishedAt}}");
+    assert!(started(&proxy[0]) <= started(&setup[0]));
+    assert!(finished(&setup[0]) <= started(&app[0]));
+    assert_eq!(
+        condition(&pod, "Initialized"),
+        Some("True"),
+        "{}",
+        pod["status"]
+    );
+    let s = init_container_status(&pod, "proxy").expect("proxy status");
+    assert_eq!(s["started"], true, "{s}");
+    assert_eq!(s["ready"], true, "{s}");
+    assert_eq!(s["restartCount"], 0, "{s}");
+    assert!(s["state"]["running"].is_object(), "{s}");
+    assert_eq!(docker_id(s), Some(proxy[0].id.as_str()), "{s}");
+
+    // Killed behind podvisor's back: started again, the app untouched.
+    docker(&["kill", &proxy[0].id]);
+    let restarted = |p: &Value| -> Result<String, String> {
+        let s = init_container_status(p, "proxy").ok_or("no proxy status")?;
+        let id = docker_id(s).unwrap_or_default().to_string();
+        let ok =
+            s["restartCount"] == 1 && s["state"]["running"].is_object() && s["started"] == true;
+        (ok && id != proxy[0].id)
+            .then_some(id)
+            .ok_or_else(|| format!("proxy: {s}"))
+    };
+    let new_proxy = ctx
+        .wait_pod(&pv, "side", CONVERGE, "the sidecar restarted", restarted)
+        .await;
+    assert!(ctx
+        .pod_containers("side")
+        .iter()
+        .any(|c| c.id == new_proxy && c.running()));
+    let app_now = attempts(&ctx, "side", "app");
+    assert!(
+        app_now.len() == 1 && app_now[0].id == app[0].id && app_now[0].running(),
+        "the app kept running: {}",
+        show(&app_now)
+    );
+    assert_eq!(attempts(&ctx, "side", "setup"), setup, "setup ran once");
+
+    // Removed: the app stops first, the sidecar after it.
+    ctx.remove_manifest("side.json");
+    ctx.wait_until(CONVERGE, "the pod's containers to go", || async {
+        let left = ctx.pod_containers("side");
+        left.is_empty().then_some(()).ok_or_else(|| show(&left))
+    })
+    .await;
+    let order = std::fs::read_to_string(host_dir.join("order"))
+        .unwrap_or_else(|e| panic!("no order file: {e}\n{}", ctx.log_tail()));
+    assert_eq!(order, "app\nproxy\n", "the sidecar must stop after the app");
+}
+
+#[tokio::test]
+async fn a_never_pod_with_a_sidecar_succeeds_and_its_sidecar_stops() {
+    let ctx = TestCtx::new("sidejob");
+    let logger = with(
+        ctr("logger", "while true; do sleep 1; done"),
+        json!({"restartPolicy": "Always"}),
+    );
+    ctx.write_json(
+        "job.json",
+        &pod_json(
+            "job",
+            "Never",
+            json!([ctr("app", "sleep 2; exit 0")]),
+            json!({"initContainers": [logger]}),
+        ),
+    );
+    let pv = Podvisor::start(&ctx).await;
+    let succeeded = |p: &Value| -> Result<(), String> {
+        let t = terminated_of(p, "app")?;
+        (p["status"]["phase"] == "Succeeded" && t["exitCode"] == 0)
+            .then_some(())
+            .ok_or_else(|| "not Succeeded".into())
+    };
+    ctx.wait_pod(&pv, "job", CONVERGE, "Succeeded", succeeded)
+        .await;
+    ctx.wait_until(CONVERGE, "the sidecar to stop", || async {
+        let l = attempts(&ctx, "job", "logger");
+        (l.len() == 1 && !l[0].running())
+            .then_some(())
+            .ok_or_else(|| show(&l))
+    })
+    .await;
+    tokio::time::sleep(3 * SYNC).await;
+    let l = attempts(&ctx, "job", "logger");
+    assert!(
+        l.len() == 1 && !l[0].running(),
+        "not started again: {}",
+        show(&l)
+    );
+    let list = pv.pods().await.expect("/pods");
+    let p = find_pod(&list, "job").expect("pod job");
+    assert_eq!(p["status"]["phase"], "Succeeded", "{}", p["status"]);
+    let s = init_container_status(p, "logger").expect("logger status");
+    assert!(s["state"]["terminated"].is_object(), "{s}");
+    assert_eq!(s["restartCount"], 0, "{s}");
+}

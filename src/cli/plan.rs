@@ -300,6 +300,7 @@ fn kill_reason(r: KillReason) -> &'static str {
         KillReason::Unhealthy => "its liveness probe failed",
         KillReason::PodRemoved => "its pod is no longer desired",
         KillReason::DeadlineExceeded => "its pod's activeDeadlineSeconds passed",
+        KillReason::PodFinished => "a sidecar of a pod whose app containers have ended",
     }
 }
 
@@ -495,6 +496,9 @@ pub async fn make(settings: &Settings) -> Result<Plan, PlanError> {
                 backoff: &backoff,
                 now,
                 kill_requests: &[],
+                // Startup probes are not run here: a running sidecar counts
+                // as started.
+                unstarted: &[],
                 gc,
             },
             &observed,

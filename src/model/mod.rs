@@ -76,6 +76,6 @@ pub mod policy;
 pub mod reason;
 
 pub use phase::PodPhase;
-pub use pod::PodExt;
+pub use pod::{is_sidecar, PodExt};
 pub use policy::{PullPolicy, RestartPolicy};
 pub use reason::{RefusalReason, TerminatedReason, WaitingReason};

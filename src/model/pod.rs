@@ -119,6 +119,13 @@ pub fn pull_policy(container: &Container) -> PullPolicy {
         .unwrap_or_else(|| PullPolicy::default_for(container.image.as_deref().unwrap_or_default()))
 }
 
+/// Whether an init container is a sidecar (`restartPolicy: Always`, the
+/// only value validation lets an init container have): it is started in
+/// order like the others but keeps running beside the app containers.
+pub fn is_sidecar(container: &Container) -> bool {
+    container.restart_policy.as_deref() == Some("Always")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,5 +172,13 @@ mod tests {
         assert_eq!(pull_policy(&c("busybox:1", None)), PullPolicy::IfNotPresent);
         assert_eq!(pull_policy(&c("busybox", None)), PullPolicy::Always);
         assert_eq!(pull_policy(&c("busybox", Some("Never"))), PullPolicy::Never);
+    }
+
+    #[test]
+    fn a_sidecar_is_an_init_container_that_always_restarts() {
+        let mut c = Container::default();
+        assert!(!is_sidecar(&c));
+        c.restart_policy = Some("Always".into());
+        assert!(is_sidecar(&c));
     }
 }

@@ -1,5 +1,5 @@
-//! Carrying out a plan: kills (apps in parallel, then the infra
-//! container), removals, the sandbox, and each container's start. What
+//! Carrying out a plan: kills (apps in parallel, then the sidecars in
+//! reverse order, then the infra container), removals, the sandbox, and each container's start. What
 //! happened to each container comes back as a [`SyncResult`] (the kubelet's
 //! `SyncResult`), from which the worker's memory, and so the status, is
 //! updated in one place.
@@ -112,29 +112,40 @@ impl SyncJob {
     pub(super) async fn execute(&mut self, a: &PodActions, observed: &[Observed]) -> SyncResult {
         let mut result = SyncResult::default();
         let rt = self.deps.runtime.clone();
-        // Apps die in parallel (each after its preStop hook), the infra
-        // container last.
-        for kind in [ContainerKind::Container, ContainerKind::Sandbox] {
-            let kills = a
-                .kill
+        // Apps die in parallel (each after its preStop hook), then the
+        // sidecars one by one in reverse order, in what is left of the
+        // grace period, the infra container last.
+        let began = std::time::Instant::now();
+        let mut unwired = false;
+        for (n, wave) in plan::kill_waves(&a.kill, self.spec_pod())
+            .into_iter()
+            .enumerate()
+        {
+            let infra = wave.iter().all(|k| k.kind == ContainerKind::Sandbox);
+            if infra && !unwired {
+                // The containers are dead: the network goes before the
+                // infra container does.
+                for k in &wave {
+                    self.unwire(&k.id, observed.iter().find(|o| o.id == k.id))
+                        .await;
+                }
+                unwired = true;
+            }
+            let spent = match n {
+                0 => Duration::ZERO,
+                _ if infra => Duration::ZERO,
+                _ => began.elapsed(),
+            };
+            let kills = wave
                 .iter()
-                .filter(|k| k.kind == kind)
-                .map(|k| self.kill_one(k, observed.iter().find(|o| o.id == k.id)));
+                .map(|k| self.kill_one(k, observed.iter().find(|o| o.id == k.id), spent));
             for r in join_all(kills).await {
                 if let Err(e) = r {
                     return result.failed(e);
                 }
             }
-            for k in a.kill.iter().filter(|k| k.kind == kind) {
+            for k in &wave {
                 self.forget(&k.id);
-            }
-            if kind == ContainerKind::Container {
-                // The apps are dead: the network goes before the infra
-                // container does.
-                for k in a.kill.iter().filter(|k| k.kind == ContainerKind::Sandbox) {
-                    self.unwire(&k.id, observed.iter().find(|o| o.id == k.id))
-                        .await;
-                }
             }
         }
         for id in &a.remove {
@@ -371,16 +382,25 @@ impl SyncJob {
         Ok(config)
     }
 
-    /// Stops one container: its preStop hook first (app containers), then
-    /// SIGTERM and SIGKILL at the end of the grace period, less what the
-    /// hook took (at least 2 s left).
-    async fn kill_one(&self, k: &plan::Kill, o: Option<&Observed>) -> Result<(), RuntimeError> {
+    /// Stops one container: its preStop hook first (app containers and
+    /// sidecars), then SIGTERM and SIGKILL at the end of the grace period,
+    /// less what was `spent` before (on the app containers, for a sidecar)
+    /// and what the hook took (at least 2 s left).
+    async fn kill_one(
+        &self,
+        k: &plan::Kill,
+        o: Option<&Observed>,
+        spent: Duration,
+    ) -> Result<(), RuntimeError> {
         let secs = self
             .spec_pod()
             .map(|p| p.grace_period_secs())
             .or_else(|| o.and_then(|o| o.labels.grace_period_secs))
             .unwrap_or(30);
         let grace = Duration::from_secs(secs.max(0) as u64);
+        let grace = grace
+            .saturating_sub(spent)
+            .max(MIN_GRACE_AFTER_HOOK.min(grace));
         if k.kind == ContainerKind::Container {
             self.record(
                 &k.container_name,

@@ -17,6 +17,7 @@ use crate::actors::Deps;
 use crate::decide::admission::Verdict;
 use crate::decide::deadline::{self, Deadline};
 use crate::decide::plan::{self, Desired, Observed, PodActions};
+use crate::decide::probe::ProbeState;
 use crate::decide::status;
 use crate::model::naming::{self, ContainerKind, ContainerName, PodLabels};
 use crate::model::{PodExt, PodPhase, WaitingReason};
@@ -133,6 +134,7 @@ impl SyncJob {
                     plan::plan_stop(&observed, plan::KillReason::DeadlineExceeded)
                 }
                 Some(pod) => {
+                    let unstarted = self.unstarted(&pod, &details);
                     let actions = plan::plan(
                         &Desired {
                             pod: &pod,
@@ -140,6 +142,7 @@ impl SyncJob {
                             backoff: &self.memory.backoff,
                             now: self.deps.clock.now(),
                             kill_requests: &self.kill_requests,
+                            unstarted: &unstarted,
                             gc: self.deps.node.gc,
                         },
                         &observed,
@@ -246,7 +249,29 @@ impl SyncJob {
         self.pod.is_some() && terminal && records.values().all(|n| *n <= keep)
     }
 
-    /// Tells the prober which app containers run now (none when the pod is
+    /// The running sidecars of `pod` whose startup probe has not succeeded
+    /// yet (what the prober says, or nothing yet: not started when it has
+    /// a startup probe).
+    fn unstarted(&self, pod: &Pod, details: &[ContainerDetails]) -> Vec<String> {
+        let view = &self.deps.readiness_view;
+        details
+            .iter()
+            .filter(|d| d.summary.state == ContainerState::Running)
+            .filter_map(|d| {
+                let labels = PodLabels::parse(&d.summary.labels)?;
+                let c = pod
+                    .init_containers()
+                    .iter()
+                    .find(|c| c.name == labels.container_name && crate::model::is_sidecar(c))?;
+                let state = view
+                    .get(&d.summary.id)
+                    .unwrap_or_else(|| ProbeState::initial(c));
+                (!state.started).then(|| d.summary.id.clone())
+            })
+            .collect()
+    }
+
+    /// Tells the prober which app containers and sidecars run now (none when the pod is
     /// going), with the pod IP its httpGet and tcpSocket probes use.
     fn watch_probes(&self, details: &[ContainerDetails]) {
         let spec = self.pod.as_deref().and_then(|p| p.spec.clone());
@@ -268,9 +293,14 @@ impl SyncJob {
                 };
                 continue;
             }
+            let sidecars = spec
+                .iter()
+                .flat_map(|s| s.init_containers.iter().flatten())
+                .filter(|c| crate::model::is_sidecar(c));
             let spec_container = spec
                 .iter()
                 .flat_map(|s| s.containers.iter())
+                .chain(sidecars)
                 .find(|c| c.name == labels.container_name);
             if let Some(c) = spec_container {
                 // Adopted containers (after a restart of podvisor) get their

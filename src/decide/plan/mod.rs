@@ -72,6 +72,9 @@ pub struct Desired<'a> {
     pub now: DateTime<Utc>,
     /// Running containers the prober asked to kill (liveness failed).
     pub kill_requests: &'a [String],
+    /// Running containers whose startup probe has not succeeded yet: a
+    /// sidecar among them holds back the init containers after it.
+    pub unstarted: &'a [String],
     pub gc: GcPolicy,
 }
 
@@ -96,6 +99,8 @@ pub enum KillReason {
     PodRemoved,
     /// Its pod's `activeDeadlineSeconds` passed.
     DeadlineExceeded,
+    /// A sidecar of a pod whose app containers have all ended for good.
+    PodFinished,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,7 +230,8 @@ pub fn plan(desired: &Desired<'_>, observed: &[Observed]) -> PodActions {
         return actions;
     };
     actions.sandbox_id = Some(sandbox.id.clone());
-    if containers::init_done(desired, sandbox, &records, &mut actions) {
+    let finished = containers::finished(desired, Some(sandbox), &records);
+    if containers::init_done(desired, sandbox, &records, finished, &mut actions) {
         containers::apps(desired, sandbox, &records, &mut actions);
     }
     actions
@@ -258,6 +264,43 @@ fn housekeeping(
             actions.remove.push(recs[0].id.clone());
         }
     }
+}
+
+/// The order in which kills are carried out, wave after wave (the kills of
+/// one wave run in parallel): app containers (and anything not a sidecar of
+/// `pod`), then the sidecars one at a time in the reverse order of their
+/// declaration, then infra containers. `pod` is the spec the kills are
+/// for (the last one known while the pod terminates).
+pub fn kill_waves<'k>(kills: &'k [Kill], pod: Option<&Pod>) -> Vec<Vec<&'k Kill>> {
+    let sidecars: Vec<&str> = pod
+        .map(|p| p.init_containers())
+        .unwrap_or_default()
+        .iter()
+        .filter(|c| crate::model::is_sidecar(c))
+        .map(|c| c.name.as_str())
+        .collect();
+    let containers = kills.iter().filter(|k| k.kind == ContainerKind::Container);
+    let sidecar_index = |k: &Kill| sidecars.iter().position(|n| *n == k.container_name);
+    let mut waves = vec![containers
+        .clone()
+        .filter(|k| sidecar_index(k).is_none())
+        .collect::<Vec<_>>()];
+    for name in sidecars.iter().rev() {
+        waves.push(
+            containers
+                .clone()
+                .filter(|k| k.container_name == *name)
+                .collect(),
+        );
+    }
+    waves.push(
+        kills
+            .iter()
+            .filter(|k| k.kind == ContainerKind::Sandbox)
+            .collect(),
+    );
+    waves.retain(|w| !w.is_empty());
+    waves
 }
 
 /// Plans the end of a pod that is no longer wanted: every running container
@@ -358,5 +401,37 @@ mod tests {
         assert_eq!(a.kill.len(), 2);
         assert_eq!(a.remove.len(), 3);
         assert!(a.start.is_empty() && a.create_sandbox.is_none());
+    }
+
+    #[test]
+    fn kill_waves_put_apps_first_then_sidecars_in_reverse_then_infra() {
+        let mut w = sidecar(
+            sidecar(
+                with_init(World::new("Always", &["a", "b"]), &["s1", "i", "s2"]),
+                "s1",
+            ),
+            "s2",
+        );
+        w.sandbox(ContainerState::Running);
+        for n in ["s1", "s2", "a", "b"] {
+            w.app(n, ContainerState::Running, None);
+        }
+        let a = plan_removal(&w.observed);
+        let names = |p: Option<&Pod>| {
+            kill_waves(&a.kill, p)
+                .iter()
+                .map(|wave| {
+                    let mut n: Vec<&str> = wave.iter().map(|k| k.container_name.as_str()).collect();
+                    n.sort();
+                    n
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(Some(&w.pod)),
+            vec![vec!["a", "b"], vec!["s2"], vec!["s1"], vec!["POD"]]
+        );
+        // Without a spec nothing is known of sidecars: all at once.
+        assert_eq!(names(None), vec![vec!["a", "b", "s1", "s2"], vec!["POD"]]);
     }
 }

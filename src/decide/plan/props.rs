@@ -26,7 +26,7 @@ use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 
-use super::{newest_by_name, plan, Desired, GcPolicy, Kill, Observed, PodActions};
+use super::{kill_waves, newest_by_name, plan, Desired, GcPolicy, Kill, Observed, PodActions};
 use crate::decide::backoff::Backoff;
 use crate::model::naming::{self, ContainerKind, PodLabels};
 use crate::model::{PodExt, RestartPolicy};
@@ -64,6 +64,8 @@ struct Rec {
     finished_ago: i64,
     /// Whether the prober asked to kill it.
     kill_requested: bool,
+    /// Whether its startup probe has yet to succeed (when running).
+    unstarted: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +73,8 @@ struct Case {
     policy: RestartPolicy,
     apps: usize,
     inits: usize,
+    /// Which of [`INITS`] are sidecars (`restartPolicy: Always`).
+    sidecars: [bool; 2],
     host_network: bool,
     sandboxes: Vec<Rec>,
     /// (index in [`NAMES`], record).
@@ -100,18 +104,22 @@ fn rec() -> impl Strategy<Value = Rec> {
         0i64..1200,
         0i64..400,
         prop::bool::weighted(0.1),
+        prop::bool::weighted(0.2),
     )
         .prop_map(
-            |(state, exit_code, attempt, hash_ok, sandbox, created, ran, ago, kill)| Rec {
-                state,
-                exit_code,
-                attempt,
-                hash_ok,
-                sandbox,
-                created,
-                ran_secs: ran,
-                finished_ago: ago,
-                kill_requested: kill,
+            |(state, exit_code, attempt, hash_ok, sandbox, created, ran, ago, kill, unstarted)| {
+                Rec {
+                    state,
+                    exit_code,
+                    attempt,
+                    hash_ok,
+                    sandbox,
+                    created,
+                    ran_secs: ran,
+                    finished_ago: ago,
+                    kill_requested: kill,
+                    unstarted,
+                }
             },
         )
 }
@@ -136,6 +144,7 @@ fn case() -> impl Strategy<Value = Case> {
         ],
         1usize..=3,
         0usize..=2,
+        [prop::bool::weighted(0.4), prop::bool::weighted(0.4)],
         prop::bool::weighted(0.1),
         prop::collection::vec(rec(), 0..=2),
         prop::collection::vec((0..NAMES.len(), rec()), 0..=8),
@@ -143,15 +152,18 @@ fn case() -> impl Strategy<Value = Case> {
         gc(),
     )
         .prop_map(
-            |(policy, apps, inits, host_network, sandboxes, containers, restarts, gc)| Case {
-                policy,
-                apps,
-                inits,
-                host_network,
-                sandboxes,
-                containers,
-                restarts,
-                gc,
+            |(policy, apps, inits, sidecars, host_network, sandboxes, containers, restarts, gc)| {
+                Case {
+                    policy,
+                    apps,
+                    inits,
+                    sidecars,
+                    host_network,
+                    sandboxes,
+                    containers,
+                    restarts,
+                    gc,
+                }
             },
         )
 }
@@ -211,8 +223,16 @@ impl Case {
             spec: Some(PodSpec {
                 restart_policy: Some(self.policy.as_str().into()),
                 containers: APPS[..self.apps].iter().map(|n| container(n)).collect(),
-                init_containers: (self.inits > 0)
-                    .then(|| INITS[..self.inits].iter().map(|n| container(n)).collect()),
+                init_containers: (self.inits > 0).then(|| {
+                    INITS[..self.inits]
+                        .iter()
+                        .zip(self.sidecars)
+                        .map(|(n, sidecar)| Container {
+                            restart_policy: sidecar.then(|| "Always".to_string()),
+                            ..container(n)
+                        })
+                        .collect()
+                }),
                 host_network: self.host_network.then_some(true),
                 ..Default::default()
             }),
@@ -271,6 +291,16 @@ impl Case {
             .enumerate()
             // The prober asks only about running containers.
             .filter(|(_, r)| r.kill_requested && r.state == ContainerState::Running)
+            .map(|(i, _)| format!("c{i}"))
+            .collect()
+    }
+
+    /// Running containers whose startup probe has not succeeded yet.
+    fn unstarted(&self) -> Vec<String> {
+        let containers = self.containers.iter().map(|(_, r)| r);
+        containers
+            .enumerate()
+            .filter(|(_, r)| r.unstarted && r.state == ContainerState::Running)
             .map(|(i, _)| format!("c{i}"))
             .collect()
     }
@@ -367,12 +397,10 @@ fn running(id: String, labels: PodLabels, attempt: u32, created: i64) -> Observe
 }
 
 /// The order in which the PodWorker carries out kills: every app container
-/// (in parallel), then the infra container.
-fn executor_order(kills: &[Kill]) -> Vec<&Kill> {
-    [ContainerKind::Container, ContainerKind::Sandbox]
-        .into_iter()
-        .flat_map(|kind| kills.iter().filter(move |k| k.kind == kind))
-        .collect()
+/// (in parallel), then the sidecars in reverse order, then the infra
+/// container.
+fn executor_order<'k>(kills: &'k [Kill], pod: &Pod) -> Vec<&'k Kill> {
+    kill_waves(kills, Some(pod)).into_iter().flatten().collect()
 }
 
 /// A case planned, carried out, and planned again.
@@ -388,12 +416,14 @@ fn outcome(case: &Case) -> Outcome {
     let observed = case.observed(&pod);
     let backoff = case.backoff();
     let kill_requests = case.kill_requests();
+    let unstarted = case.unstarted();
     let desired = Desired {
         pod: &pod,
         infra_image: INFRA,
         backoff: &backoff,
         now: now(),
         kill_requests: &kill_requests,
+        unstarted: &unstarted,
         gc: case.gc,
     };
     let actions = plan(&desired, &observed);
@@ -534,7 +564,7 @@ proptest! {
     #[test]
     fn apps_die_before_their_infra_container(case in case()) {
         let o = outcome(&case);
-        let order = executor_order(&o.actions.kill);
+        let order = executor_order(&o.actions.kill, &case.pod());
         if let Some(first_infra) = order.iter().position(|k| k.kind == ContainerKind::Sandbox) {
             prop_assert!(order[first_infra..].iter().all(|k| k.kind == ContainerKind::Sandbox));
         }
@@ -571,6 +601,82 @@ proptest! {
             prop_assert!(
                 !o.applied.started.contains(&k.id),
                 "kills {} it just started: {:#?}\nthen {:#?}", k.id, a, o.again
+            );
+        }
+    }
+}
+
+/// Plans and carries out `case` round after round, each running regular
+/// init container succeeding between rounds and the probes settled, until
+/// a plan has nothing to do: the engine then, and that last plan.
+fn converge(case: &Case, rounds: usize) -> Option<(Vec<Observed>, PodActions)> {
+    let pod = case.pod();
+    let mut observed = case.observed(&pod);
+    let backoff = case.backoff();
+    let regular: Vec<&str> = INITS[..case.inits]
+        .iter()
+        .zip(case.sidecars)
+        .filter(|(_, sidecar)| !sidecar)
+        .map(|(n, _)| *n)
+        .collect();
+    for _ in 0..rounds {
+        let desired = Desired {
+            pod: &pod,
+            infra_image: INFRA,
+            backoff: &backoff,
+            now: now(),
+            kill_requests: &[],
+            unstarted: &[],
+            gc: case.gc,
+        };
+        let a = plan(&desired, &observed);
+        if a.is_empty() {
+            return Some((observed, a));
+        }
+        observed = apply(&pod, &observed, &a).observed;
+        for o in observed.iter_mut().filter(|o| {
+            o.state == ContainerState::Running
+                && o.labels.kind == ContainerKind::Container
+                && regular.contains(&o.labels.container_name.as_str())
+        }) {
+            o.state = ContainerState::Exited;
+            o.exit_code = Some(0);
+            o.finished_at = Some(now());
+        }
+    }
+    None
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// (e) Carried out again and again, the plans come to nothing left to
+    /// do (sidecars included: none is started, killed or replaced for
+    /// ever), and then in an `Always` pod every sidecar with a record in
+    /// the kept infra container runs or waits out its back-off.
+    #[test]
+    fn plans_converge_and_sidecars_keep_running(case in case()) {
+        let converged = converge(&case, 8);
+        prop_assert!(converged.is_some(), "no convergence in 8 rounds");
+        let (observed, last) = converged.unwrap();
+        if case.policy != RestartPolicy::Always {
+            return Ok(());
+        }
+        let Some(kept) = last.sandbox_id.as_deref() else {
+            return Ok(());
+        };
+        let records = newest_by_name(&observed, ContainerKind::Container);
+        for (name, sidecar) in INITS[..case.inits].iter().zip(case.sidecars) {
+            let Some(r) = records.get(name).map(|r| r[0]) else {
+                continue;
+            };
+            if !sidecar || r.labels.sandbox_id.as_deref() != Some(kept) {
+                continue;
+            }
+            let backing_off = last.backing_off.iter().any(|b| b.name == *name);
+            prop_assert!(
+                r.state != ContainerState::Exited || backing_off,
+                "sidecar {name} left dead: {r:#?}\n{last:#?}"
             );
         }
     }

@@ -19,11 +19,12 @@ pub(super) fn keep_or_replace<'a>(
 ) -> Option<&'a Observed> {
     let sandbox_hash = naming::sandbox_hash(desired.pod, desired.infra_image);
     // An init container whose spec changed after it ran: the pod must be
-    // initialised again, in a new sandbox.
+    // initialised again, in a new sandbox. (A sidecar is replaced in place.)
     let init_changed = desired.init_containers().iter().any(|c| {
-        records
-            .get(c.name.as_str())
-            .is_some_and(|r| joined(r[0], current) && r[0].labels.hash != naming::container_hash(c))
+        !crate::model::is_sidecar(c)
+            && records.get(c.name.as_str()).is_some_and(|r| {
+                joined(r[0], current) && r[0].labels.hash != naming::container_hash(c)
+            })
     });
     // An infra container created but never started (the agent stopped
     // between the two calls) is started, not replaced.
@@ -80,6 +81,11 @@ fn plan_new_sandbox(
         hash: sandbox_hash,
     });
     if let Some(first) = desired.init_containers().first() {
+        // A sidecar would be stopped at once in a pod whose app containers
+        // have all ended for good.
+        if crate::model::is_sidecar(first) && super::containers::finished(desired, None, records) {
+            return;
+        }
         let before = records.get(first.name.as_str()).map(|r| r[0]);
         let target = SpecContainer {
             index: 0,

@@ -37,6 +37,7 @@ pub(crate) struct World {
     pub(crate) backoff: Backoff,
     pub(crate) now: DateTime<Utc>,
     pub(crate) kill_requests: Vec<String>,
+    pub(crate) unstarted: Vec<String>,
     pub(crate) gc: GcPolicy,
 }
 
@@ -53,6 +54,7 @@ impl World {
             backoff: Backoff::default(),
             now: at(1000),
             kill_requests: vec![],
+            unstarted: vec![],
             gc: GcPolicy::default(),
         }
     }
@@ -64,6 +66,7 @@ impl World {
             backoff: &self.backoff,
             now: self.now,
             kill_requests: &self.kill_requests,
+            unstarted: &self.unstarted,
             gc: self.gc,
         }
     }
@@ -165,6 +168,19 @@ pub(crate) fn with_init(mut w: World, names: &[&str]) -> World {
             })
             .collect(),
     );
+    w
+}
+
+/// Makes the init container `name` a sidecar (`restartPolicy: Always`).
+pub(crate) fn sidecar(mut w: World, name: &str) -> World {
+    let spec = w.pod.spec.as_mut().unwrap();
+    let c = spec
+        .init_containers
+        .iter_mut()
+        .flatten()
+        .find(|c| c.name == name)
+        .unwrap();
+    c.restart_policy = Some("Always".into());
     w
 }
 

@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::decide::probe::ProbeState;
 use crate::model::naming::{ContainerKind, PodLabels};
-use crate::model::{PodExt, PodPhase, RefusalReason, RestartPolicy, WaitingReason};
+use crate::model::{is_sidecar, PodExt, PodPhase, RefusalReason, RestartPolicy, WaitingReason};
 use crate::runtime::{self, ContainerDetails};
 use crate::spec::resources::qos::qos_class;
 
@@ -153,9 +153,22 @@ pub fn pod_status(pod: &Pod, containers: &[ContainerDetails], facts: &Facts<'_>)
             .filter(|(_, l)| l.sandbox_id.as_deref() == sandbox_id)
     };
 
+    // Once an app container ran in this sandbox the pod stays initialized:
+    // a sidecar restarting does not take it back (the kubelet's
+    // `HasAnyRegularContainerStarted`).
+    let apps_ran = pod.containers().iter().any(|c| {
+        init_record(&c.name).is_some_and(|(d, _)| {
+            matches!(
+                d.summary.state,
+                runtime::ContainerState::Running | runtime::ContainerState::Exited
+            )
+        })
+    });
+
     let mut init_statuses = Vec::new();
     let mut initialized = true;
     let mut init_failed = false;
+    let mut sidecars_ready = true;
     for c in pod.init_containers() {
         let (st, count) = container_status(
             c,
@@ -164,6 +177,14 @@ pub fn pod_status(pod: &Pod, containers: &[ContainerDetails], facts: &Facts<'_>)
             facts,
             WaitingReason::PodInitializing,
         );
+        if is_sidecar(c) {
+            // Done for initialization once started; its exits fail nothing.
+            let started = count == Count::Running && st.started == Some(true);
+            initialized &= started || apps_ran;
+            sidecars_ready &= st.ready;
+            init_statuses.push(st);
+            continue;
+        }
         match count {
             Count::Succeeded => {}
             Count::Failed if policy == RestartPolicy::Never => {
@@ -192,7 +213,8 @@ pub fn pod_status(pod: &Pod, containers: &[ContainerDetails], facts: &Facts<'_>)
 
     let total = pod.containers().len();
     let phase = phase(policy, init_failed, initialized, total, &tally);
-    let all_ready = total > 0 && statuses.iter().all(|s| s.ready);
+    // Sidecars count for readiness as app containers do.
+    let all_ready = total > 0 && statuses.iter().all(|s| s.ready) && sidecars_ready;
     let pod_ip = sandbox
         .filter(|_| sandbox_running)
         .map(|s| s.ip_address.clone())
@@ -467,5 +489,143 @@ mod tests {
         assert_eq!(s.phase.as_deref(), Some("Failed"));
         assert_eq!(s.reason.as_deref(), Some("OutOfcpu"));
         assert!(s.message.unwrap().contains("cpu"));
+    }
+
+    /// `p` with its init container `name` a sidecar.
+    fn with_sidecar(mut p: Pod, name: &str) -> Pod {
+        let spec = p.spec.as_mut().unwrap();
+        for c in spec.init_containers.iter_mut().flatten() {
+            if c.name == name {
+                c.restart_policy = Some("Always".into());
+            }
+        }
+        p
+    }
+
+    fn running(name: &str) -> runtime::ContainerDetails {
+        record(
+            name,
+            ContainerKind::Container,
+            runtime::ContainerState::Running,
+            None,
+            Some("id-POD"),
+        )
+    }
+
+    fn exited(name: &str, code: i64) -> runtime::ContainerDetails {
+        record(
+            name,
+            ContainerKind::Container,
+            runtime::ContainerState::Exited,
+            Some(code),
+            Some("id-POD"),
+        )
+    }
+
+    fn with_probes(
+        p: &Pod,
+        cs: &[runtime::ContainerDetails],
+        probes: &dyn Fn(&str) -> Option<ProbeState>,
+    ) -> PodStatus {
+        let facts = Facts {
+            waiting: &HashMap::new(),
+            probes,
+            messages: &HashMap::new(),
+            host_ip: "127.0.0.1",
+            refused: None,
+        };
+        pod_status(p, cs, &facts)
+    }
+
+    #[test]
+    fn a_started_sidecar_initializes_the_pod_and_shows_running() {
+        let p = with_sidecar(pod("Always", &["a"], &["s"]), "s");
+        let s = status_of(&p, &[sandbox(), running("s")], &HashMap::new());
+        assert_eq!(cond(&s, "Initialized"), "True");
+        let st = &s.init_container_statuses.as_ref().unwrap()[0];
+        assert_eq!(st.started, Some(true));
+        assert!(st.ready);
+        assert!(st.state.as_ref().unwrap().running.is_some());
+        assert_eq!(st.restart_count, 2);
+        // Not started yet (its startup probe runs): not initialized.
+        let unstarted = |_: &str| {
+            Some(ProbeState {
+                ready: false,
+                started: false,
+            })
+        };
+        let s = with_probes(&p, &[sandbox(), running("s")], &unstarted);
+        assert_eq!(cond(&s, "Initialized"), "False");
+        assert_eq!(s.phase.as_deref(), Some("Pending"));
+        assert_eq!(
+            s.init_container_statuses.as_ref().unwrap()[0].started,
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn an_unready_sidecar_keeps_the_pod_unready() {
+        let p = with_sidecar(pod("Always", &["a"], &["s"]), "s");
+        let cs = [sandbox(), running("s"), running("a")];
+        let s = status_of(&p, &cs, &HashMap::new());
+        assert_eq!(
+            (cond(&s, "ContainersReady"), cond(&s, "Ready")),
+            ("True".into(), "True".into())
+        );
+        let probes = |id: &str| {
+            (id == "id-s").then_some(ProbeState {
+                ready: false,
+                started: true,
+            })
+        };
+        let s = with_probes(&p, &cs, &probes);
+        assert_eq!(cond(&s, "ContainersReady"), "False");
+        assert_eq!(cond(&s, "Ready"), "False");
+        assert_eq!(cond(&s, "Initialized"), "True");
+        assert!(!s.init_container_statuses.as_ref().unwrap()[0].ready);
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+    }
+
+    #[test]
+    fn a_restarting_sidecar_does_not_uninitialize_a_running_pod() {
+        let p = with_sidecar(pod("Always", &["a"], &["s"]), "s");
+        let mut w = HashMap::new();
+        w.insert(
+            "s".to_string(),
+            Waiting {
+                reason: WaitingReason::CrashLoopBackOff,
+                message: "back-off 10s".into(),
+            },
+        );
+        let s = status_of(&p, &[sandbox(), exited("s", 1), running("a")], &w);
+        assert_eq!(cond(&s, "Initialized"), "True");
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+        let st = &s.init_container_statuses.as_ref().unwrap()[0];
+        let waiting = st.state.as_ref().unwrap().waiting.as_ref().unwrap();
+        assert_eq!(waiting.reason.as_deref(), Some("CrashLoopBackOff"));
+        // Before any app ran, it is not.
+        let s = status_of(&p, &[sandbox(), exited("s", 1)], &w);
+        assert_eq!(cond(&s, "Initialized"), "False");
+    }
+
+    #[test]
+    fn a_never_pod_is_succeeded_or_failed_by_its_apps_alone() {
+        let p = with_sidecar(pod("Never", &["a"], &["s", "i"]), "s");
+        // The app is done, the sidecar still runs (about to be stopped).
+        let cs = [sandbox(), running("s"), exited("i", 0), exited("a", 0)];
+        assert_eq!(
+            status_of(&p, &cs, &HashMap::new()).phase.as_deref(),
+            Some("Succeeded")
+        );
+        // The sidecar stopped (SIGTERM'd: 143): still Succeeded, not Failed.
+        let cs = [sandbox(), exited("s", 143), exited("i", 0), exited("a", 0)];
+        let s = status_of(&p, &cs, &HashMap::new());
+        assert_eq!(s.phase.as_deref(), Some("Succeeded"));
+        assert_eq!(cond(&s, "Initialized"), "True");
+        let cs = [sandbox(), exited("s", 0), exited("i", 0), exited("a", 1)];
+        assert_eq!(
+            status_of(&p, &cs, &HashMap::new()).phase.as_deref(),
+            Some("Failed")
+        );
     }
 }
