@@ -170,3 +170,41 @@ async fn pods_show_their_qos_class_and_the_nodes_address() {
         assert_eq!(pod["status"]["hostIP"], "10.11.12.13", "{name}");
     }
 }
+
+#[tokio::test]
+async fn a_sidecars_host_port_is_published() {
+    let ctx = TestCtx::new("sidecarport");
+    let host_port = free_port();
+    let mut proxy = busybox(
+        "proxy",
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /www && echo from-the-sidecar > /www/index.html && exec httpd -f -p 8080 -h /www",
+        ],
+    );
+    proxy["restartPolicy"] = json!("Always");
+    proxy["ports"] = json!([{"containerPort": 8080, "hostPort": host_port}]);
+    let mut pod = pod_json(
+        "sidecarport",
+        "Always",
+        json!([busybox("app", SLEEP)]),
+        json!({}),
+    );
+    pod["spec"]["initContainers"] = json!([proxy]);
+    ctx.write_json("sidecarport.json", &pod);
+    let pv = Podvisor::spawn(&ctx, &[]);
+    ctx.wait_pod_running(&pv, "sidecarport").await;
+    let url = format!("http://127.0.0.1:{host_port}/");
+    let body = ctx
+        .wait_until(
+            Duration::from_secs(15),
+            "the sidecar's hostPort to answer",
+            || async {
+                let r = reqwest::get(&url).await.map_err(|e| e.to_string())?;
+                r.text().await.map_err(|e| e.to_string())
+            },
+        )
+        .await;
+    assert_eq!(body.trim(), "from-the-sidecar");
+}

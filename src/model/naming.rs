@@ -161,7 +161,8 @@ pub fn container_hash(container: &Container) -> String {
 }
 
 /// The hash of what the infra container holds: its image, the ports of all
-/// the pod's containers, and `hostNetwork`. A change recreates the pod.
+/// the pod's containers (init containers' included), and `hostNetwork`. A
+/// change recreates the pod.
 pub fn sandbox_hash(pod: &Pod, infra_image: &str) -> String {
     let spec = pod.spec.as_ref();
     let mut ports: Vec<serde_json::Value> = spec
@@ -173,11 +174,26 @@ pub fn sandbox_hash(pod: &Pod, infra_image: &str) -> String {
         .collect();
     ports.sort_by_key(|p| p.to_string());
     let host_network = pod.host_network();
-    canonical_hash(&serde_json::json!({
+    let mut held = serde_json::json!({
         "image": infra_image,
         "ports": ports,
         "hostNetwork": host_network,
-    }))
+    });
+    // The init containers' (sidecars') ports, which the infra container
+    // publishes too: only when there are any, so that the hash of every
+    // other pod stays what it always was.
+    let mut init_ports: Vec<serde_json::Value> = spec
+        .and_then(|s| s.init_containers.as_deref())
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|c| c.ports.iter().flatten())
+        .map(|p| serde_json::to_value(p).unwrap_or_default())
+        .collect();
+    if !init_ports.is_empty() {
+        init_ports.sort_by_key(|p| p.to_string());
+        held["initPorts"] = serde_json::Value::Array(init_ports);
+    }
+    canonical_hash(&held)
 }
 
 /// A stable UID for a pod from a source without UIDs (a manifest file or
@@ -346,7 +362,20 @@ mod tests {
         let with_port = sandbox_hash(&pod, "pause:1");
         assert_ne!(with_port, base);
         pod.spec.as_mut().unwrap().host_network = Some(true);
-        assert_ne!(sandbox_hash(&pod, "pause:1"), with_port);
+        let host = sandbox_hash(&pod, "pause:1");
+        assert_ne!(host, with_port);
+        // An init container without ports changes nothing; a sidecar's
+        // port does.
+        let mut sidecar = container();
+        sidecar.name = "proxy".into();
+        pod.spec.as_mut().unwrap().init_containers = Some(vec![sidecar]);
+        assert_eq!(sandbox_hash(&pod, "pause:1"), host);
+        pod.spec.as_mut().unwrap().init_containers.as_mut().unwrap()[0].ports =
+            Some(vec![ContainerPort {
+                container_port: 15001,
+                ..Default::default()
+            }]);
+        assert_ne!(sandbox_hash(&pod, "pause:1"), host);
     }
 
     #[test]

@@ -77,11 +77,16 @@ pub fn grace_period_secs(pod: &Pod) -> i64 {
 }
 
 /// The pod's container ports as the infra container publishes them
-/// (`host_port` set for a `hostPort`).
+/// (`host_port` set for a `hostPort`): the app containers', then the init
+/// containers' (a sidecar's, chiefly: it runs beside the apps).
 pub fn pod_ports(pod: &Pod) -> Vec<PortMapping> {
     pod.spec
         .iter()
-        .flat_map(|s| s.containers.iter())
+        .flat_map(|s| {
+            s.containers
+                .iter()
+                .chain(s.init_containers.iter().flatten())
+        })
         .flat_map(|c| c.ports.iter().flatten())
         .filter_map(|p| {
             Some(PortMapping {
@@ -214,15 +219,24 @@ pub fn admit_pod_alone(pod: &Pod, uid: &str, rules: &NodeRules) -> Result<PodVol
         })?;
     let spec = pod.spec.clone().unwrap_or_default();
     if !rules.host_ports && !spec.host_network.unwrap_or(false) {
-        for (i, c) in spec.containers.iter().enumerate() {
-            for (j, p) in c.ports.iter().flatten().enumerate() {
-                if p.host_port.is_some_and(|h| h > 0) {
-                    return Err(Refusal {
-                        reason: RefusalReason::UnsupportedHostPort,
-                        message: format!(
-                            "spec.containers[{i}].ports[{j}].hostPort: the node's network plugin cannot serve host ports (a CNI chain without the portmap plugin)"
-                        ),
-                    });
+        let lists = [
+            ("containers", spec.containers.as_slice()),
+            (
+                "initContainers",
+                spec.init_containers.as_deref().unwrap_or_default(),
+            ),
+        ];
+        for (list, containers) in lists {
+            for (i, c) in containers.iter().enumerate() {
+                for (j, p) in c.ports.iter().flatten().enumerate() {
+                    if p.host_port.is_some_and(|h| h > 0) {
+                        return Err(Refusal {
+                            reason: RefusalReason::UnsupportedHostPort,
+                            message: format!(
+                                "spec.{list}[{i}].ports[{j}].hostPort: the node's network plugin cannot serve host ports (a CNI chain without the portmap plugin)"
+                            ),
+                        });
+                    }
                 }
             }
         }
