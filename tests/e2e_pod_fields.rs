@@ -208,3 +208,58 @@ async fn a_sidecars_host_port_is_published() {
         .await;
     assert_eq!(body.trim(), "from-the-sidecar");
 }
+
+#[tokio::test]
+async fn fields_the_node_cannot_honour_are_refused_by_name_and_the_others_run() {
+    let ctx = TestCtx::new("unsupported");
+    let app = || json!([busybox("app", SLEEP)]);
+    let cases = [
+        (
+            "windows",
+            json!({"os": {"name": "windows"}}),
+            "PodOSNotSupported",
+            "spec.os.name",
+        ),
+        (
+            "gvisor",
+            json!({"runtimeClassName": "gvisor"}),
+            "UnsupportedField",
+            "spec.runtimeClassName",
+        ),
+        (
+            "dra",
+            json!({"resourceClaims": [{"name": "gpu", "resourceClaimName": "gpu-0"}]}),
+            "UnsupportedField",
+            "spec.resourceClaims",
+        ),
+    ];
+    for (name, extra, ..) in &cases {
+        ctx.write_json(
+            &format!("{name}.json"),
+            &pod_json(name, "Always", app(), extra.clone()),
+        );
+    }
+    ctx.write_json(
+        "linux.json",
+        &pod_json("linux", "Always", app(), json!({"os": {"name": "linux"}})),
+    );
+    let pv = Podvisor::spawn(&ctx, &[]);
+    ctx.wait_pod_running(&pv, "linux").await;
+    for (name, _, reason, field) in cases {
+        let message = ctx
+            .wait_pod(&pv, name, CONVERGE, "refused", |p| {
+                let s = &p["status"];
+                (s["phase"] == "Failed" && s["reason"] == reason)
+                    .then(|| s["message"].as_str().unwrap_or_default().to_string())
+                    .ok_or_else(|| "not yet".to_string())
+            })
+            .await;
+        assert!(message.contains(&format!("{field}: ")), "{name}: {message}");
+        assert!(ctx.pod_containers(name).is_empty(), "{name} got containers");
+        let events = pv.events("default", name).await.expect("events");
+        assert!(
+            events.iter().any(|e| e["reason"] == reason),
+            "{name}: no {reason} event: {events:?}"
+        );
+    }
+}

@@ -48,6 +48,11 @@ api_enum!(
         /// Pod-level `spec.resources.limits`: podvisor makes no pod cgroup
         /// to hold them.
         UnsupportedPodResources,
+        /// `spec.os.name` is not the node's OS (linux).
+        PodOSNotSupported,
+        /// A field this node cannot honour (no API server, no RuntimeClass):
+        /// the message names it.
+        UnsupportedField,
     }
 );
 

@@ -202,6 +202,9 @@ pub fn admit_pod_alone(pod: &Pod, uid: &str, rules: &NodeRules) -> Result<PodVol
             message: e.to_string(),
         }
     };
+    if let Some(r) = super::unsupported::unsupported(pod) {
+        return Err(r);
+    }
     let pod_level =
         resources::pod_amounts(pod).map_err(|e| refuse(RefusalReason::InvalidResources)(&e))?;
     if let Some(limits) = pod_level.map(|a| a.limits) {

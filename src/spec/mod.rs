@@ -9,9 +9,11 @@
 //! - [`volumes`]: emptyDir and hostPath volumes, their binds, and what they
 //!   need on the host (carried out by [`crate::host::volumes`]).
 //! - [`security`]: users, groups, capabilities, privileged, `runAsNonRoot`.
+//! - [`unsupported`]: fields a node without an API server refuses by name.
 
 pub mod containers;
 pub mod env;
 pub mod resources;
 pub mod security;
+pub mod unsupported;
 pub mod volumes;
