@@ -38,7 +38,8 @@ fn documented(readme: &str, prefix: &str) -> BTreeSet<String> {
             let cells: Vec<&str> = rest.split('|').collect();
             let treated = cells.get(1).is_some_and(|c| c.trim().len() > 3);
             let field = name.strip_prefix(prefix)?.strip_prefix('.')?;
-            treated.then(|| field.to_string())
+            // `spec.securityContext.x` is not a `spec` row.
+            (treated && !field.contains('.')).then(|| field.to_string())
         })
         .collect()
 }
@@ -95,12 +96,4 @@ fn the_schema_lists_fields_podvisor_is_known_to_honour() {
     ] {
         assert!(spec.contains(f), "{f} not in {spec:?}");
     }
-}
-#[test]
-#[ignore]
-fn print_fields() {
-    println!("spec {:?}", fields::<PodSpec>());
-    println!("container {:?}", fields::<Container>());
-    println!("psc {:?}", fields::<PodSecurityContext>());
-    println!("sc {:?}", fields::<SecurityContext>());
 }
