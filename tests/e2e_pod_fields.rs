@@ -263,3 +263,78 @@ async fn fields_the_node_cannot_honour_are_refused_by_name_and_the_others_run() 
         );
     }
 }
+
+/// The engine's cgroup version (1 or 2).
+fn cgroup_version() -> u8 {
+    match docker(&["info", "--format", "{{.CgroupVersion}}"]).trim() {
+        "2" => 2,
+        _ => 1,
+    }
+}
+
+#[tokio::test]
+async fn pod_level_limits_are_held_by_a_pod_cgroup_around_every_container() {
+    let ctx = TestCtx::new("podcgroup");
+    ctx.write_json(
+        "limited.json",
+        &pod_json(
+            "limited",
+            "Always",
+            json!([busybox("app", SLEEP)]),
+            json!({"resources": {"limits": {"cpu": "500m", "memory": "64Mi"}}}),
+        ),
+    );
+    let pv = Podvisor::spawn(&ctx, &[]);
+    let pod = ctx.wait_pod_running(&pv, "limited").await;
+    let uid = pod["metadata"]["uid"].as_str().expect("a uid").to_string();
+    let parent = format!("/podvisor/pod{uid}");
+    let containers = ctx.pod_containers("limited");
+    assert_eq!(containers.len(), 2, "{}", show(&containers));
+    for c in &containers {
+        assert_eq!(
+            inspect(&c.id, "{{.HostConfig.CgroupParent}}"),
+            parent,
+            "{}",
+            c.name
+        );
+        // The container's processes are in the pod's cgroup.
+        let pid = inspect(&c.id, "{{.State.Pid}}");
+        let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
+        assert!(
+            cgroups.contains(&format!("{parent}/")),
+            "{}: {cgroups}",
+            c.name
+        );
+    }
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    let read = |p: std::path::PathBuf| {
+        std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .trim()
+            .to_string()
+    };
+    let dirs = match cgroup_version() {
+        2 => {
+            let dir = root.join(parent.trim_start_matches('/'));
+            assert_eq!(read(dir.join("memory.max")), "67108864");
+            assert_eq!(read(dir.join("cpu.max")), "50000 100000");
+            vec![dir]
+        }
+        _ => {
+            let mem = root.join("memory").join(parent.trim_start_matches('/'));
+            let cpu = root.join("cpu").join(parent.trim_start_matches('/'));
+            assert_eq!(read(mem.join("memory.limit_in_bytes")), "67108864");
+            assert_eq!(read(cpu.join("cpu.cfs_quota_us")), "50000");
+            vec![mem, cpu]
+        }
+    };
+    // Gone with the pod.
+    ctx.remove_manifest("limited.json");
+    ctx.wait_until(CONVERGE, "the pod cgroup removed", || async {
+        let left: Vec<_> = dirs.iter().filter(|d| d.exists()).collect();
+        left.is_empty()
+            .then_some(())
+            .ok_or_else(|| format!("{left:?}"))
+    })
+    .await;
+}

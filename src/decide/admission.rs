@@ -497,18 +497,25 @@ mod tests {
     }
 
     #[test]
-    fn pod_level_limits_are_refused_naming_the_field() {
+    fn pod_level_limits_are_admitted_and_bad_ones_refused_naming_the_field() {
+        // A pod cgroup holds them (the worker refuses them only when the
+        // engine's cgroup driver cannot).
         let p = pod(serde_json::json!({
             "resources": {"limits": {"memory": "64Mi"}},
             "containers": [{"name": "app", "image": "i"}]}));
-        let Verdict::Refused(r) = Ledger::default().judge("a", &p, &rules(), false, "f.yaml")
+        let v = Ledger::default().judge("a", &p, &rules(), false, "f.yaml");
+        assert!(matches!(v, Verdict::Admitted), "{v:?}");
+        let bad = pod(serde_json::json!({
+            "resources": {"limits": {"memory": "lots"}},
+            "containers": [{"name": "app", "image": "i"}]}));
+        let Verdict::Refused(r) = Ledger::default().judge("b", &bad, &rules(), false, "f.yaml")
         else {
             panic!("admitted");
         };
-        assert_eq!(r.reason, RefusalReason::UnsupportedPodResources);
+        assert_eq!(r.reason, RefusalReason::UnexpectedAdmissionError);
         assert!(
             r.message
-                .starts_with("f.yaml: pod default/p: spec.resources.limits:"),
+                .starts_with("f.yaml: pod default/p: spec.resources.limits.memory:"),
             "{}",
             r.message
         );

@@ -17,6 +17,7 @@
 //! says what was being done (`mkdir /x: …`).
 
 #[cfg(any(test, feature = "test-util"))]
+pub mod cgroup;
 pub mod fake;
 pub mod machine;
 pub mod memory;

@@ -200,6 +200,10 @@ impl ContainerRuntime for Bounded {
         self.short("info", || self.inner.data_root()).await
     }
 
+    async fn cgroups(&self) -> Result<super::Cgroups> {
+        self.short("info", || self.inner.cgroups()).await
+    }
+
     async fn pull_image(
         &self,
         image: &str,

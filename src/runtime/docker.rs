@@ -476,6 +476,7 @@ impl ContainerRuntime for DockerRuntime {
                     ),
                 }),
                 security_opt: (!spec.security_opt.is_empty()).then(|| spec.security_opt.clone()),
+                cgroup_parent: spec.cgroup_parent.clone(),
                 ..Default::default()
             }),
             ..Default::default()
@@ -620,6 +621,23 @@ impl ContainerRuntime for DockerRuntime {
                 labels: labels_of(c.labels),
             })
             .collect())
+    }
+
+    async fn cgroups(&self) -> Result<super::Cgroups> {
+        let info = self.call("info", |d| async move { d.info().await }).await?;
+        let driver = info
+            .cgroup_driver
+            .map(|d| d.to_string())
+            .filter(|d| !d.is_empty())
+            .ok_or(RuntimeError::Engine {
+                call: "info",
+                message: "the engine names no cgroup driver".into(),
+            })?;
+        let version = match info.cgroup_version.map(|v| v.to_string()).as_deref() {
+            Some("2") => 2,
+            _ => 1,
+        };
+        Ok(super::Cgroups { driver, version })
     }
 
     async fn data_root(&self) -> Result<String> {

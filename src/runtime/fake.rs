@@ -616,6 +616,14 @@ impl ContainerRuntime for FakeDocker {
             .collect())
     }
 
+    async fn cgroups(&self) -> Result<super::Cgroups> {
+        self.enter(Call::Version).await?;
+        Ok(super::Cgroups {
+            driver: "cgroupfs".into(),
+            version: 2,
+        })
+    }
+
     async fn data_root(&self) -> Result<String> {
         self.enter(Call::Version).await?;
         Ok("/var/lib/docker".into())

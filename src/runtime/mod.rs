@@ -149,11 +149,23 @@ pub struct CreateSpec {
     /// The limits of the container's log files (`None`: the engine's
     /// defaults).
     pub log: Option<LogLimits>,
+    /// The cgroup the container is placed under (a pod cgroup holding
+    /// pod-level limits); `None`: the engine's default.
+    pub cgroup_parent: Option<String>,
     /// Keep stdin open (the Pod's `stdin`), closed after the first attach
     /// ends (`stdinOnce`), and give the container a terminal (`tty`).
     pub stdin: bool,
     pub stdin_once: bool,
     pub tty: bool,
+}
+
+/// The engine's cgroup driver and the host's cgroup version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cgroups {
+    /// `cgroupfs` or `systemd`.
+    pub driver: String,
+    /// 1 or 2.
+    pub version: u8,
 }
 
 /// How much output the engine keeps of a container: its log file is
@@ -388,6 +400,9 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn image_uses(&self) -> Result<Vec<ImageUse>>;
     /// The engine's data root (`DockerRootDir`), where its images live.
     async fn data_root(&self) -> Result<String>;
+    /// How the engine places containers in cgroups: its cgroup driver
+    /// (`cgroupfs` or `systemd`) and the host's cgroup version (1 or 2).
+    async fn cgroups(&self) -> Result<Cgroups>;
     /// Runs a command in a running container and waits for it.
     async fn exec(&self, id: &str, req: &ExecRequest) -> Result<ExecOutput>;
     /// Starts an interactive command in a running container and returns

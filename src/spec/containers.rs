@@ -192,7 +192,7 @@ pub fn admit_pod(pod: &Pod, uid: &str, rules: &NodeRules) -> Result<PodVolumes, 
     admit_pod_alone(pod, uid, rules)
 }
 
-/// The checks of a pod that no other pod changes: pod-level limits, the
+/// The checks of a pod that no other pod changes: pod-level resources, the
 /// volumes, host ports the network plugin cannot serve, the security policy,
 /// each container's resources and mounts.
 pub fn admit_pod_alone(pod: &Pod, uid: &str, rules: &NodeRules) -> Result<PodVolumes, Refusal> {
@@ -205,16 +205,9 @@ pub fn admit_pod_alone(pod: &Pod, uid: &str, rules: &NodeRules) -> Result<PodVol
     if let Some(r) = super::unsupported::unsupported(pod) {
         return Err(r);
     }
-    let pod_level =
-        resources::pod_amounts(pod).map_err(|e| refuse(RefusalReason::InvalidResources)(&e))?;
-    if let Some(limits) = pod_level.map(|a| a.limits) {
-        if limits.cpu_millis.is_some() || limits.memory_bytes.is_some() {
-            return Err(Refusal {
-                reason: RefusalReason::UnsupportedPodResources,
-                message: "spec.resources.limits: pod-level limits are not supported: podvisor makes no pod cgroup to hold them; set the limits on the containers (pod-level requests are counted at admission)".into(),
-            });
-        }
-    }
+    // Pod-level limits are held by a pod cgroup (the worker refuses them
+    // when the engine's cgroup driver cannot take one).
+    resources::pod_amounts(pod).map_err(|e| refuse(RefusalReason::InvalidResources)(&e))?;
     let vols = volumes::plan_volumes(pod, uid, &rules.root_dir, &rules.allowed_host_paths)
         .map_err(|e| match &e {
             VolumeRefusal::Unsupported(f) => refuse(RefusalReason::UnsupportedVolume)(f),

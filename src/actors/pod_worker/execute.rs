@@ -174,6 +174,12 @@ impl SyncJob {
                 result.again(RETRY_AFTER);
                 return result;
             }
+            if let Err(e) = self.setup_pod_cgroup(&pod).await {
+                let message = format!("pod cgroup: {e}");
+                result.wait_all(&pod, WaitingReason::ContainerCreating, &message);
+                result.again(RETRY_AFTER);
+                return result;
+            }
         }
         if let Some(cs) = &a.create_sandbox {
             self.memory.inspected.clear();
@@ -339,6 +345,22 @@ impl SyncJob {
         .map_err(std::io::Error::other)?
     }
 
+    /// Makes (or updates) the pod cgroup holding the pod-level limits, when
+    /// the pod has any.
+    async fn setup_pod_cgroup(&mut self, pod: &Pod) -> std::io::Result<()> {
+        let Some(limits) = host::cgroup::limits_of(pod) else {
+            return Ok(());
+        };
+        let cgroups = self.cgroups().await.map_err(std::io::Error::other)?;
+        let uid = self.uid.clone();
+        tokio::task::spawn_blocking(move || {
+            let root = Path::new(host::cgroup::CGROUP_ROOT);
+            host::cgroup::create(root, cgroups.version, &uid, limits)
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+
     /// Removes the pod's directory (volumes, termination logs) once its
     /// containers are gone.
     pub(super) async fn teardown(&self) {
@@ -350,6 +372,16 @@ impl SyncJob {
         .await;
         if let Ok(Err(e)) | Err(e) = result.map_err(std::io::Error::other) {
             tracing::warn!(error = %e, "cannot remove the pod's directory");
+        }
+        if self.spec_pod().and_then(host::cgroup::limits_of).is_some() {
+            let uid = self.uid.clone();
+            let removed = tokio::task::spawn_blocking(move || {
+                host::cgroup::remove(Path::new(host::cgroup::CGROUP_ROOT), &uid)
+            })
+            .await;
+            if let Ok(Err(e)) | Err(e) = removed.map_err(std::io::Error::other) {
+                tracing::warn!(error = %e, "cannot remove the pod's cgroup");
+            }
         }
     }
 
@@ -494,9 +526,14 @@ impl SyncJob {
         spec: &crate::runtime::CreateSpec,
     ) -> Result<String, RuntimeError> {
         let rt = &self.deps.runtime;
-        // Every container's output is bounded on disk.
+        // Every container's output is bounded on disk; a pod with pod-level
+        // limits has every container in its pod cgroup.
         let spec = &crate::runtime::CreateSpec {
             log: Some(self.deps.node.container_logs),
+            cgroup_parent: self
+                .spec_pod()
+                .and_then(host::cgroup::limits_of)
+                .map(|_| host::cgroup::parent(&self.uid)),
             ..spec.clone()
         };
         let id = match rt.create_container(spec).await {

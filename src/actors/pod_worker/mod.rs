@@ -150,6 +150,9 @@ pub(crate) struct Memory {
     /// The pod ended (`Succeeded`/`Failed`) on its own: no deadline
     /// applies any more.
     ended: bool,
+    /// The engine's cgroup driver and version, once asked (pods with
+    /// pod-level limits only).
+    cgroups: Option<crate::runtime::Cgroups>,
 }
 
 pub struct PodWorker {

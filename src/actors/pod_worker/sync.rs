@@ -75,7 +75,8 @@ impl SyncJob {
         // A pod the node refuses gets nothing created (what runs of an
         // earlier spec is removed) and reports why.
         let mut refused = None;
-        if let Some(pod) = &self.pod {
+        if let Some(pod) = self.pod.clone() {
+            let pod = &*pod;
             // Judged against the other pods by the Supervisor, or alone
             // when no Supervisor judged it (a worker on its own).
             let judged = match &self.verdict {
@@ -86,6 +87,10 @@ impl SyncJob {
                 }
                 Verdict::Unjudged => containers::admit_pod(pod, &self.uid, &self.deps.node.rules)
                     .map_err(|r| containers::named_refusal(r, &self.source, pod)),
+            };
+            let judged = match judged {
+                Ok(vols) => self.pod_cgroup_refusal(pod).await.map_or(Ok(vols), Err),
+                Err(r) => Err(r),
             };
             match judged {
                 Ok(vols) => self.volumes = vols,
@@ -210,6 +215,37 @@ impl SyncJob {
             held_back = result.retry;
         }
         unreachable!("the last round always returns")
+    }
+
+    /// The engine's cgroup driver and version, asked once per worker.
+    pub(super) async fn cgroups(&mut self) -> Result<crate::runtime::Cgroups, RuntimeError> {
+        if let Some(c) = &self.memory.cgroups {
+            return Ok(c.clone());
+        }
+        let c = self.deps.runtime.cgroups().await?;
+        self.memory.cgroups = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Pod-level limits need a pod cgroup, which podvisor makes only for
+    /// the engine's `cgroupfs` driver: with another, the pod is refused.
+    /// (When the engine cannot be asked, the sync that makes the cgroup
+    /// waits and retries.)
+    async fn pod_cgroup_refusal(&mut self, pod: &Pod) -> Option<status::Refusal> {
+        crate::host::cgroup::limits_of(pod)?;
+        let driver = self.cgroups().await.ok()?.driver;
+        (driver != "cgroupfs").then(|| {
+            containers::named_refusal(
+                status::Refusal {
+                    reason: crate::model::RefusalReason::UnsupportedPodResources,
+                    message: format!(
+                        "spec.resources.limits: the engine's cgroup driver is {driver}; podvisor holds pod-level limits in a pod cgroup with the cgroupfs driver only: set the limits on the containers"
+                    ),
+                },
+                &self.source,
+                pod,
+            )
+        })
     }
 
     /// Checks the pod's `activeDeadlineSeconds`: once past it, the pod is
