@@ -57,13 +57,16 @@ pub struct Started {
 }
 
 /// Starts every actor on the current System; returns what the API reads
-/// and writes through.
+/// and writes through. `engine_security` is the engine's `SecurityOptions`
+/// (`docker info`), which say whether AppArmor, user-namespace remapping
+/// and SELinux are there to honour a pod's requests.
 pub fn start(
     settings: &Settings,
     runtime: Arc<dyn ContainerRuntime>,
     credentials: CredentialStore,
     network: Option<Arc<Network>>,
     metrics: Arc<crate::metrics::Metrics>,
+    engine_security: &[String],
 ) -> Started {
     let capacity = crate::host::node_capacity(&crate::host::RealHost);
     let allocatable = crate::host::machine::allocatable(
@@ -106,6 +109,13 @@ pub fn start(
                 &settings.node_name,
                 &settings.node_labels,
             ),
+            security: crate::spec::security::NodeSecurity {
+                seccomp_default: settings.seccomp_default,
+                memory_capacity: capacity.memory_bytes,
+                seccomp_dir: settings.root_dir.join("seccomp"),
+                ..Default::default()
+            }
+            .with_engine_options(engine_security),
         },
     };
     let puller = puller_config(settings, credentials);
@@ -251,12 +261,25 @@ pub async fn run(mut settings: Settings, credentials: CredentialStore) -> std::i
         }
     };
     let network = network(&settings).await?;
+    // What the engine can enforce (AppArmor, user namespaces, SELinux),
+    // read once: pods asking for what it lacks are refused.
+    let engine_security = match runtime.security_options().await {
+        Ok(options) => {
+            tracing::info!(options = ?options, "engine security options");
+            options
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the engine's security options: AppArmor, user namespaces and SELinux count as absent");
+            Vec::new()
+        }
+    };
     let started = start(
         &settings,
         runtime.clone(),
         credentials,
         network,
         metrics.clone(),
+        &engine_security,
     );
     let state = ApiState {
         store: started.store,

@@ -48,6 +48,17 @@ api_enum!(
         /// Pod-level `spec.resources.limits`: podvisor makes no pod cgroup
         /// to hold them.
         UnsupportedPodResources,
+        /// An AppArmor profile on a host without AppArmor (the kubelet's
+        /// reason).
+        AppArmor,
+        /// `hostUsers: false` on an engine without user-namespace remapping.
+        UserNamespacesNotSupported,
+        /// A security field the node cannot apply (`seLinuxOptions` without
+        /// SELinux, `windowsOptions`, ...).
+        UnsupportedSecurityContext,
+        /// A sysctl outside the safe set, or one the pod's host namespaces
+        /// forbid (the kubelet's reason).
+        SysctlForbidden,
     }
 );
 
