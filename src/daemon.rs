@@ -79,6 +79,13 @@ pub fn start(
         capacity,
         allocatable,
     );
+    // Negative OOM scores (infra, Guaranteed) need CAP_SYS_RESOURCE; an
+    // engine without it could start none of those containers.
+    let lower_oom_scores = std::fs::read_to_string("/proc/self/status")
+        .is_ok_and(|s| crate::spec::security::has_sys_resource(&s));
+    if !lower_oom_scores {
+        tracing::warn!("no CAP_SYS_RESOURCE: OOM score adjustments below 0 (infra -998, Guaranteed -997) are applied as 0");
+    }
     let node = NodeConfig {
         node_name: settings.node_name.clone(),
         infra_image: settings.pod_infra_container_image.clone(),
@@ -110,6 +117,7 @@ pub fn start(
                 &settings.node_labels,
             ),
             security: crate::spec::security::NodeSecurity {
+                lower_oom_scores,
                 seccomp_default: settings.seccomp_default,
                 memory_capacity: capacity.memory_bytes,
                 seccomp_dir: settings.root_dir.join("seccomp"),

@@ -20,7 +20,8 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use crate::manifest::FieldError;
 
 pub use node::{
-    admit_security, pod_sysctls, NodeSecurity, APPARMOR_ANNOTATION_PREFIX, SAFE_SYSCTLS,
+    admit_security, has_sys_resource, pod_sysctls, NodeSecurity, APPARMOR_ANNOTATION_PREFIX,
+    SAFE_SYSCTLS,
 };
 pub use non_root::{check_non_root, NonRootError};
 pub use oom::{container_oom_score_adj, SANDBOX_OOM_SCORE_ADJ};
@@ -203,7 +204,11 @@ pub fn container_security(
         run_as_user,
         run_as_group,
         security_opt: opts.security_opt,
-        oom_score_adj: Some(container_oom_score_adj(pod, c, node.memory_capacity)),
+        oom_score_adj: Some(node.oom_score_adj(container_oom_score_adj(
+            pod,
+            c,
+            node.memory_capacity,
+        ))),
         userns_mode: node.userns_mode(pod),
         seccomp_profile_file: opts.seccomp_profile_file,
     })
@@ -226,7 +231,7 @@ pub fn sandbox_security(pod: &Pod, node: &NodeSecurity) -> Result<Security, Fiel
     Ok(Security {
         security_opt: opts.security_opt,
         seccomp_profile_file: opts.seccomp_profile_file,
-        oom_score_adj: Some(SANDBOX_OOM_SCORE_ADJ),
+        oom_score_adj: Some(node.oom_score_adj(SANDBOX_OOM_SCORE_ADJ)),
         userns_mode: node.userns_mode(pod),
         ..Default::default()
     })

@@ -32,6 +32,10 @@ pub struct NodeSecurity {
     pub memory_capacity: i64,
     /// Where Localhost seccomp profiles live: `<root-dir>/seccomp`.
     pub seccomp_dir: PathBuf,
+    /// Whether OOM scores may go below 0 (`CAP_SYS_RESOURCE`): without it
+    /// the engine cannot start a container with a negative `OomScoreAdj`,
+    /// so the infra and Guaranteed containers get 0 (a warning at start).
+    pub lower_oom_scores: bool,
 }
 
 impl Default for NodeSecurity {
@@ -43,6 +47,7 @@ impl Default for NodeSecurity {
             selinux: false,
             memory_capacity: 8 << 30,
             seccomp_dir: PathBuf::from("/var/lib/podvisor/seccomp"),
+            lower_oom_scores: true,
         }
     }
 }
@@ -64,6 +69,16 @@ impl NodeSecurity {
         self
     }
 
+    /// An OOM score adjustment as this node can apply it: never below 0
+    /// without `CAP_SYS_RESOURCE`.
+    pub fn oom_score_adj(&self, adj: i64) -> i64 {
+        if self.lower_oom_scores {
+            adj
+        } else {
+            adj.max(0)
+        }
+    }
+
     /// The engine's `UsernsMode` for the pod's containers: `host` on an
     /// engine that remaps user namespaces, unless the pod asks for its own
     /// (`hostUsers: false`).
@@ -71,6 +86,16 @@ impl NodeSecurity {
         let own = pod.spec.as_ref().and_then(|s| s.host_users) == Some(false);
         (self.userns && !own).then(|| "host".to_string())
     }
+}
+
+/// Whether this process holds `CAP_SYS_RESOURCE` (bit 24 of `CapEff` in a
+/// `/proc/<pid>/status` text), which lowering an OOM score below 0 needs.
+pub fn has_sys_resource(status: &str) -> bool {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << 24) != 0)
 }
 
 /// Sysctls the kubelet allows without `--allowed-unsafe-sysctls`
@@ -318,6 +343,19 @@ mod tests {
         let n = NodeSecurity::default()
             .with_engine_options(&["name=seccomp,profile=default".to_string()]);
         assert!(!n.apparmor && !n.userns && !n.selinux);
+    }
+
+    #[test]
+    fn negative_oom_scores_need_cap_sys_resource() {
+        assert!(has_sys_resource("Name:\tx\nCapEff:\t000001ffffffffff\n"));
+        assert!(!has_sys_resource("CapEff:\t000001fffeffffff\n"));
+        assert!(!has_sys_resource("Name: x\n"));
+        let n = NodeSecurity {
+            lower_oom_scores: false,
+            ..Default::default()
+        };
+        assert_eq!((n.oom_score_adj(-998), n.oom_score_adj(750)), (0, 750));
+        assert_eq!(NodeSecurity::default().oom_score_adj(-998), -998);
     }
 
     #[test]
