@@ -57,13 +57,16 @@ pub struct Started {
 }
 
 /// Starts every actor on the current System; returns what the API reads
-/// and writes through.
+/// and writes through. `engine_security` is the engine's `SecurityOptions`
+/// (`docker info`), which say whether AppArmor, user-namespace remapping
+/// and SELinux are there to honour a pod's requests.
 pub fn start(
     settings: &Settings,
     runtime: Arc<dyn ContainerRuntime>,
     credentials: CredentialStore,
     network: Option<Arc<Network>>,
     metrics: Arc<crate::metrics::Metrics>,
+    engine_security: &[String],
 ) -> Started {
     let capacity = crate::host::node_capacity(&crate::host::RealHost);
     let allocatable = crate::host::machine::allocatable(
@@ -76,6 +79,13 @@ pub fn start(
         capacity,
         allocatable,
     );
+    // Negative OOM scores (infra, Guaranteed) need CAP_SYS_RESOURCE; an
+    // engine without it could start none of those containers.
+    let lower_oom_scores = std::fs::read_to_string("/proc/self/status")
+        .is_ok_and(|s| crate::spec::security::has_sys_resource(&s));
+    if !lower_oom_scores {
+        tracing::warn!("no CAP_SYS_RESOURCE: OOM score adjustments below 0 (infra -998, Guaranteed -997) are applied as 0");
+    }
     let node = NodeConfig {
         node_name: settings.node_name.clone(),
         infra_image: settings.pod_infra_container_image.clone(),
@@ -106,6 +116,14 @@ pub fn start(
                 &settings.node_name,
                 &settings.node_labels,
             ),
+            security: crate::spec::security::NodeSecurity {
+                lower_oom_scores,
+                seccomp_default: settings.seccomp_default,
+                memory_capacity: capacity.memory_bytes,
+                seccomp_dir: settings.root_dir.join("seccomp"),
+                ..Default::default()
+            }
+            .with_engine_options(engine_security),
         },
     };
     let puller = puller_config(settings, credentials);
@@ -251,12 +269,25 @@ pub async fn run(mut settings: Settings, credentials: CredentialStore) -> std::i
         }
     };
     let network = network(&settings).await?;
+    // What the engine can enforce (AppArmor, user namespaces, SELinux),
+    // read once: pods asking for what it lacks are refused.
+    let engine_security = match runtime.security_options().await {
+        Ok(options) => {
+            tracing::info!(options = ?options, "engine security options");
+            options
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the engine's security options: AppArmor, user namespaces and SELinux count as absent");
+            Vec::new()
+        }
+    };
     let started = start(
         &settings,
         runtime.clone(),
         credentials,
         network,
         metrics.clone(),
+        &engine_security,
     );
     let state = ApiState {
         store: started.store,

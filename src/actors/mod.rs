@@ -87,6 +87,10 @@ impl NodeConfig {
                 },
                 host_ports: true,
                 labels: crate::decide::admission::node_labels("test-node", &[]),
+                security: crate::spec::security::NodeSecurity {
+                    memory_capacity: 8 << 30,
+                    ..Default::default()
+                },
             },
             container_logs: crate::runtime::LogLimits {
                 max_size_bytes: 10 << 20,

@@ -352,6 +352,7 @@ mod tests {
             },
             host_ports: true,
             labels: node_labels("N1", &[("disk".into(), "ssd".into())]),
+            security: Default::default(),
         }
     }
 

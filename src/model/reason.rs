@@ -53,6 +53,17 @@ api_enum!(
         /// A field this node cannot honour (no API server, no RuntimeClass):
         /// the message names it.
         UnsupportedField,
+        /// An AppArmor profile on a host without AppArmor (the kubelet's
+        /// reason).
+        AppArmor,
+        /// `hostUsers: false` on an engine without user-namespace remapping.
+        UserNamespacesNotSupported,
+        /// A security field the node cannot apply (`seLinuxOptions` without
+        /// SELinux, `windowsOptions`, ...).
+        UnsupportedSecurityContext,
+        /// A sysctl outside the safe set, or one the pod's host namespaces
+        /// forbid (the kubelet's reason).
+        SysctlForbidden,
     }
 );
 

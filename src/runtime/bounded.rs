@@ -256,6 +256,10 @@ impl ContainerRuntime for Bounded {
         // A stream, not a call: it ends when the engine goes away.
         self.inner.events(label)
     }
+
+    async fn security_options(&self) -> Result<Vec<String>> {
+        self.short("info", || self.inner.security_options()).await
+    }
 }
 
 #[cfg(test)]

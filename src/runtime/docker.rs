@@ -418,6 +418,19 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn create_container(&self, spec: &CreateSpec) -> Result<String> {
+        let mut security_opt = spec.security_opt.clone();
+        if let Some(file) = &spec.seccomp_profile_file {
+            // Docker's API takes the profile itself (the CLI reads the file).
+            let profile =
+                tokio::fs::read_to_string(file)
+                    .await
+                    .map_err(|e| RuntimeError::Engine {
+                        call: "create",
+                        message: format!("cannot read seccomp profile {}: {e}", file.display()),
+                    })?;
+            security_opt.push(format!("seccomp={profile}"));
+        }
+        let security_opt = (!security_opt.is_empty()).then_some(security_opt);
         let mut port_bindings = HashMap::new();
         let mut exposed = Vec::new();
         for p in &spec.ports {
@@ -475,8 +488,12 @@ impl ContainerRuntime for DockerRuntime {
                         .into(),
                     ),
                 }),
-                security_opt: (!spec.security_opt.is_empty()).then(|| spec.security_opt.clone()),
+                security_opt,
                 cgroup_parent: spec.cgroup_parent.clone(),
+                oom_score_adj: spec.oom_score_adj,
+                userns_mode: spec.userns_mode.clone(),
+                sysctls: (!spec.sysctls.is_empty())
+                    .then(|| spec.sysctls.clone().into_iter().collect()),
                 ..Default::default()
             }),
             ..Default::default()
@@ -897,6 +914,11 @@ impl ContainerRuntime for DockerRuntime {
                 Err(e) => Err(map_error(&endpoint, "logs", e)),
             })
             .boxed())
+    }
+
+    async fn security_options(&self) -> Result<Vec<String>> {
+        let info = self.call("info", |d| async move { d.info().await }).await?;
+        Ok(info.security_options.unwrap_or_default())
     }
 
     fn events(&self, label: &str) -> BoxStream<'static, Result<RuntimeEvent>> {

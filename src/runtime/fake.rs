@@ -131,6 +131,9 @@ struct State {
     next_pid: i64,
     /// Orders creations (the `created` field).
     seq: i64,
+    /// What `security_options` answers (`None`: seccomp only, as the
+    /// private test engine).
+    security_options: Option<Vec<String>>,
 }
 
 /// An in-memory container engine.
@@ -187,6 +190,12 @@ impl FakeDocker {
         if let Some(id) = s.images.get(image).cloned() {
             s.images.insert(alias.to_string(), id);
         }
+    }
+
+    /// Sets what the engine's `security_options` lists (`name=apparmor`,
+    /// `name=userns`, ...).
+    pub fn set_security_options(&self, options: &[&str]) {
+        self.lock().security_options = Some(options.iter().map(|o| o.to_string()).collect());
     }
 
     /// Sets the size the image list shows for `image`.
@@ -773,6 +782,15 @@ impl ContainerRuntime for FakeDocker {
                 futures::future::ready(keep)
             })
             .boxed()
+    }
+
+    async fn security_options(&self) -> Result<Vec<String>> {
+        self.enter(Call::Version).await?;
+        Ok(self
+            .lock()
+            .security_options
+            .clone()
+            .unwrap_or_else(|| vec!["name=seccomp,profile=default".into()]))
     }
 }
 

@@ -157,6 +157,19 @@ pub struct CreateSpec {
     pub stdin: bool,
     pub stdin_once: bool,
     pub tty: bool,
+    /// The OOM killer's adjustment of the container's processes
+    /// (`OomScoreAdj`; `None`: the engine's 0).
+    pub oom_score_adj: Option<i64>,
+    /// `host` to keep the container in the host's user namespace on an
+    /// engine with user-namespace remapping (`None`: the engine's default).
+    pub userns_mode: Option<String>,
+    /// A Localhost seccomp profile: the engine is given this file's
+    /// content as `seccomp=<json>` (Docker's API takes the profile, not a
+    /// path).
+    pub seccomp_profile_file: Option<std::path::PathBuf>,
+    /// Namespaced kernel parameters (`Sysctls`), set on the infra
+    /// container whose namespaces the pod shares.
+    pub sysctls: BTreeMap<String, String>,
 }
 
 /// The engine's cgroup driver and the host's cgroup version.
@@ -423,6 +436,10 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// The engine's container events (start, die, oom, destroy) for containers
     /// carrying `label` (`key=value`). The stream ends when the engine goes away.
     fn events(&self, label: &str) -> BoxStream<'static, Result<RuntimeEvent>>;
+    /// The engine's security options as `docker info` lists them
+    /// (`name=seccomp,profile=default`, `name=apparmor`, `name=userns`,
+    /// `name=selinux`, ...).
+    async fn security_options(&self) -> Result<Vec<String>>;
 }
 
 /// Splits `repo[:tag]` (keeping registry ports and digests intact) into the

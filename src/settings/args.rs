@@ -166,6 +166,9 @@ pub struct RunArgs {
     /// Unknown or duplicate manifest fields: strict (refuse the file) or warn (log and accept)
     #[arg(long, value_name = "MODE")]
     pub manifest_validation: Option<String>,
+    /// Give containers without a seccompProfile the engine's default seccomp profile (RuntimeDefault) instead of none (Unconfined)
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub seccomp_default: Option<String>,
 }
 
 #[cfg(test)]

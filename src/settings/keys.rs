@@ -199,4 +199,5 @@ pub(super) const KEYS: &[Key] = &[
     key!(write_kubeconfig, optional path, Unset),
     key!(log_format, log_format, Fixed("plain")),
     key!(manifest_validation, manifest_validation, Fixed("strict")),
+    key!(seccomp_default, boolean, Fixed("false")),
 ];

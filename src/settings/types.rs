@@ -144,6 +144,9 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Unknown or duplicate manifest fields: refuse or warn.
     pub manifest_validation: ManifestValidation,
+    /// `--seccomp-default`: containers without a `seccompProfile` get the
+    /// engine's default profile (`RuntimeDefault`), not `Unconfined`.
+    pub seccomp_default: bool,
 }
 
 impl Settings {
@@ -203,6 +206,7 @@ impl Settings {
             write_kubeconfig: None,
             log_format: LogFormat::Plain,
             manifest_validation: ManifestValidation::Strict,
+            seccomp_default: false,
         }
     }
 }

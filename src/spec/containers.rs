@@ -123,6 +123,23 @@ pub fn sandbox_spec(id: &PodIdentity<'_>, image: &str, attempt: u32, hash: &str)
     }
 }
 
+/// Gives the infra container the pod's sandbox security
+/// ([`security::sandbox_security`]: seccomp, OOM score -998, user-namespace
+/// mode) and its sysctls. Admission checked them; a pod that slipped past
+/// it is logged and its infra container created without them.
+pub fn secure_sandbox(spec: &mut CreateSpec, pod: &Pod, rules: &NodeRules) {
+    match security::sandbox_security(pod, &rules.security) {
+        Ok(sec) => {
+            spec.security_opt = sec.security_opt;
+            spec.seccomp_profile_file = sec.seccomp_profile_file;
+            spec.oom_score_adj = sec.oom_score_adj;
+            spec.userns_mode = sec.userns_mode;
+        }
+        Err(e) => tracing::warn!(error = %e, "infra container security not applied"),
+    }
+    spec.sysctls = security::pod_sysctls(pod);
+}
+
 /// What the node decides for every pod (from the settings).
 #[derive(Debug, Clone)]
 pub struct NodeRules {
@@ -141,6 +158,10 @@ pub struct NodeRules {
     /// The node's labels (`--node-labels` and the well-known ones the node
     /// sets itself), which `nodeSelector` and node affinity match.
     pub labels: BTreeMap<String, String>,
+    /// What the engine and the machine let the node enforce (AppArmor,
+    /// user namespaces, SELinux, `--seccomp-default`, the memory the OOM
+    /// scores are relative to).
+    pub security: security::NodeSecurity,
 }
 
 impl NodeRules {
@@ -213,6 +234,9 @@ pub fn admit_pod_alone(pod: &Pod, uid: &str, rules: &NodeRules) -> Result<PodVol
             VolumeRefusal::Unsupported(f) => refuse(RefusalReason::UnsupportedVolume)(f),
             VolumeRefusal::Invalid(f) => refuse(RefusalReason::InvalidVolume)(f),
         })?;
+    security::admit_security(pod, &rules.security)?;
+    security::sandbox_security(pod, &rules.security)
+        .map_err(|e| refuse(RefusalReason::Forbidden)(&e))?;
     let spec = pod.spec.clone().unwrap_or_default();
     if !rules.host_ports && !spec.host_network.unwrap_or(false) {
         let lists = [
@@ -243,7 +267,7 @@ pub fn admit_pod_alone(pod: &Pod, uid: &str, rules: &NodeRules) -> Result<PodVol
         .chain(spec.init_containers.iter().flatten())
     {
         let path = container_path(pod, &c.name);
-        security::container_security(pod, c, &path, rules.allow_privileged)
+        security::container_security(pod, c, &path, rules.allow_privileged, &rules.security)
             .map_err(|e| refuse(RefusalReason::Forbidden)(&e))?;
         resources::container_resources(c, &path, rules.cfs_quota)
             .map_err(|e| refuse(RefusalReason::InvalidResources)(&e))?;
@@ -307,7 +331,8 @@ pub fn configure(
     };
     let env = env::container_env(c, &path, &ctx)?;
     let resources = resources::container_resources(c, &path, rules.cfs_quota)?;
-    let security = security::container_security(pod, c, &path, rules.allow_privileged)?;
+    let security =
+        security::container_security(pod, c, &path, rules.allow_privileged, &rules.security)?;
     let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
     security::check_non_root(&security, image_user, pod_name, &c.name)?;
     let mut binds = volumes::container_mounts(c, &path, vols)?;
@@ -377,6 +402,9 @@ pub fn app_spec(
         cap_add: sec.cap_add.clone(),
         cap_drop: sec.cap_drop.clone(),
         security_opt: sec.security_opt.clone(),
+        oom_score_adj: sec.oom_score_adj,
+        userns_mode: sec.userns_mode.clone(),
+        seccomp_profile_file: sec.seccomp_profile_file.clone(),
         stdin: container.stdin.unwrap_or(false),
         stdin_once: container.stdin_once.unwrap_or(false),
         tty: container.tty.unwrap_or(false),
@@ -438,6 +466,7 @@ mod tests {
             },
             host_ports: true,
             labels: Default::default(),
+            security: Default::default(),
         }
     }
 

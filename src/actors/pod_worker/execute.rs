@@ -193,6 +193,7 @@ impl SyncJob {
             }
             let mut spec =
                 containers::sandbox_spec(&ident, &node.infra_image, cs.attempt, &cs.hash);
+            containers::secure_sandbox(&mut spec, &pod, &node.rules);
             self.adjust_sandbox(&mut spec);
             match self.create_and_start(&spec).await {
                 Ok(id) => {

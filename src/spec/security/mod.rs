@@ -10,14 +10,21 @@
 //! capabilities and Docker's `--security-opt` values. In `non_root`:
 //! [`check_non_root`].
 
+mod node;
 mod non_root;
+mod oom;
 mod options;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use crate::manifest::FieldError;
 
+pub use node::{
+    admit_security, has_sys_resource, pod_sysctls, NodeSecurity, APPARMOR_ANNOTATION_PREFIX,
+    SAFE_SYSCTLS,
+};
 pub use non_root::{check_non_root, NonRootError};
+pub use oom::{container_oom_score_adj, SANDBOX_OOM_SCORE_ADJ};
 
 /// What the engine needs to run a container as the spec asks.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,6 +52,14 @@ pub struct Security {
     /// `allowPrivilegeEscalation: false`, `seccomp=unconfined`,
     /// `apparmor=unconfined` or `apparmor=<profile>`, `label=user:…` (SELinux).
     pub security_opt: Vec<String>,
+    /// The OOM score adjustment the kubelet gives the container (by the
+    /// pod's QoS class).
+    pub oom_score_adj: Option<i64>,
+    /// `host` on an engine that remaps user namespaces, for pods without
+    /// `hostUsers: false`.
+    pub userns_mode: Option<String>,
+    /// A Localhost seccomp profile: `<root-dir>/seccomp/<localhostProfile>`.
+    pub seccomp_profile_file: Option<std::path::PathBuf>,
 }
 
 impl Security {
@@ -92,6 +107,7 @@ pub fn container_security(
     c: &Container,
     path: &str,
     allow_privileged: bool,
+    node: &NodeSecurity,
 ) -> Result<Security, FieldError> {
     let pod_sc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
     let sc = c.security_context.as_ref();
@@ -105,10 +121,6 @@ pub fn container_security(
         check_id(format!("{PP}.fsGroup"), p.fs_group)?;
         for (i, g) in p.supplemental_groups.iter().flatten().enumerate() {
             check_id(format!("{PP}.supplementalGroups[{i}]"), Some(*g))?;
-        }
-        if p.sysctls.as_ref().is_some_and(|s| !s.is_empty()) {
-            let msg = "Unsupported: sysctls are not supported by podvisor";
-            return Err(FieldError::new(format!("{PP}.sysctls"), msg));
         }
     }
     if let Some(s) = sc {
@@ -160,7 +172,8 @@ pub fn container_security(
         &format!("{cp}.capabilities.drop"),
     )?;
 
-    let security_opt = options::security_opt(pod_sc, sc, &cp, privileged, &cap_add)?;
+    let apparmor = node::apparmor_request(pod, c, &cp);
+    let opts = options::security_opt(pod_sc, sc, &cp, privileged, &cap_add, apparmor, node)?;
     match sc
         .and_then(|s| s.proc_mount.as_deref())
         .unwrap_or("Default")
@@ -190,7 +203,37 @@ pub fn container_security(
         run_as_non_root,
         run_as_user,
         run_as_group,
-        security_opt,
+        security_opt: opts.security_opt,
+        oom_score_adj: Some(node.oom_score_adj(container_oom_score_adj(
+            pod,
+            c,
+            node.memory_capacity,
+        ))),
+        userns_mode: node.userns_mode(pod),
+        seccomp_profile_file: opts.seccomp_profile_file,
+    })
+}
+
+/// The infra container's security settings: the pod-level seccomp profile
+/// (the kubelet's sandbox profile; `Unconfined` unless `--seccomp-default`),
+/// the OOM score adjustment -998, the user-namespace mode and the pod's
+/// sysctls, which it holds for the pod.
+pub fn sandbox_security(pod: &Pod, node: &NodeSecurity) -> Result<Security, FieldError> {
+    let pod_sc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+    let mut opts = options::SecurityOpts::default();
+    options::seccomp_for(
+        None,
+        pod_sc.and_then(|p| p.seccomp_profile.as_ref()),
+        "",
+        node,
+        &mut opts,
+    )?;
+    Ok(Security {
+        security_opt: opts.security_opt,
+        seccomp_profile_file: opts.seccomp_profile_file,
+        oom_score_adj: Some(node.oom_score_adj(SANDBOX_OOM_SCORE_ADJ)),
+        userns_mode: node.userns_mode(pod),
+        ..Default::default()
     })
 }
 
@@ -199,7 +242,7 @@ mod tests {
     use super::*;
     pub(super) use k8s_openapi::api::core::v1::{
         AppArmorProfile, Capabilities, PodSecurityContext, PodSpec, SELinuxOptions, SeccompProfile,
-        SecurityContext, Sysctl,
+        SecurityContext,
     };
 
     pub(super) fn pod(sc: Option<PodSecurityContext>) -> Pod {
@@ -222,12 +265,23 @@ mod tests {
 
     pub(super) const P: &str = "spec.containers[0]";
 
+    /// A node with AppArmor and SELinux, and `--seccomp-default` (so that
+    /// only what a test sets shows in `security_opt`).
+    pub(super) fn node() -> NodeSecurity {
+        NodeSecurity {
+            seccomp_default: true,
+            apparmor: true,
+            selinux: true,
+            ..Default::default()
+        }
+    }
+
     pub(super) fn sec(pod_sc: Option<PodSecurityContext>, sc: Option<SecurityContext>) -> Security {
-        container_security(&pod(pod_sc), &container(sc), P, false).unwrap()
+        container_security(&pod(pod_sc), &container(sc), P, false, &node()).unwrap()
     }
 
     pub(super) fn err(pod_sc: Option<PodSecurityContext>, sc: Option<SecurityContext>) -> String {
-        container_security(&pod(pod_sc), &container(sc), P, false)
+        container_security(&pod(pod_sc), &container(sc), P, false, &node())
             .unwrap_err()
             .to_string()
     }
@@ -241,12 +295,43 @@ mod tests {
 
     #[test]
     fn nothing_set_is_the_image_default() {
-        assert_eq!(sec(None, None), Security::default());
+        // A BestEffort pod: the kubelet's OOM score adjustment 1000.
+        let best_effort = Security {
+            oom_score_adj: Some(1000),
+            ..Default::default()
+        };
+        assert_eq!(sec(None, None), best_effort);
         let no_spec = Pod::default();
         assert_eq!(
-            container_security(&no_spec, &container(None), P, false).unwrap(),
-            Security::default()
+            container_security(&no_spec, &container(None), P, false, &node()).unwrap(),
+            best_effort
         );
+    }
+
+    #[test]
+    fn without_a_profile_seccomp_is_unconfined_unless_seccomp_default() {
+        let plain = NodeSecurity::default();
+        let s = container_security(&pod(None), &container(None), P, false, &plain).unwrap();
+        assert_eq!(s.security_opt, vec!["seccomp=unconfined"]);
+        let sb = sandbox_security(&pod(None), &plain).unwrap();
+        assert_eq!(sb.security_opt, vec!["seccomp=unconfined"]);
+        assert_eq!(sb.oom_score_adj, Some(-998));
+        let sb = sandbox_security(&pod(None), &node()).unwrap();
+        assert!(sb.security_opt.is_empty());
+        let runtime_default = PodSecurityContext {
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let p = pod(Some(runtime_default));
+        let s = container_security(&p, &container(None), P, false, &plain).unwrap();
+        assert!(s.security_opt.is_empty(), "{:?}", s.security_opt);
+        assert!(sandbox_security(&p, &plain)
+            .unwrap()
+            .security_opt
+            .is_empty());
     }
 
     #[test]
@@ -342,13 +427,14 @@ mod tests {
             err(None, privileged()),
             "spec.containers[0].securityContext.privileged: Forbidden: disallowed by cluster policy"
         );
-        let s = container_security(&pod(None), &container(privileged()), P, true).unwrap();
+        let s = container_security(&pod(None), &container(privileged()), P, true, &node()).unwrap();
         assert!(s.privileged);
         let e = container_security(
             &pod(None),
             &container(privileged()),
             "spec.initContainers[1]",
             false,
+            &node(),
         )
         .unwrap_err();
         assert_eq!(e.path, "spec.initContainers[1].securityContext.privileged");
@@ -367,7 +453,7 @@ mod tests {
         spec.host_network = Some(true);
         spec.host_pid = Some(true);
         spec.host_ipc = Some(true);
-        assert!(container_security(&p, &container(None), P, false).is_ok());
+        assert!(container_security(&p, &container(None), P, false, &node()).is_ok());
     }
 
     #[test]
@@ -407,7 +493,7 @@ mod tests {
     }
 
     #[test]
-    fn unmasked_proc_and_sysctls_are_refused() {
+    fn unmasked_proc_is_refused() {
         let c = SecurityContext {
             proc_mount: Some("Unmasked".into()),
             ..Default::default()
@@ -419,16 +505,5 @@ mod tests {
             ..Default::default()
         };
         assert!(sec(None, Some(c)).security_opt.is_empty());
-        let p = PodSecurityContext {
-            sysctls: Some(vec![Sysctl {
-                name: "net.core.somaxconn".into(),
-                value: "1024".into(),
-            }]),
-            ..Default::default()
-        };
-        assert_eq!(
-            err(Some(p), None),
-            "spec.securityContext.sysctls: Unsupported: sysctls are not supported by podvisor"
-        );
     }
 }

@@ -2,10 +2,19 @@
 //! `no-new-privileges`, seccomp, AppArmor and SELinux.
 
 use k8s_openapi::api::core::v1::{
-    AppArmorProfile, PodSecurityContext, SELinuxOptions, SeccompProfile, SecurityContext,
+    PodSecurityContext, SELinuxOptions, SeccompProfile, SecurityContext,
 };
 
+use super::NodeSecurity;
 use crate::manifest::FieldError;
+
+/// Docker's `--security-opt` values and the Localhost seccomp profile
+/// file (whose content the engine is given).
+#[derive(Debug, Default)]
+pub(super) struct SecurityOpts {
+    pub security_opt: Vec<String>,
+    pub seccomp_profile_file: Option<std::path::PathBuf>,
+}
 
 const PP: &str = "spec.securityContext";
 
@@ -34,18 +43,37 @@ pub(super) fn capabilities(
     Ok(out)
 }
 
-fn seccomp(profile: &SeccompProfile, path: &str, opts: &mut Vec<String>) -> Result<(), FieldError> {
+fn seccomp(
+    profile: &SeccompProfile,
+    path: &str,
+    node: &NodeSecurity,
+    opts: &mut SecurityOpts,
+) -> Result<(), FieldError> {
     match profile.type_.as_str() {
         // Docker applies its default profile unless told otherwise.
         "RuntimeDefault" => Ok(()),
         "Unconfined" => {
-            opts.push("seccomp=unconfined".into());
+            opts.security_opt.push("seccomp=unconfined".into());
             Ok(())
         }
-        "Localhost" => Err(FieldError::new(
-            format!("{path}.type"),
-            "Unsupported: Localhost seccomp profiles are not supported by podvisor",
-        )),
+        "Localhost" => {
+            let Some(name) = profile.localhost_profile.as_deref().filter(|p| !p.is_empty()) else {
+                return Err(FieldError::new(format!("{path}.localhostProfile"), "Required value"));
+            };
+            let relative = std::path::Path::new(name);
+            if relative.is_absolute()
+                || relative
+                    .components()
+                    .any(|c| matches!(c, std::path::Component::ParentDir))
+            {
+                return Err(FieldError::new(
+                    format!("{path}.localhostProfile"),
+                    format!("Invalid value: {name:?}: must be a relative path without '..'"),
+                ));
+            }
+            opts.seccomp_profile_file = Some(node.seccomp_dir.join(relative));
+            Ok(())
+        }
         other => Err(FieldError::new(
             format!("{path}.type"),
             format!(
@@ -55,31 +83,65 @@ fn seccomp(profile: &SeccompProfile, path: &str, opts: &mut Vec<String>) -> Resu
     }
 }
 
-fn apparmor(
-    profile: &AppArmorProfile,
-    path: &str,
-    opts: &mut Vec<String>,
+/// The seccomp settings: the container's profile, else the pod's, else
+/// the kubelet's default: `Unconfined`, or the engine's default profile
+/// with `--seccomp-default`. `cp` is the container's `securityContext`
+/// path.
+pub(super) fn seccomp_for(
+    container: Option<&SeccompProfile>,
+    pod: Option<&SeccompProfile>,
+    cp: &str,
+    node: &NodeSecurity,
+    opts: &mut SecurityOpts,
 ) -> Result<(), FieldError> {
-    match profile.type_.as_str() {
-        "RuntimeDefault" => Ok(()),
-        "Unconfined" => {
-            opts.push("apparmor=unconfined".into());
+    match (container, pod) {
+        (Some(profile), _) => seccomp(profile, &format!("{cp}.seccompProfile"), node, opts),
+        (None, Some(profile)) => seccomp(profile, &format!("{PP}.seccompProfile"), node, opts),
+        (None, None) if node.seccomp_default => Ok(()),
+        (None, None) => {
+            opts.security_opt.push("seccomp=unconfined".into());
             Ok(())
         }
-        "Localhost" => match profile.localhost_profile.as_deref().filter(|p| !p.is_empty()) {
-            Some(name) => {
-                opts.push(format!("apparmor={name}"));
-                Ok(())
-            }
-            None => Err(FieldError::new(format!("{path}.localhostProfile"), "Required value")),
-        },
-        other => Err(FieldError::new(
-            format!("{path}.type"),
-            format!(
-                "Unsupported value: {other:?}: supported values: \"Localhost\", \"RuntimeDefault\", \"Unconfined\""
-            ),
-        )),
     }
+}
+
+/// An AppArmor request (`type`, `localhostProfile`, named at `path`) as
+/// Docker's option. Nothing on an engine without AppArmor: admission
+/// refuses any profile but `Unconfined` there.
+fn apparmor(
+    (path, type_, localhost_profile): (String, String, Option<String>),
+    node: &NodeSecurity,
+    opts: &mut Vec<String>,
+) -> Result<(), FieldError> {
+    let opt = match type_.as_str() {
+        "RuntimeDefault" => None,
+        "Unconfined" => Some("apparmor=unconfined".to_string()),
+        "Localhost" => match localhost_profile.as_deref().filter(|p| !p.is_empty()) {
+            Some(name) => Some(format!("apparmor={name}")),
+            None => {
+                return Err(FieldError::new(
+                    format!("{path}.localhostProfile"),
+                    "Required value",
+                ))
+            }
+        },
+        other => {
+            // The annotation's value is the field; the field's type is `.type`.
+            let field = if path.starts_with("metadata.") {
+                path
+            } else {
+                format!("{path}.type")
+            };
+            let msg = format!(
+                "Unsupported value: {other:?}: supported values: \"Localhost\", \"RuntimeDefault\", \"Unconfined\""
+            );
+            return Err(FieldError::new(field, msg));
+        }
+    };
+    if node.apparmor {
+        opts.extend(opt);
+    }
+    Ok(())
 }
 
 fn selinux(options: &SELinuxOptions, opts: &mut Vec<String>) {
@@ -100,15 +162,18 @@ fn selinux(options: &SELinuxOptions, opts: &mut Vec<String>) {
 /// for `allowPrivilegeEscalation: false` (refused with `privileged` or
 /// `CAP_SYS_ADMIN` in `cap_add`), then the seccomp, AppArmor and SELinux
 /// settings, the container's overriding the pod's. `cp` is the container's
-/// `securityContext` field path.
+/// `securityContext` field path; `apparmor` its AppArmor request (field,
+/// legacy annotation or the pod's).
 pub(super) fn security_opt(
     pod_sc: Option<&PodSecurityContext>,
     sc: Option<&SecurityContext>,
     cp: &str,
     privileged: bool,
     cap_add: &[String],
-) -> Result<Vec<String>, FieldError> {
-    let mut security_opt = Vec::new();
+    apparmor_request: Option<(String, String, Option<String>)>,
+    node: &NodeSecurity,
+) -> Result<SecurityOpts, FieldError> {
+    let mut opts = SecurityOpts::default();
     if sc.and_then(|s| s.allow_privilege_escalation) == Some(false) {
         let p = format!("{cp}.allowPrivilegeEscalation");
         if privileged {
@@ -123,37 +188,27 @@ pub(super) fn security_opt(
                        `capabilities.Add` CAP_SYS_ADMIN";
             return Err(FieldError::new(p, msg));
         }
-        security_opt.push("no-new-privileges".to_string());
+        opts.security_opt.push("no-new-privileges".to_string());
     }
-    match (
+    seccomp_for(
         sc.and_then(|s| s.seccomp_profile.as_ref()),
         pod_sc.and_then(|p| p.seccomp_profile.as_ref()),
-    ) {
-        (Some(profile), _) => seccomp(profile, &format!("{cp}.seccompProfile"), &mut security_opt)?,
-        (None, Some(profile)) => {
-            seccomp(profile, &format!("{PP}.seccompProfile"), &mut security_opt)?
-        }
-        (None, None) => {}
-    }
-    match (
-        sc.and_then(|s| s.app_armor_profile.as_ref()),
-        pod_sc.and_then(|p| p.app_armor_profile.as_ref()),
-    ) {
-        (Some(profile), _) => {
-            apparmor(profile, &format!("{cp}.appArmorProfile"), &mut security_opt)?
-        }
-        (None, Some(profile)) => {
-            apparmor(profile, &format!("{PP}.appArmorProfile"), &mut security_opt)?
-        }
-        (None, None) => {}
+        cp,
+        node,
+        &mut opts,
+    )?;
+    if let Some(request) = apparmor_request {
+        apparmor(request, node, &mut opts.security_opt)?;
     }
     if let Some(options) = sc
         .and_then(|s| s.se_linux_options.as_ref())
         .or(pod_sc.and_then(|p| p.se_linux_options.as_ref()))
     {
-        selinux(options, &mut security_opt);
+        if node.selinux {
+            selinux(options, &mut opts.security_opt);
+        }
     }
-    Ok(security_opt)
+    Ok(opts)
 }
 
 #[cfg(test)]
@@ -225,7 +280,8 @@ mod tests {
             privileged: Some(true),
             ..Default::default()
         };
-        let e = container_security(&pod(None), &container(Some(both)), P, true).unwrap_err();
+        let e =
+            container_security(&pod(None), &container(Some(both)), P, true, &node()).unwrap_err();
         assert_eq!(
             e.path,
             "spec.containers[0].securityContext.allowPrivilegeEscalation"
@@ -271,8 +327,31 @@ mod tests {
             .is_empty());
         assert_eq!(
             err(Some(pod_level("Localhost")), None),
-            "spec.securityContext.seccompProfile.type: Unsupported: Localhost seccomp profiles are not supported by podvisor"
+            "spec.securityContext.seccompProfile.localhostProfile: Required value"
         );
+        let local = PodSecurityContext {
+            seccomp_profile: Some(SeccompProfile {
+                type_: "Localhost".into(),
+                localhost_profile: Some("profiles/audit.json".into()),
+            }),
+            ..Default::default()
+        };
+        let s = sec(Some(local), None);
+        assert!(s.security_opt.is_empty());
+        assert_eq!(
+            s.seccomp_profile_file,
+            Some(node().seccomp_dir.join("profiles/audit.json"))
+        );
+        let escape = SecurityContext {
+            seccomp_profile: Some(SeccompProfile {
+                type_: "Localhost".into(),
+                localhost_profile: Some("../etc/x.json".into()),
+            }),
+            ..Default::default()
+        };
+        assert!(err(None, Some(escape)).starts_with(
+            "spec.containers[0].securityContext.seccompProfile.localhostProfile: Invalid value"
+        ));
         let c = SecurityContext {
             seccomp_profile: seccomp_profile("Bogus"),
             ..Default::default()
