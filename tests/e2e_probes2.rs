@@ -101,10 +101,13 @@ async fn grpc_probes_keep_a_serving_server_ready_and_fail_the_others() {
         &pod_json(
             "grpc-ok",
             "Always",
-            json!([sleeper("app", json!({
-                "readinessProbe": every_second(grpc(None), 1),
-                "livenessProbe": every_second(grpc(Some("app")), 1),
-            }))]),
+            json!([sleeper(
+                "app",
+                json!({
+                    "readinessProbe": every_second(grpc(None), 1),
+                    "livenessProbe": every_second(grpc(Some("app")), 1),
+                })
+            )]),
             json!({"hostNetwork": true}),
         ),
     );
@@ -115,8 +118,14 @@ async fn grpc_probes_keep_a_serving_server_ready_and_fail_the_others() {
             "grpc-bad",
             "Always",
             json!([
-                sleeper("unready", json!({"readinessProbe": every_second(grpc(Some("down")), 1)})),
-                sleeper("dead", json!({"livenessProbe": every_second(grpc(Some("nope")), 1)})),
+                sleeper(
+                    "unready",
+                    json!({"readinessProbe": every_second(grpc(Some("down")), 1)})
+                ),
+                sleeper(
+                    "dead",
+                    json!({"livenessProbe": every_second(grpc(Some("nope")), 1)})
+                ),
             ]),
             json!({"hostNetwork": true}),
         ),
@@ -143,14 +152,19 @@ async fn grpc_probes_keep_a_serving_server_ready_and_fail_the_others() {
     );
     // `unready` runs, never ready, never restarted (readiness only).
     let bad = find_pod(&list, "grpc-bad").expect("grpc-bad listed");
-    assert_eq!(ready_restarts(bad, "unready"), Ok((false, 0)), "{}", bad["status"]);
+    assert_eq!(
+        ready_restarts(bad, "unready"),
+        Ok((false, 0)),
+        "{}",
+        bad["status"]
+    );
 
     let events = pv.events("default", "grpc-bad").await.expect("events");
     let unhealthy = messages(&events, "Unhealthy");
     assert!(
-        unhealthy
-            .iter()
-            .any(|m| m.contains("Readiness probe failed: service unhealthy (responded with \"NOT_SERVING\")")),
+        unhealthy.iter().any(|m| m.contains(
+            "Readiness probe failed: service unhealthy (responded with \"NOT_SERVING\")"
+        )),
         "{unhealthy:?}"
     );
     assert!(
@@ -160,7 +174,10 @@ async fn grpc_probes_keep_a_serving_server_ready_and_fail_the_others() {
         "{unhealthy:?}"
     );
     let ok_events = pv.events("default", "grpc-ok").await.expect("events");
-    assert!(messages(&ok_events, "Unhealthy").is_empty(), "{ok_events:?}");
+    assert!(
+        messages(&ok_events, "Unhealthy").is_empty(),
+        "{ok_events:?}"
+    );
     server.abort();
 }
 
@@ -186,22 +203,32 @@ async fn an_https_probe_accepts_a_self_signed_certificate() {
             "tls",
             "Always",
             json!([
-                sleeper("app", json!({
-                    "readinessProbe": every_second(get("/healthz"), 1),
-                    "livenessProbe": every_second(get("/healthz"), 1),
-                })),
-                sleeper("sick", json!({"readinessProbe": every_second(get("/broken"), 1)})),
+                sleeper(
+                    "app",
+                    json!({
+                        "readinessProbe": every_second(get("/healthz"), 1),
+                        "livenessProbe": every_second(get("/healthz"), 1),
+                    })
+                ),
+                sleeper(
+                    "sick",
+                    json!({"readinessProbe": every_second(get("/broken"), 1)})
+                ),
             ]),
             json!({"hostNetwork": true}),
         ),
     );
     let pv = Podvisor::start(&ctx).await;
-    ctx.wait_pod(&pv, "tls", CONVERGE, "app ready, sick running unready", |p| {
-        match (ready_restarts(p, "app")?, ready_restarts(p, "sick")?) {
+    ctx.wait_pod(
+        &pv,
+        "tls",
+        CONVERGE,
+        "app ready, sick running unready",
+        |p| match (ready_restarts(p, "app")?, ready_restarts(p, "sick")?) {
             ((true, 0), (false, 0)) => Ok(()),
             other => Err(format!("{other:?}")),
-        }
-    })
+        },
+    )
     .await;
     // A few more periods: liveness over TLS keeps passing.
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -260,13 +287,18 @@ async fn fields_with_nowhere_to_go_are_told_once_and_an_unset_gate_keeps_the_pod
         warnings
             .iter()
             .copied()
-            .filter(|e| e["reason"] == reason && e["message"].as_str().is_some_and(|m| m.contains(text)))
+            .filter(|e| {
+                e["reason"] == reason && e["message"].as_str().is_some_and(|m| m.contains(text))
+            })
             .collect()
     };
     for (reason, text) in [
         ("FailedToRetrieveImagePullSecret", "spec.imagePullSecrets"),
         ("FieldIgnored", "spec.serviceAccountName \"robot\""),
-        ("FieldIgnored", "spec.readinessGates (\"example.com/lb-ready\")"),
+        (
+            "FieldIgnored",
+            "spec.readinessGates (\"example.com/lb-ready\")",
+        ),
     ] {
         let found = find(reason, text);
         assert_eq!(found.len(), 1, "{reason} {text}: {warnings:?}");

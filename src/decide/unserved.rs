@@ -115,7 +115,9 @@ pub fn ready_condition(pod: &Pod, containers_ready: bool) -> PodCondition {
         message: unset.then(|| {
             gates
                 .iter()
-                .map(|g| format!("corresponding condition of pod readiness gate {g:?} does not exist."))
+                .map(|g| {
+                    format!("corresponding condition of pod readiness gate {g:?} does not exist.")
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         }),
@@ -151,7 +153,9 @@ mod tests {
     #[test]
     fn each_field_is_named_in_its_warning() {
         let p = pod(|s| {
-            s.image_pull_secrets = Some(vec![LocalObjectReference { name: "regcred".into() }]);
+            s.image_pull_secrets = Some(vec![LocalObjectReference {
+                name: "regcred".into(),
+            }]);
             s.service_account = Some("old".into());
             s.readiness_gates = Some(vec![PodReadinessGate {
                 condition_type: "example.com/lb".into(),
@@ -160,15 +164,27 @@ mod tests {
         let w = unserved(&p);
         assert_eq!(w.len(), 3, "{w:?}");
         assert_eq!(w[0].reason, "FailedToRetrieveImagePullSecret");
-        assert!(w[0].message.contains("(regcred)") && w[0].message.contains("spec.imagePullSecrets"));
-        assert!(w[1].message.starts_with("spec.serviceAccount \"old\" is ignored"), "{w:?}");
-        assert!(w[2].message.contains("spec.readinessGates (\"example.com/lb\")"), "{w:?}");
+        assert!(
+            w[0].message.contains("(regcred)") && w[0].message.contains("spec.imagePullSecrets")
+        );
+        assert!(
+            w[1].message
+                .starts_with("spec.serviceAccount \"old\" is ignored"),
+            "{w:?}"
+        );
+        assert!(
+            w[2].message
+                .contains("spec.readinessGates (\"example.com/lb\")"),
+            "{w:?}"
+        );
         // serviceAccountName wins over the deprecated field.
         let p = pod(|s| {
             s.service_account_name = Some("robot".into());
             s.service_account = Some("old".into());
         });
-        assert!(unserved(&p)[0].message.starts_with("spec.serviceAccountName \"robot\""));
+        assert!(unserved(&p)[0]
+            .message
+            .starts_with("spec.serviceAccountName \"robot\""));
     }
 
     #[test]

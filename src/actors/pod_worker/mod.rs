@@ -242,9 +242,11 @@ impl PodWorker {
                 uid: self.uid.clone(),
                 field_path: None,
             };
-            self.deps
-                .events
-                .do_send(super::events::Record::warning(object, w.reason, w.message.clone()));
+            self.deps.events.do_send(super::events::Record::warning(
+                object,
+                w.reason,
+                w.message.clone(),
+            ));
         }
         self.unserved = now;
     }
