@@ -3,9 +3,12 @@
 //! One interface for the postStart/preStop hooks and the probes. Exec goes
 //! through the engine ([`crate::runtime::ContainerRuntime::exec`], the
 //! `native` handler) or through `nsenter` into the container's namespaces;
-//! `httpGet` is a small HTTP/1.1 GET (2xx and 3xx succeed); `tcpSocket` a
-//! connect.
+//! `httpGet` is a small HTTP/1.1 GET, over TLS without certificate
+//! verification for `scheme: HTTPS` (200–399 succeed, redirects to the
+//! same host followed); `tcpSocket` a connect. The `grpc` probe is in
+//! [`super::grpc_health`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, ExecAction, HTTPGetAction, TCPSocketAction};
@@ -166,7 +169,106 @@ pub async fn nsenter(
     }
 }
 
-/// Runs an `httpGet` action: 2xx and 3xx succeed.
+/// The `User-Agent` of probes and hooks, as the kubelet sends it
+/// (`kube-probe/<major>.<minor>`); a header of the action replaces it.
+pub fn user_agent() -> String {
+    format!("kube-probe/1.{}", crate::api::node::KUBE_MINOR)
+}
+
+/// How many redirects to the same host an `httpGet` follows.
+const MAX_REDIRECTS: usize = 10;
+/// How much of a response body is read (the kubelet's limit).
+const MAX_BODY: usize = 10 * 1024;
+
+/// Where one GET goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Url {
+    https: bool,
+    host: String,
+    port: u16,
+    /// Path and query, starting with `/`.
+    path: String,
+}
+
+impl Url {
+    fn authority(&self) -> String {
+        match self.host.contains(':') {
+            true => format!("[{}]:{}", self.host, self.port),
+            false => format!("{}:{}", self.host, self.port),
+        }
+    }
+
+    fn text(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}{}", self.authority(), self.path)
+    }
+
+    /// Where a `Location` header points from here (absolute or relative).
+    fn join(&self, location: &str) -> Option<Url> {
+        let location = location.trim();
+        let absolute = |https: bool, rest: &str| {
+            let (authority, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+            let default = if https { 443 } else { 80 };
+            let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+                let (h, after) = v6.split_once(']')?;
+                let port = after.strip_prefix(':').map(str::parse).transpose().ok()?;
+                (h.to_string(), port.unwrap_or(default))
+            } else {
+                match authority.rsplit_once(':') {
+                    Some((h, p)) => (h.to_string(), p.parse().ok()?),
+                    None => (authority.to_string(), default),
+                }
+            };
+            let path = match path {
+                "" => "/".to_string(),
+                p if p.starts_with('?') => format!("/{p}"),
+                p => p.to_string(),
+            };
+            (!host.is_empty()).then_some(Url {
+                https,
+                host,
+                port,
+                path,
+            })
+        };
+        let lower = location.to_ascii_lowercase();
+        if lower.starts_with("http://") {
+            return absolute(false, &location[7..]);
+        }
+        if lower.starts_with("https://") {
+            return absolute(true, &location[8..]);
+        }
+        if let Some(rest) = location.strip_prefix("//") {
+            return absolute(self.https, rest);
+        }
+        let path = if location.starts_with('/') {
+            location.to_string()
+        } else {
+            // Relative to the current path's directory.
+            let base = self.path.split('?').next().unwrap_or("/");
+            let dir = &base[..=base.rfind('/').unwrap_or(0)];
+            format!("{dir}{location}")
+        };
+        Some(Url {
+            path,
+            ..self.clone()
+        })
+    }
+}
+
+/// One response: status, `Location`, and the start of the body.
+struct Response {
+    code: u16,
+    location: Option<String>,
+    body: String,
+}
+
+/// Runs an `httpGet` action as the kubelet does: `http` or `https` (TLS
+/// without certificate verification), the action's headers (a `Host`
+/// header sets the host asked for), `User-Agent: kube-probe/1.N` and
+/// `Accept: */*` unless given; redirects to the same host are followed (at
+/// most 10), a redirect elsewhere ends the probe as a success with a
+/// warning; 200–399 succeed, and the body only goes into the message.
 pub async fn http_get(
     target: &ActionTarget<'_>,
     action: &HTTPGetAction,
@@ -176,13 +278,11 @@ pub async fn http_get(
         Ok(e) => e,
         Err(e) => return Verdict::Failure(e.to_string()),
     };
-    if action
-        .scheme
-        .as_deref()
-        .is_some_and(|s| s.eq_ignore_ascii_case("HTTPS"))
-    {
-        return Verdict::Failure("httpGet: scheme HTTPS is not supported".into());
-    }
+    let https = match action.scheme.as_deref().unwrap_or("HTTP") {
+        s if s.eq_ignore_ascii_case("HTTP") || s.is_empty() => false,
+        s if s.eq_ignore_ascii_case("HTTPS") => true,
+        other => return Verdict::Failure(format!("httpGet: unsupported scheme {other:?}")),
+    };
     let path = action
         .path
         .clone()
@@ -193,58 +293,232 @@ pub async fn http_get(
     } else {
         format!("/{path}")
     };
+    let first = Url {
+        https,
+        host,
+        port,
+        path,
+    };
     let headers: Vec<(String, String)> = action
         .http_headers
         .iter()
         .flatten()
         .map(|h| (h.name.clone(), h.value.clone()))
         .collect();
-    let url = format!("http://{host}:{port}{path}");
-    match tokio::time::timeout(timeout, get_status(&host, port, &path, &headers)).await {
-        Err(_) => Verdict::Failure(format!("Get {url:?}: timeout after {timeout:?}")),
-        Ok(Err(e)) => Verdict::Failure(format!("Get {url:?}: {e}")),
-        Ok(Ok((code, body))) if (200..400).contains(&code) => {
-            Verdict::Success(format!("HTTP {code}: {body}"))
+    let shown = first.text();
+    match tokio::time::timeout(timeout, follow(first, &headers)).await {
+        Err(_) => Verdict::Failure(format!(
+            "Get {shown:?}: context deadline exceeded (timeout {timeout:?})"
+        )),
+        Ok(Err(e)) => Verdict::Failure(format!("Get {shown:?}: {e}")),
+        Ok(Ok(r)) if (200..300).contains(&r.code) => {
+            Verdict::Success(format!("HTTP {}: {}", r.code, r.body))
         }
-        Ok(Ok((code, body))) => {
-            Verdict::Failure(format!("HTTP probe failed with statuscode: {code}: {body}"))
-        }
+        Ok(Ok(r)) if (300..400).contains(&r.code) => Verdict::Success(format!(
+            "Probe terminated redirects, Response body: {}",
+            r.body
+        )),
+        Ok(Ok(r)) => Verdict::Failure(format!(
+            "HTTP probe failed with statuscode: {}: {}",
+            r.code, r.body
+        )),
     }
 }
 
-/// One HTTP/1.1 GET; returns the status code and up to 1 KiB of the body.
-async fn get_status(
-    host: &str,
-    port: u16,
-    path: &str,
+/// GETs `url`, following redirects to the same host name.
+async fn follow(first: Url, headers: &[(String, String)]) -> std::io::Result<Response> {
+    let mut url = first.clone();
+    let mut host_header = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+        .map(|(_, v)| v.clone());
+    for _ in 0..=MAX_REDIRECTS {
+        let r = get_once(&url, host_header.as_deref(), headers).await?;
+        let next = match (r.code, &r.location) {
+            (301 | 302 | 303 | 307 | 308, Some(l)) => url.join(l),
+            _ => None,
+        };
+        let Some(next) = next else {
+            return Ok(r);
+        };
+        if !next.host.eq_ignore_ascii_case(&first.host) {
+            // Not local: the kubelet stops and reports the redirect.
+            return Ok(r);
+        }
+        // A relative redirect keeps the Host asked for; an absolute one
+        // asks for its own.
+        let relative = r
+            .location
+            .as_deref()
+            .is_some_and(|l| l.starts_with('/') && !l.starts_with("//"));
+        if !relative {
+            host_header = None;
+        }
+        url = next;
+    }
+    Err(std::io::Error::other(format!(
+        "stopped after {MAX_REDIRECTS} redirects"
+    )))
+}
+
+/// A TLS verifier that accepts any certificate (the kubelet's probes set
+/// `InsecureSkipVerify`), while still checking the handshake signatures
+/// so the connection is a real TLS one.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The TLS client of HTTPS probes and hooks (built once).
+fn tls_connector() -> std::io::Result<tokio_rustls::TlsConnector> {
+    static CONFIG: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>> =
+        std::sync::OnceLock::new();
+    let config = CONFIG.get_or_init(|| {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth();
+        Ok(Arc::new(config))
+    });
+    match config {
+        Ok(c) => Ok(tokio_rustls::TlsConnector::from(c.clone())),
+        Err(e) => Err(std::io::Error::other(format!("TLS setup: {e}"))),
+    }
+}
+
+/// One HTTP/1.1 GET over a new connection (TLS for `https`).
+async fn get_once(
+    url: &Url,
+    host_header: Option<&str>,
     headers: &[(String, String)],
-) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect((host, port)).await?;
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: podvisor\r\n");
+) -> std::io::Result<Response> {
+    let stream = TcpStream::connect((url.host.as_str(), url.port)).await?;
+    let host = host_header.map_or_else(|| url.authority(), str::to_string);
+    let has = |name: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+    let mut req = format!("GET {} HTTP/1.1\r\nHost: {host}\r\n", url.path);
+    if !has("user-agent") {
+        req.push_str(&format!("User-Agent: {}\r\n", user_agent()));
+    }
+    if !has("accept") {
+        req.push_str("Accept: */*\r\n");
+    }
     for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
+        if !k.eq_ignore_ascii_case("host") && !k.eq_ignore_ascii_case("connection") {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
     }
     req.push_str("Connection: close\r\n\r\n");
-    stream.write_all(req.as_bytes()).await?;
+    if url.https {
+        // An IP gets no SNI, a name does (as Go's client).
+        let name = rustls::pki_types::ServerName::try_from(url.host.clone())
+            .map_err(|e| std::io::Error::other(format!("TLS server name {:?}: {e}", url.host)))?;
+        let tls = tls_connector()?.connect(name, stream).await?;
+        exchange(tls, req.as_bytes()).await
+    } else {
+        exchange(stream, req.as_bytes()).await
+    }
+}
+
+/// Sends `req` and reads the status line, the headers and up to
+/// [`MAX_BODY`] of the body.
+async fn exchange<S>(mut stream: S, req: &[u8]) -> std::io::Result<Response>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    stream.write_all(req).await?;
+    stream.flush().await?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
-    // Enough of the answer for the status line and a bit of body.
-    while buf.len() < 8192 {
-        let n = stream.read(&mut chunk).await?;
+    loop {
+        let n = match stream.read(&mut chunk).await {
+            Ok(n) => n,
+            // A TLS peer that closes without close_notify has still
+            // answered.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !buf.is_empty() => 0,
+            Err(e) => return Err(e),
+        };
         if n == 0 {
             break;
         }
         buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = find(&buf, b"\r\n\r\n") {
+            if buf.len() - (end + 4) >= MAX_BODY {
+                break;
+            }
+        } else if buf.len() > 64 * 1024 {
+            return Err(std::io::Error::other("HTTP response headers too large"));
+        }
     }
-    let text = String::from_utf8_lossy(&buf);
-    let code = text
-        .lines()
+    let end = find(&buf, b"\r\n\r\n").unwrap_or(buf.len());
+    let head = String::from_utf8_lossy(&buf[..end]);
+    let mut lines = head.split("\r\n");
+    let code = lines
         .next()
+        .filter(|l| l.starts_with("HTTP/"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| std::io::Error::other("malformed HTTP response"))?;
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    Ok((code, body.chars().take(1024).collect()))
+    let location = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("location"))
+        .map(|(_, v)| v.trim().to_string());
+    let body = buf.get(end + 4..).unwrap_or_default();
+    let body = String::from_utf8_lossy(&body[..body.len().min(MAX_BODY)]);
+    Ok(Response {
+        code,
+        location,
+        body: body.chars().take(1024).collect(),
+    })
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Runs a `tcpSocket` action: a connect that succeeds.
@@ -286,6 +560,85 @@ pub async fn run_hook(
         return tcp(target, t, timeout).await;
     }
     Verdict::Failure("hook has no action".into())
+}
+
+/// Test servers for `httpGet` actions: plain HTTP or HTTPS with a
+/// self-signed certificate, answering each GET with what `answer(path)`
+/// gives (status, extra header lines).
+#[cfg(any(test, feature = "test-util"))]
+pub mod test_server {
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// An acceptor with a fresh self-signed certificate for `localhost`.
+    pub fn self_signed_acceptor() -> tokio_rustls::TlsAcceptor {
+        let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+            .expect("self-signed certificate");
+        let cert = key.cert.der().clone();
+        let pkey = rustls::pki_types::PrivateKeyDer::try_from(key.signing_key.serialize_der())
+            .expect("private key");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], pkey)
+            .expect("server config");
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    }
+
+    /// Serves on `listener` (over TLS with `tls`) until aborted; each
+    /// request seen is sent to `seen`.
+    pub async fn serve<F>(
+        listener: tokio::net::TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        answer: F,
+        seen: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    ) where
+        F: Fn(&str) -> (u16, String) + Send + Sync + 'static,
+    {
+        let answer = Arc::new(answer);
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (answer, tls, seen) = (answer.clone(), tls.clone(), seen.clone());
+            tokio::spawn(async move {
+                match tls {
+                    Some(tls) => {
+                        if let Ok(s) = tls.accept(tcp).await {
+                            one(s, &*answer, seen).await;
+                        }
+                    }
+                    None => one(tcp, &*answer, seen).await,
+                }
+            });
+        }
+    }
+
+    async fn one<S>(
+        mut s: S,
+        answer: &(dyn Fn(&str) -> (u16, String) + Send + Sync),
+        seen: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    ) where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 2048];
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let req = String::from_utf8_lossy(&buf).into_owned();
+        let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
+        if let Some(seen) = seen {
+            let _ = seen.send(req);
+        }
+        let (code, extra) = answer(&path);
+        let reply = format!("HTTP/1.1 {code} X\r\n{extra}Content-Length: 2\r\n\r\nok");
+        let _ = s.write_all(reply.as_bytes()).await;
+        let _ = s.shutdown().await;
+    }
 }
 
 #[cfg(test)]
@@ -400,5 +753,98 @@ mod tests {
         assert!(tcp(&target(&c), &action, Duration::from_secs(2)).await.ok());
         drop(listener);
         assert!(!tcp(&target(&c), &action, Duration::from_secs(2)).await.ok());
+    }
+
+    async fn spawn_server(
+        tls: bool,
+        answer: impl Fn(&str) -> (u16, String) + Send + Sync + 'static,
+    ) -> (u16, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let tls = tls.then(test_server::self_signed_acceptor);
+        tokio::spawn(test_server::serve(listener, tls, answer, Some(tx)));
+        (port, rx)
+    }
+
+    #[tokio::test]
+    async fn https_accepts_a_self_signed_certificate_and_sends_the_kubelet_headers() {
+        let c = container();
+        let (port, mut seen) = spawn_server(true, |p| match p {
+            "/healthz" => (200, String::new()),
+            _ => (503, String::new()),
+        })
+        .await;
+        let mut action = get(port, "/healthz");
+        action.scheme = Some("HTTPS".into());
+        let v = http_get(&target(&c), &action, Duration::from_secs(3)).await;
+        assert!(v.ok(), "{v:?}");
+        let req = seen.recv().await.unwrap();
+        assert!(
+            req.contains(&format!("Host: 127.0.0.1:{port}\r\n")),
+            "{req}"
+        );
+        assert!(req.contains("User-Agent: kube-probe/1."), "{req}");
+        assert!(req.contains("Accept: */*\r\n"), "{req}");
+        action.path = Some("/down".into());
+        let v = http_get(&target(&c), &action, Duration::from_secs(3)).await;
+        assert!(v.message().contains("statuscode: 503"), "{v:?}");
+        // Plain HTTP to the TLS port fails (no silent downgrade).
+        action.scheme = None;
+        action.path = Some("/healthz".into());
+        let v = http_get(&target(&c), &action, Duration::from_secs(3)).await;
+        assert!(!v.ok(), "{v:?}");
+    }
+
+    #[tokio::test]
+    async fn a_host_header_and_user_agent_of_the_action_win() {
+        let c = container();
+        let (port, mut seen) = spawn_server(false, |_| (200, String::new())).await;
+        let mut action = get(port, "/");
+        action.http_headers = Some(vec![
+            HTTPHeader {
+                name: "Host".into(),
+                value: "example.test".into(),
+            },
+            HTTPHeader {
+                name: "User-Agent".into(),
+                value: "mine".into(),
+            },
+        ]);
+        assert!(http_get(&target(&c), &action, Duration::from_secs(2))
+            .await
+            .ok());
+        let req = seen.recv().await.unwrap();
+        assert!(req.contains("Host: example.test\r\n"), "{req}");
+        assert!(req.contains("User-Agent: mine\r\n"), "{req}");
+        assert!(!req.contains("kube-probe"), "{req}");
+        assert_eq!(req.matches("Host:").count(), 1, "{req}");
+    }
+
+    #[tokio::test]
+    async fn redirects_to_the_same_host_are_followed_and_others_end_the_probe() {
+        let c = container();
+        let (port, _seen) = spawn_server(false, |p| match p {
+            "/old" => (302, "Location: /gone\r\n".into()),
+            "/loop" => (307, "Location: /loop\r\n".into()),
+            "/away" => (301, "Location: http://elsewhere.invalid/\r\n".into()),
+            "/ok" => (301, "Location: ok2\r\n".into()),
+            "/ok2" => (200, String::new()),
+            _ => (404, String::new()),
+        })
+        .await;
+        let t = Duration::from_secs(3);
+        let v = http_get(&target(&c), &get(port, "/old"), t).await;
+        assert!(v.message().contains("statuscode: 404"), "{v:?}");
+        let v = http_get(&target(&c), &get(port, "/ok"), t).await;
+        assert!(v.ok() && v.message().starts_with("HTTP 200"), "{v:?}");
+        let v = http_get(&target(&c), &get(port, "/loop"), t).await;
+        assert!(v.message().contains("stopped after 10 redirects"), "{v:?}");
+        let v = http_get(&target(&c), &get(port, "/away"), t).await;
+        assert!(v.ok(), "{v:?}");
+        assert!(
+            v.message().starts_with("Probe terminated redirects"),
+            "{v:?}"
+        );
     }
 }

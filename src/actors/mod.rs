@@ -19,6 +19,7 @@
 //!   full, every `--image-gc-period` (5 minutes).
 
 pub mod events;
+pub mod grpc_health;
 pub mod handlers;
 pub mod image_gc;
 pub mod image_puller;

@@ -1,5 +1,6 @@
 //! The Prober: runs each running container's startup, liveness and
-//! readiness probes on their own timers.
+//! readiness probes on their own timers (exec, httpGet over HTTP or
+//! HTTPS, tcpSocket, grpc).
 //!
 //! PodWorkers tell it, after every sync, which of their containers run
 //! ([`SyncWatches`]); it starts a probe task for a new container and stops
@@ -20,6 +21,7 @@ use k8s_openapi::api::core::v1::{Container, Probe};
 
 use super::events::{RecordFor, Recorder};
 use super::registries::{Forget, ProbeState, Readiness, SetProbeState};
+use crate::actors::grpc_health;
 use crate::actors::handlers::{self, Verdict};
 use crate::decide::probe::{Counter, ProbeKind, Timing};
 use crate::metrics::Metrics;
@@ -208,7 +210,17 @@ impl ProbeCtx {
         if let Some(t) = &probe.tcp_socket {
             return handlers::tcp(&target, t, timeout).await;
         }
-        Verdict::Failure("probe has no supported action (grpc is not supported)".into())
+        if let Some(g) = &probe.grpc {
+            // The kubelet dials the pod IP (127.0.0.1 for hostNetwork);
+            // the port is a number.
+            let Ok(port) = u16::try_from(g.port) else {
+                return Verdict::Failure(format!("grpc: invalid port {}", g.port));
+            };
+            let service = g.service.as_deref().unwrap_or("");
+            let ua = handlers::user_agent();
+            return grpc_health::check(&self.pod_ip, port, service, &ua, timeout).await;
+        }
+        Verdict::Failure("probe has no action".into())
     }
 
     /// Stores the new state; the registry then tells the worker.

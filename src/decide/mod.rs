@@ -11,6 +11,8 @@
 //!   doubling to 300 s).
 //! - [`probe`]: probe defaults and threshold counting.
 //! - [`deadline`]: the `activeDeadlineSeconds` of a pod.
+//! - [`unserved`]: fields with nowhere to go (`imagePullSecrets`,
+//!   `serviceAccountName`, `readinessGates`): warnings, and `Ready`.
 
 pub mod admission;
 pub mod backoff;
@@ -20,3 +22,4 @@ pub mod image_gc;
 pub mod plan;
 pub mod probe;
 pub mod status;
+pub mod unserved;

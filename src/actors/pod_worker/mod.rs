@@ -190,6 +190,9 @@ pub struct PodWorker {
     created: bool,
     /// The Supervisor's admission verdict on the desired spec.
     verdict: Verdict,
+    /// The warnings about unserved fields told for the current spec (a
+    /// new spec tells only those it adds).
+    unserved: Vec<crate::decide::unserved::Unserved>,
 }
 
 impl PodWorker {
@@ -224,7 +227,31 @@ impl PodWorker {
             start_observed: false,
             created: false,
             verdict: Verdict::Unjudged,
+            unserved: Vec::new(),
         }
+    }
+
+    /// Tells once per spec, as a Warning event on the pod (logged by the
+    /// recorder), each field of it the node cannot honour.
+    fn warn_unserved(&mut self) {
+        let Some(pod) = self.desired.clone() else {
+            return;
+        };
+        let now = crate::decide::unserved::unserved(&pod);
+        for w in now.iter().filter(|w| !self.unserved.contains(w)) {
+            let object = super::events::EventRef {
+                namespace: pod.namespace().to_string(),
+                pod: pod.name().to_string(),
+                uid: self.uid.clone(),
+                field_path: None,
+            };
+            self.deps.events.do_send(super::events::Record::warning(
+                object,
+                w.reason,
+                w.message.clone(),
+            ));
+        }
+        self.unserved = now;
     }
 
     /// The Supervisor's admission verdict on the pod it starts with.
@@ -365,6 +392,7 @@ impl Actor for PodWorker {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.warn_unserved();
         self.sync(SyncReason::Start, ctx);
     }
 }
@@ -394,6 +422,7 @@ impl PodWorker {
             self.source = d.source.clone();
         }
         self.desired = desired.map(|d| d.pod);
+        self.warn_unserved();
         self.sync(SyncReason::ManifestChange, ctx);
     }
 }

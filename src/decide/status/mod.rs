@@ -226,7 +226,7 @@ pub fn pod_status(pod: &Pod, containers: &[ContainerDetails], facts: &Facts<'_>)
             condition("PodScheduled", true),
             condition("Initialized", initialized),
             condition("ContainersReady", all_ready),
-            condition("Ready", all_ready),
+            crate::decide::unserved::ready_condition(pod, all_ready),
         ]),
         init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
         container_statuses: Some(statuses),
