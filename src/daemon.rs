@@ -106,6 +106,13 @@ pub fn start(
                 &settings.node_name,
                 &settings.node_labels,
             ),
+            cluster_dns: settings
+                .cluster_dns
+                .iter()
+                .map(|ip| ip.to_string())
+                .collect(),
+            cluster_domain: settings.cluster_domain.clone(),
+            resolv_conf: settings.resolv_conf.clone(),
         },
     };
     let puller = puller_config(settings, credentials);

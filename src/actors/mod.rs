@@ -87,6 +87,9 @@ impl NodeConfig {
                 },
                 host_ports: true,
                 labels: crate::decide::admission::node_labels("test-node", &[]),
+                cluster_dns: vec![],
+                cluster_domain: None,
+                resolv_conf: None,
             },
             container_logs: crate::runtime::LogLimits {
                 max_size_bytes: 10 << 20,

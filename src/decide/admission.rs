@@ -352,6 +352,9 @@ mod tests {
             },
             host_ports: true,
             labels: node_labels("N1", &[("disk".into(), "ssd".into())]),
+            cluster_dns: vec![],
+            cluster_domain: None,
+            resolv_conf: None,
         }
     }
 

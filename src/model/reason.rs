@@ -48,6 +48,9 @@ api_enum!(
         /// Pod-level `spec.resources.limits`: podvisor makes no pod cgroup
         /// to hold them.
         UnsupportedPodResources,
+        /// An invalid `hostname`, `subdomain`, `hostAliases`, `dnsPolicy`
+        /// or `dnsConfig`.
+        InvalidDNSConfig,
     }
 );
 

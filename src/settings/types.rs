@@ -144,6 +144,13 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Unknown or duplicate manifest fields: refuse or warn.
     pub manifest_validation: ManifestValidation,
+    /// `--cluster-dns`: the nameservers of `ClusterFirst` pods; empty: those
+    /// pods get the node's resolver (with a warning event).
+    pub cluster_dns: Vec<IpAddr>,
+    /// `--cluster-domain`; `None`: no cluster search domains, no FQDN.
+    pub cluster_domain: Option<String>,
+    /// `--resolv-conf`; `None`: an empty base for `Default` pods.
+    pub resolv_conf: Option<PathBuf>,
 }
 
 impl Settings {
@@ -203,6 +210,9 @@ impl Settings {
             write_kubeconfig: None,
             log_format: LogFormat::Plain,
             manifest_validation: ManifestValidation::Strict,
+            cluster_dns: Vec::new(),
+            cluster_domain: None,
+            resolv_conf: None,
         }
     }
 }

@@ -9,8 +9,10 @@
 //! - [`volumes`]: emptyDir and hostPath volumes, their binds, and what they
 //!   need on the host (carried out by [`crate::host::volumes`]).
 //! - [`security`]: users, groups, capabilities, privileged, `runAsNonRoot`.
+//! - [`dns`]: the pod's hostname, `/etc/hosts` and `resolv.conf`.
 
 pub mod containers;
+pub mod dns;
 pub mod env;
 pub mod resources;
 pub mod security;
