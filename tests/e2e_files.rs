@@ -52,14 +52,14 @@ async fn a_downward_api_volume_shows_the_pod_and_follows_its_annotations() {
             "volumeMounts": [{"name": "podinfo", "mountPath": "/etc/podinfo"}],
         }),
         json!({"volumes": [{"name": "podinfo", "downwardAPI": {
-            "defaultMode": 0o640,
-            "items": [
-                {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
-                {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}},
-                {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}, "mode": 0o600},
-                {"path": "limits/memory", "resourceFieldRef": {
-                    "containerName": "app", "resource": "limits.memory", "divisor": "1Mi"}},
-            ]}}]}),
+        "defaultMode": 0o640,
+        "items": [
+            {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+            {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}},
+            {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}, "mode": 0o600},
+            {"path": "limits/memory", "resourceFieldRef": {
+                "containerName": "app", "resource": "limits.memory", "divisor": "1Mi"}},
+        ]}}]}),
     );
     manifest["metadata"]["labels"] = json!({"app": "web", "tier": "front"});
     manifest["metadata"]["annotations"] = json!({"note": "one"});
@@ -76,9 +76,19 @@ async fn a_downward_api_volume_shows_the_pod_and_follows_its_annotations() {
     // Modes: the item's, else defaultMode; `..data` is the kubelet's swap.
     let modes = exec(
         &id,
-        &["stat", "-L", "-c", "%a %n", "/etc/podinfo/name", "/etc/podinfo/labels"],
+        &[
+            "stat",
+            "-L",
+            "-c",
+            "%a %n",
+            "/etc/podinfo/name",
+            "/etc/podinfo/labels",
+        ],
     );
-    assert_eq!(modes.trim(), "600 /etc/podinfo/name\n640 /etc/podinfo/labels");
+    assert_eq!(
+        modes.trim(),
+        "600 /etc/podinfo/name\n640 /etc/podinfo/labels"
+    );
     let link = exec(&id, &["readlink", "/etc/podinfo/name"]);
     assert_eq!(link.trim(), "..data/name");
     // Read-only, as the kubelet mounts it.
@@ -88,12 +98,16 @@ async fn a_downward_api_volume_shows_the_pod_and_follows_its_annotations() {
     // An annotation edit: the file follows, the container stays.
     manifest["metadata"]["annotations"] = json!({"note": "two", "added": "yes"});
     ctx.write_json("dapi.json", &manifest);
-    ctx.wait_until(Duration::from_secs(20), "the annotations file to change", || async {
-        match docker_try(&["exec", &id, "cat", "/etc/podinfo/annotations"]) {
-            Ok(t) if t == "added=\"yes\"\nnote=\"two\"" => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
+    ctx.wait_until(
+        Duration::from_secs(20),
+        "the annotations file to change",
+        || async {
+            match docker_try(&["exec", &id, "cat", "/etc/podinfo/annotations"]) {
+                Ok(t) if t == "added=\"yes\"\nnote=\"two\"" => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
     .await;
     assert!(
         ctx.pod_containers("dapi")
@@ -101,7 +115,9 @@ async fn a_downward_api_volume_shows_the_pod_and_follows_its_annotations() {
             .any(|c| c.id == id && c.running()),
         "the container was not restarted"
     );
-    let pod = find_pod(&pv.pods().await.unwrap(), "dapi").cloned().unwrap();
+    let pod = find_pod(&pv.pods().await.unwrap(), "dapi")
+        .cloned()
+        .unwrap();
     assert_eq!(container_status(&pod, "app").unwrap()["restartCount"], 0);
     assert_eq!(cat("labels"), "app=\"web\"\ntier=\"front\"");
 }
@@ -122,10 +138,14 @@ async fn a_downward_api_volume_with_an_env_only_field_is_refused_naming_it() {
     pv.wait_answering(&ctx, Some(200)).await;
     let message = ctx
         .wait_pod(&pv, "bad", CONVERGE, "Failed/InvalidVolume", |p| {
-            match (p["status"]["phase"].as_str(), p["status"]["reason"].as_str()) {
-                (Some("Failed"), Some("InvalidVolume")) => {
-                    Ok(p["status"]["message"].as_str().unwrap_or_default().to_string())
-                }
+            match (
+                p["status"]["phase"].as_str(),
+                p["status"]["reason"].as_str(),
+            ) {
+                (Some("Failed"), Some("InvalidVolume")) => Ok(p["status"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()),
                 _ => Err("not refused".into()),
             }
         })
@@ -161,7 +181,10 @@ async fn hosts_file_and_hostname_with_aliases_and_a_subdomain() {
     pv.wait_answering(&ctx, Some(200)).await;
     let pod = ctx.wait_pod_running(&pv, "db").await;
     let id = app_id(&pod);
-    let ip = pod["status"]["podIP"].as_str().expect("a pod IP").to_string();
+    let ip = pod["status"]["podIP"]
+        .as_str()
+        .expect("a pod IP")
+        .to_string();
     assert!(!ip.is_empty());
     let hosts = exec(&id, &["cat", "/etc/hosts"]);
     assert_eq!(
@@ -178,7 +201,10 @@ async fn hosts_file_and_hostname_with_aliases_and_a_subdomain() {
     );
     assert_eq!(exec(&id, &["hostname"]).trim(), "db-0");
     // The aliases resolve inside the container.
-    let ping = exec(&id, &["sh", "-c", "ping -c1 -W1 foo.local >/dev/null && echo ok"]);
+    let ping = exec(
+        &id,
+        &["sh", "-c", "ping -c1 -W1 foo.local >/dev/null && echo ok"],
+    );
     assert_eq!(ping.trim(), "ok");
 }
 
@@ -289,8 +315,14 @@ async fn an_empty_dir_is_owned_by_the_fs_group_setgid_and_group_writable() {
     pv.wait_answering(&ctx, Some(200)).await;
     let pod = ctx.wait_pod_running(&pv, "fsg").await;
     let id = app_id(&pod);
-    assert_eq!(exec(&id, &["stat", "-c", "%g %a", "/data"]).trim(), "2345 2777");
+    assert_eq!(
+        exec(&id, &["stat", "-c", "%g %a", "/data"]).trim(),
+        "2345 2777"
+    );
     // A file made there belongs to the group (setgid), not the user's.
-    let made = exec(&id, &["sh", "-c", "touch /data/f && stat -c '%u %g' /data/f"]);
+    let made = exec(
+        &id,
+        &["sh", "-c", "touch /data/f && stat -c '%u %g' /data/f"],
+    );
     assert_eq!(made.trim(), "1000 2345");
 }

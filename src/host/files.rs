@@ -153,10 +153,14 @@ pub fn write_atomic(dir: &Path, files: &[PodFile], gid: Option<u32>) -> io::Resu
 
 /// Writes `content` to `path` in place (the same inode, so a container that
 /// binds the file sees the new content) unless it holds that already, then
-/// sets `mode`. Returns whether it wrote.
+/// sets `mode`; its directory is made when missing. Returns whether it
+/// wrote.
 pub fn write_if_changed(path: &Path, content: &str, mode: u32) -> io::Result<bool> {
     let err = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
     let same = fs::read(path).is_ok_and(|b| b == content.as_bytes());
+    if let Some(dir) = path.parent().filter(|_| !same) {
+        fs::create_dir_all(dir).map_err(err)?;
+    }
     if !same {
         fs::write(path, content.as_bytes()).map_err(err)?;
     }
