@@ -3,7 +3,8 @@
 //! showing up without a restart, a refused field), the pod's `/etc/hosts`
 //! and hostname (`hostAliases`, `hostname`, `subdomain`), its `resolv.conf`
 //! by `dnsPolicy` (`None` with `dnsConfig`, `ClusterFirst` with and without
-//! `--cluster-dns`), and an emptyDir owned by the pod's `fsGroup`.
+//! `--cluster-dns`; `None` without nameservers refused), and an emptyDir
+//! owned by the pod's `fsGroup`.
 
 #[allow(dead_code)]
 mod e2e_support;
@@ -325,4 +326,32 @@ async fn an_empty_dir_is_owned_by_the_fs_group_setgid_and_group_writable() {
         &["sh", "-c", "touch /data/f && stat -c '%u %g' /data/f"],
     );
     assert_eq!(made.trim(), "1000 2345");
+}
+
+/// The API server's check, which the manifest's validation makes: the
+/// document is refused as a bad manifest, naming the field.
+#[tokio::test]
+async fn dns_policy_none_without_nameservers_is_refused_naming_the_field() {
+    let ctx = TestCtx::new("dns-bad");
+    ctx.write_json(
+        "bad.json",
+        &sleeper(
+            "bad",
+            json!({}),
+            json!({"dnsPolicy": "None", "dnsConfig": {}}),
+        ),
+    );
+    let mut pv = Podvisor::spawn(&ctx, &[]);
+    pv.wait_answering(&ctx, Some(200)).await;
+    let wanted = "bad.json: document 0: spec.dnsConfig.nameservers: Required value: must provide at least one DNS nameserver when `dnsPolicy` is None";
+    ctx.wait_until(CONVERGE, "the refusal in the log", || async {
+        match ctx.all_logs().contains(wanted) {
+            true => Ok(()),
+            false => Err(ctx.log_tail()),
+        }
+    })
+    .await;
+    let list = pv.pods().await.unwrap();
+    assert!(find_pod(&list, "bad").is_none(), "{list}");
+    assert!(ctx.pod_containers("bad").is_empty(), "nothing is created");
 }

@@ -48,9 +48,6 @@ api_enum!(
         /// Pod-level `spec.resources.limits`: podvisor makes no pod cgroup
         /// to hold them.
         UnsupportedPodResources,
-        /// An invalid `hostname`, `subdomain`, `hostAliases`, `dnsPolicy`
-        /// or `dnsConfig`.
-        InvalidDNSConfig,
     }
 );
 

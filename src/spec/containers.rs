@@ -225,7 +225,6 @@ pub fn admit_pod_alone(pod: &Pod, uid: &str, rules: &NodeRules) -> Result<PodVol
                 .map_err(|e| refuse(RefusalReason::InvalidVolume)(&e))?;
         }
     }
-    super::dns::check_pod_dns(pod).map_err(|e| refuse(RefusalReason::InvalidDNSConfig)(&e))?;
     let spec = pod.spec.clone().unwrap_or_default();
     if !rules.host_ports && !spec.host_network.unwrap_or(false) {
         for (i, c) in spec.containers.iter().enumerate() {

@@ -1,15 +1,13 @@
 //! A pod's name resolution, as the kubelet writes it: its hostname and
 //! domain, its `/etc/hosts` ([`hosts_file`]) and its `resolv.conf`
-//! ([`resolv_conf`], by `dnsPolicy`, merged with `dnsConfig`). Pure; the
+//! ([`resolv_conf`], by `dnsPolicy`, merged with `dnsConfig`). The fields
+//! are checked with the manifest ([`crate::manifest::validate_pod`]). Pure; the
 //! worker writes the files under the pod's directory and binds them into
 //! every container ([`pod_file_binds`]).
 
-use std::net::IpAddr;
 use std::path::Path;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
-
-use crate::manifest::{is_dns1123_label, is_dns1123_subdomain, FieldError};
 
 /// The pod's hosts file under its directory, bound at `/etc/hosts`.
 pub const HOSTS_FILE: &str = "etc-hosts";
@@ -17,18 +15,11 @@ pub const HOSTS_FILE: &str = "etc-hosts";
 /// `/etc/resolv.conf`.
 pub const RESOLV_FILE: &str = "resolv.conf";
 
-const POLICIES: &[&str] = &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];
 /// Kubernetes' limits (`validation.MaxDNSNameservers`, `MaxDNSSearchPaths`,
 /// `MaxDNSSearchListChars`).
 const MAX_NAMESERVERS: usize = 3;
 const MAX_SEARCHES: usize = 32;
 const MAX_SEARCH_CHARS: usize = 2048;
-
-const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric \
-                         characters or '-', and must start and end with an alphanumeric character";
-const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case \
-                             alphanumeric characters, '-' or '.', and must start and end with an \
-                             alphanumeric character";
 
 /// The pod's hostname: `spec.hostname`, else its name cut to 63 characters
 /// (without a trailing `-` or `.`), as the kubelet's
@@ -69,104 +60,6 @@ fn namespace(pod: &Pod) -> &str {
         .as_deref()
         .filter(|n| !n.is_empty())
         .unwrap_or("default")
-}
-
-/// Checks `hostname`, `subdomain`, `hostAliases`, `dnsPolicy` and
-/// `dnsConfig` as the API server does.
-pub fn check_pod_dns(pod: &Pod) -> Result<(), FieldError> {
-    let Some(spec) = pod.spec.as_ref() else {
-        return Ok(());
-    };
-    for (field, value) in [("hostname", &spec.hostname), ("subdomain", &spec.subdomain)] {
-        if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
-            if !is_dns1123_label(v) {
-                return Err(FieldError::invalid(format!("spec.{field}"), v, LABEL_MSG));
-            }
-        }
-    }
-    for (i, a) in spec.host_aliases.iter().flatten().enumerate() {
-        let p = format!("spec.hostAliases[{i}]");
-        if a.ip.parse::<IpAddr>().is_err() {
-            return Err(FieldError::invalid(
-                format!("{p}.ip"),
-                &a.ip,
-                "must be a valid IP address",
-            ));
-        }
-        for (j, h) in a.hostnames.iter().flatten().enumerate() {
-            if !is_dns1123_subdomain(h) {
-                return Err(FieldError::invalid(
-                    format!("{p}.hostnames[{j}]"),
-                    h,
-                    SUBDOMAIN_MSG,
-                ));
-            }
-        }
-    }
-    let policy = spec.dns_policy.as_deref().unwrap_or("ClusterFirst");
-    if !POLICIES.contains(&policy) {
-        return Err(FieldError::unsupported("spec.dnsPolicy", policy, POLICIES));
-    }
-    let none = policy == "None";
-    let Some(c) = spec.dns_config.as_ref() else {
-        if none {
-            return Err(FieldError::required_because(
-                "spec.dnsConfig",
-                "must provide `dnsConfig` when `dnsPolicy` is None",
-            ));
-        }
-        return Ok(());
-    };
-    let servers = c.nameservers.as_deref().unwrap_or_default();
-    if none && servers.is_empty() {
-        return Err(FieldError::required_because(
-            "spec.dnsConfig.nameservers",
-            "must provide at least one DNS nameserver when `dnsPolicy` is None",
-        ));
-    }
-    if servers.len() > MAX_NAMESERVERS {
-        return Err(FieldError::invalid(
-            "spec.dnsConfig.nameservers",
-            servers,
-            &format!("must not have more than {MAX_NAMESERVERS} nameservers"),
-        ));
-    }
-    for (i, s) in servers.iter().enumerate() {
-        if s.parse::<IpAddr>().is_err() {
-            let p = format!("spec.dnsConfig.nameservers[{i}]");
-            return Err(FieldError::invalid(p, s, "must be a valid IP address"));
-        }
-    }
-    let searches = c.searches.as_deref().unwrap_or_default();
-    if searches.len() > MAX_SEARCHES {
-        return Err(FieldError::invalid(
-            "spec.dnsConfig.searches",
-            searches,
-            &format!("must not have more than {MAX_SEARCHES} search paths"),
-        ));
-    }
-    for (i, s) in searches.iter().enumerate() {
-        let trimmed = s.strip_suffix('.').unwrap_or(s);
-        if !is_dns1123_subdomain(trimmed) {
-            let p = format!("spec.dnsConfig.searches[{i}]");
-            return Err(FieldError::invalid(p, s, SUBDOMAIN_MSG));
-        }
-    }
-    if searches.join(" ").len() > MAX_SEARCH_CHARS {
-        return Err(FieldError::invalid(
-            "spec.dnsConfig.searches",
-            searches,
-            &format!("must not have more than {MAX_SEARCH_CHARS} characters (including spaces) in the search list"),
-        ));
-    }
-    for (i, o) in c.options.iter().flatten().enumerate() {
-        if o.name.as_deref().is_none_or(str::is_empty) {
-            return Err(FieldError::required(format!(
-                "spec.dnsConfig.options[{i}].name"
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// The pod's `/etc/hosts`, as the kubelet's `managedHostsFileContent`: a
@@ -590,35 +483,6 @@ mod tests {
         assert!(r.warnings[0]
             .1
             .ends_with("the applied nameserver line is: 10.0.0.10 10.0.0.11 8.8.8.8"));
-    }
-
-    #[test]
-    fn checks_name_the_field() {
-        let e = |v| check_pod_dns(&pod(v)).unwrap_err().to_string();
-        assert_eq!(
-            e(serde_json::json!({"dnsPolicy": "None"})),
-            "spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` is None"
-        );
-        assert!(e(serde_json::json!({"dnsPolicy": "None", "dnsConfig": {}}))
-            .starts_with("spec.dnsConfig.nameservers: Required value"));
-        assert!(e(serde_json::json!({"dnsPolicy": "Cluster"}))
-            .starts_with("spec.dnsPolicy: Unsupported value: \"Cluster\""));
-        assert!(e(serde_json::json!({"dnsConfig": {"nameservers": ["x"]}}))
-            .starts_with("spec.dnsConfig.nameservers[0]: Invalid value: \"x\""));
-        assert!(
-            e(serde_json::json!({"hostAliases": [{"ip": "nope", "hostnames": ["a"]}]}))
-                .starts_with("spec.hostAliases[0].ip: Invalid value: \"nope\"")
-        );
-        assert!(e(serde_json::json!({"hostname": "Bad_Name"}))
-            .starts_with("spec.hostname: Invalid value"));
-        assert!(
-            e(serde_json::json!({"dnsConfig": {"options": [{"value": "1"}]}}))
-                .starts_with("spec.dnsConfig.options[0].name: Required value")
-        );
-        assert!(check_pod_dns(&pod(
-            serde_json::json!({"dnsPolicy": "Default", "subdomain": "db"})
-        ))
-        .is_ok());
     }
 
     #[test]
