@@ -124,6 +124,13 @@ pub fn start(
                 ..Default::default()
             }
             .with_engine_options(engine_security),
+            cluster_dns: settings
+                .cluster_dns
+                .iter()
+                .map(|ip| ip.to_string())
+                .collect(),
+            cluster_domain: settings.cluster_domain.clone(),
+            resolv_conf: settings.resolv_conf.clone(),
         },
     };
     let puller = puller_config(settings, credentials);

@@ -17,7 +17,7 @@
 //!  host/      the node seam: pod dirs, tmpfs, /proc (Host, RealHost, FakeHost); ptys
 //!  runtime/   the engine seam: trait, bollard, bounded calls, FakeDocker
 //!  decide/    plan, gc, image gc, status, back-off, probe thresholds
-//!  spec/      Pod → create requests: env, resources, security, volumes
+//!  spec/      Pod → create requests: env, resources, security, volumes, dns
 //!  manifest/  scan, parse, default and validate manifests
 //!  model/     names, labels, hashes; policies, reasons, phases as types;
 //!             PodExt; the clock
@@ -37,10 +37,13 @@
 //!   and image GC, pod status from what the engine shows, CrashLoopBackOff and pull
 //!   back-off, probe thresholds.
 //! - [`spec`]: pure translation of a pod into the engine's create requests:
-//!   admission, environment, resources, security, volume plans.
+//!   admission, environment, resources, security, volume plans (with
+//!   `downwardAPI` files), the pod's `/etc/hosts` and `resolv.conf`.
 //! - [`host`]: the [`host::Host`] seam to the node (directories, tmpfs
 //!   mounts, `/proc`), `RealHost`, (feature `test-util`) `FakeHost`; carries
-//!   out the volume plans of [`spec::volumes`] and reads the node's capacity.
+//!   out the volume plans of [`spec::volumes`], writes the pod's files
+//!   ([`host::files`]: downwardAPI volumes atomically, hosts, resolv.conf)
+//!   and reads the node's capacity.
 //! - [`runtime`]: the [`runtime::ContainerRuntime`] seam, its bollard
 //!   implementation, the bounded (timed) wrapper, registry credentials and
 //!   (feature `test-util`) `FakeDocker`.

@@ -92,6 +92,9 @@ impl NodeConfig {
                     memory_capacity: 8 << 30,
                     ..Default::default()
                 },
+                cluster_dns: vec![],
+                cluster_domain: None,
+                resolv_conf: None,
             },
             container_logs: crate::runtime::LogLimits {
                 max_size_bytes: 10 << 20,

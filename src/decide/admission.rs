@@ -353,6 +353,9 @@ mod tests {
             host_ports: true,
             labels: node_labels("N1", &[("disk".into(), "ssd".into())]),
             security: Default::default(),
+            cluster_dns: vec![],
+            cluster_domain: None,
+            resolv_conf: None,
         }
     }
 

@@ -42,6 +42,7 @@ pub enum Op {
     MountPoints,
     MountTmpfs,
     Unmount,
+    SetGroup,
 }
 
 /// One call made to the fake, with its arguments.
@@ -57,6 +58,7 @@ pub enum HostCall {
     MountPoints,
     MountTmpfs(PathBuf, Option<i64>),
     Unmount(PathBuf),
+    SetGroup(PathBuf, u32),
 }
 
 impl HostCall {
@@ -72,6 +74,7 @@ impl HostCall {
             HostCall::MountPoints => Op::MountPoints,
             HostCall::MountTmpfs(..) => Op::MountTmpfs,
             HostCall::Unmount(_) => Op::Unmount,
+            HostCall::SetGroup(..) => Op::SetGroup,
         }
     }
 
@@ -86,7 +89,8 @@ impl HostCall {
             | HostCall::SetMode(p, _)
             | HostCall::RemoveDirAll(p)
             | HostCall::MountTmpfs(p, _)
-            | HostCall::Unmount(p) => Some(p),
+            | HostCall::Unmount(p)
+            | HostCall::SetGroup(p, _) => Some(p),
         }
     }
 
@@ -425,6 +429,13 @@ impl Host for FakeHost {
             return Err(denied());
         }
         self.lock().set_mode(path, mode)
+    }
+
+    fn set_group(&self, path: &Path, gid: u32) -> io::Result<()> {
+        if self.record(HostCall::SetGroup(path.into(), gid)) {
+            return Err(denied());
+        }
+        self.lock().find(path, true).map(drop)
     }
 
     fn remove_dir_all(&self, path: &Path) -> io::Result<()> {

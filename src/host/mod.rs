@@ -11,6 +11,9 @@
 //!   `subPath` checks, teardown) through a [`Host`].
 //! - [`machine`]: the node's capacity (CPUs, memory) for admission.
 //! - [`memory`]: podvisor's own freed heap memory, given back to the system.
+//! - [`files`]: the files podvisor writes for a pod (`downwardAPI`
+//!   volumes, atomically as the kubelet's `..data` swap; `/etc/hosts`,
+//!   `resolv.conf`), on the real file system.
 //! - [`pty`]: pseudo-terminals for `kubectl exec -t` through nsenter.
 //!
 //! The trait's file operations return plain [`io::Error`]s; [`volumes`]
@@ -19,6 +22,7 @@
 #[cfg(any(test, feature = "test-util"))]
 pub mod cgroup;
 pub mod fake;
+pub mod files;
 pub mod machine;
 pub mod memory;
 pub mod pty;
@@ -109,4 +113,6 @@ pub trait Host: Send + Sync {
     fn cpus(&self) -> Option<usize>;
     /// The machine's memory in bytes; `None` when it cannot tell.
     fn memory_bytes(&self) -> Option<i64>;
+    /// Sets the group owner, the user left as is (`chown :gid`).
+    fn set_group(&self, path: &Path, gid: u32) -> io::Result<()>;
 }

@@ -154,6 +154,10 @@ impl Host for RealHost {
             .ok()
             .and_then(|text| meminfo_total_bytes(&text))
     }
+
+    fn set_group(&self, path: &Path, gid: u32) -> io::Result<()> {
+        std::os::unix::fs::chown(path, None, Some(gid))
+    }
 }
 
 /// Unmounts on drop whatever is still mounted on the path (as many times as

@@ -169,6 +169,15 @@ pub struct RunArgs {
     /// Give containers without a seccompProfile the engine's default seccomp profile (RuntimeDefault) instead of none (Unconfined)
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub seccomp_default: Option<String>,
+    /// Comma-separated IPs of the cluster's DNS servers, the nameservers of ClusterFirst pods
+    #[arg(long, value_name = "IPS")]
+    pub cluster_dns: Option<String>,
+    /// The cluster's DNS domain (e.g. cluster.local): ClusterFirst pods search it, and subdomain pods get an FQDN in it
+    #[arg(long, value_name = "DOMAIN")]
+    pub cluster_domain: Option<String>,
+    /// The node's resolver configuration, given to Default pods (and ClusterFirst ones without --cluster-dns); empty for none
+    #[arg(long, value_name = "FILE")]
+    pub resolv_conf: Option<String>,
 }
 
 #[cfg(test)]

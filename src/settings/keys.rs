@@ -200,4 +200,7 @@ pub(super) const KEYS: &[Key] = &[
     key!(log_format, log_format, Fixed("plain")),
     key!(manifest_validation, manifest_validation, Fixed("strict")),
     key!(seccomp_default, boolean, Fixed("false")),
+    key!(cluster_dns, list ip_address, Unset),
+    key!(cluster_domain, optional domain_name, Unset),
+    key!(resolv_conf, optional path, Fixed("/etc/resolv.conf")),
 ];

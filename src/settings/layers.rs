@@ -440,6 +440,33 @@ mod tests {
     }
 
     #[test]
+    fn cluster_dns_domain_and_resolv_conf() {
+        let f = Fixture::new();
+        let s = f.resolve(&[], &[]).expect("resolves");
+        assert!(s.cluster_dns.is_empty());
+        assert_eq!(s.cluster_domain, None);
+        assert_eq!(s.resolv_conf, Some(PathBuf::from("/etc/resolv.conf")));
+        let s = f
+            .resolve(
+                &[
+                    "--cluster-dns=10.0.0.10,fd00::a",
+                    "--cluster-domain=Cluster.Local.",
+                    "--resolv-conf=",
+                ],
+                &[],
+            )
+            .expect("resolves");
+        let ips: Vec<String> = s.cluster_dns.iter().map(|i| i.to_string()).collect();
+        assert_eq!(ips, ["10.0.0.10", "fd00::a"]);
+        assert_eq!(s.cluster_domain.as_deref(), Some("cluster.local"));
+        assert_eq!(s.resolv_conf, None);
+        let e = err(f.resolve(&["--cluster-dns=10.0.0.10,dns"], &[]));
+        assert!(e.contains("--cluster-dns") && e.contains("\"dns\""), "{e}");
+        let e = err(f.resolve(&["--cluster-domain=bad_domain"], &[]));
+        assert!(e.contains("--cluster-domain"), "{e}");
+    }
+
+    #[test]
     fn missing_error_names_env_and_key() {
         let e = SettingsError::Missing {
             flag: "pod-manifest-path".into(),

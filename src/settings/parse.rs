@@ -269,6 +269,11 @@ pub(super) fn node_name(v: &str) -> Parsed<String> {
     Ok(name)
 }
 
+/// A DNS domain (`cluster.local`): as [`node_name`], a trailing dot dropped.
+pub(super) fn domain_name(v: &str) -> Parsed<String> {
+    node_name(v.trim().trim_end_matches('.'))
+}
+
 pub(super) fn positive_duration(v: &str) -> Parsed<Duration> {
     match parse_duration(v)? {
         Duration::ZERO => Err(ValueError::NotPositive),

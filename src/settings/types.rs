@@ -147,6 +147,13 @@ pub struct Settings {
     /// `--seccomp-default`: containers without a `seccompProfile` get the
     /// engine's default profile (`RuntimeDefault`), not `Unconfined`.
     pub seccomp_default: bool,
+    /// `--cluster-dns`: the nameservers of `ClusterFirst` pods; empty: those
+    /// pods get the node's resolver (with a warning event).
+    pub cluster_dns: Vec<IpAddr>,
+    /// `--cluster-domain`; `None`: no cluster search domains, no FQDN.
+    pub cluster_domain: Option<String>,
+    /// `--resolv-conf`; `None`: an empty base for `Default` pods.
+    pub resolv_conf: Option<PathBuf>,
 }
 
 impl Settings {
@@ -207,6 +214,9 @@ impl Settings {
             log_format: LogFormat::Plain,
             manifest_validation: ManifestValidation::Strict,
             seccomp_default: false,
+            cluster_dns: Vec::new(),
+            cluster_domain: None,
+            resolv_conf: None,
         }
     }
 }

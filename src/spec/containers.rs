@@ -113,8 +113,9 @@ pub fn sandbox_spec(id: &PodIdentity<'_>, image: &str, attempt: u32, hash: &str)
         labels: id
             .labels(ContainerKind::Sandbox, naming::INFRA_NAME, hash, 0)
             .render(id.node),
-        // Kubernetes names the pod's host after the pod (at most 63 chars).
-        hostname: (!host_network).then(|| id.name().chars().take(63).collect()),
+        // Kubernetes names the pod's host after the pod (at most 63
+        // chars), or `spec.hostname`; the app containers share it.
+        hostname: (!host_network).then(|| super::dns::pod_hostname(id.pod)),
         ports,
         network_mode: host_network.then(|| "host".to_string()),
         ipc_mode: Some(if id.host_ipc() { "host" } else { "shareable" }.to_string()),
@@ -162,6 +163,12 @@ pub struct NodeRules {
     /// user namespaces, SELinux, `--seccomp-default`, the memory the OOM
     /// scores are relative to).
     pub security: security::NodeSecurity,
+    /// `--cluster-dns`: the nameservers of `ClusterFirst` pods.
+    pub cluster_dns: Vec<String>,
+    /// `--cluster-domain`.
+    pub cluster_domain: Option<String>,
+    /// `--resolv-conf`: the node's resolver configuration.
+    pub resolv_conf: Option<PathBuf>,
 }
 
 impl NodeRules {
@@ -237,6 +244,12 @@ pub fn admit_pod_alone(pod: &Pod, uid: &str, rules: &NodeRules) -> Result<PodVol
     security::admit_security(pod, &rules.security)?;
     security::sandbox_security(pod, &rules.security)
         .map_err(|e| refuse(RefusalReason::Forbidden)(&e))?;
+    for source in vols.volumes.values() {
+        if let volumes::VolumeSource::DownwardApi { items, .. } = source {
+            volumes::downward_files(items, &env_context(pod, uid, rules, ""))
+                .map_err(|e| refuse(RefusalReason::InvalidVolume)(&e))?;
+        }
+    }
     let spec = pod.spec.clone().unwrap_or_default();
     if !rules.host_ports && !spec.host_network.unwrap_or(false) {
         let lists = [
@@ -305,6 +318,25 @@ pub enum ConfigError {
     NonRoot(#[from] security::NonRootError),
 }
 
+/// What the downward API (environment and volumes) reads besides the pod.
+pub fn env_context<'a>(
+    pod: &'a Pod,
+    uid: &'a str,
+    rules: &'a NodeRules,
+    pod_ip: &'a str,
+) -> EnvContext<'a> {
+    EnvContext {
+        pod,
+        pod_uid: uid,
+        node_name: &rules.node_name,
+        pod_ip,
+        host_ip: &rules.host_ip,
+        node_cpu_millis: rules.capacity.cpu_millis,
+        node_memory_bytes: rules.capacity.memory_bytes,
+        node_ephemeral_storage_bytes: i64::MAX,
+    }
+}
+
 /// Decides a container's configuration; an error is the container's
 /// `CreateContainerConfigError` message.
 #[allow(clippy::too_many_arguments)]
@@ -319,16 +351,7 @@ pub fn configure(
     termination_log: Option<&Path>,
 ) -> Result<ContainerConfig, ConfigError> {
     let path = container_path(pod, &c.name);
-    let ctx = EnvContext {
-        pod,
-        pod_uid: uid,
-        node_name: &rules.node_name,
-        pod_ip,
-        host_ip: &rules.host_ip,
-        node_cpu_millis: rules.capacity.cpu_millis,
-        node_memory_bytes: rules.capacity.memory_bytes,
-        node_ephemeral_storage_bytes: i64::MAX,
-    };
+    let ctx = env_context(pod, uid, rules, pod_ip);
     let env = env::container_env(c, &path, &ctx)?;
     let resources = resources::container_resources(c, &path, rules.cfs_quota)?;
     let security =
@@ -467,6 +490,9 @@ mod tests {
             host_ports: true,
             labels: Default::default(),
             security: Default::default(),
+            cluster_dns: vec![],
+            cluster_domain: None,
+            resolv_conf: None,
         }
     }
 

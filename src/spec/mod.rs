@@ -10,8 +10,10 @@
 //!   need on the host (carried out by [`crate::host::volumes`]).
 //! - [`security`]: users, groups, capabilities, privileged, `runAsNonRoot`.
 //! - [`unsupported`]: fields a node without an API server refuses by name.
+//! - [`dns`]: the pod's hostname, `/etc/hosts` and `resolv.conf`.
 
 pub mod containers;
+pub mod dns;
 pub mod env;
 pub mod resources;
 pub mod security;

@@ -17,11 +17,14 @@ use crate::actors::registries::{ContainerRef, SetRef};
 use crate::decide::plan::{self, Observed, PodActions, StartReason};
 use crate::decide::status::Waiting;
 use crate::host;
+use crate::host::files::PodFile;
 use crate::model::naming::ContainerKind;
 use crate::model::pod::pull_policy;
 use crate::model::{PodExt, PullPolicy, WaitingReason};
 use crate::runtime::{ContainerState, ImageInfo, RuntimeError};
 use crate::spec::containers::{self, PodIdentity};
+use crate::spec::dns;
+use crate::spec::volumes::{self, VolumeSource};
 
 /// Why a container's configuration could not be made: the message of its
 /// `CreateContainerConfigError`.
@@ -180,6 +183,23 @@ impl SyncJob {
                 result.again(RETRY_AFTER);
                 return result;
             }
+            match self.write_resolv_conf(&pod).await {
+                // Said once per sandbox, as the kubelet does.
+                Ok(warnings) if a.create_sandbox.is_some() => {
+                    for (reason, message) in warnings {
+                        tracing::warn!(reason, "{message}");
+                        self.record_pod(true, reason, message);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let message = format!("cannot write the pod's resolv.conf: {e}");
+                    self.record_pod(true, "DNSConfigForming", message.clone());
+                    result.wait_all(&pod, WaitingReason::ContainerCreating, &message);
+                    result.again(RETRY_AFTER);
+                    return result;
+                }
+            }
         }
         if let Some(cs) = &a.create_sandbox {
             self.memory.inspected.clear();
@@ -230,6 +250,17 @@ impl SyncJob {
             true => String::new(),
             false => self.pod_ip(Some(&sandbox_id)).await,
         };
+        // The pod's /etc/hosts needs its IP: without one (yet), the
+        // containers keep the engine's, as the kubelet does.
+        let hosts = !pod_ip.is_empty() && {
+            match self.write_hosts(&pod, &pod_ip).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot write the pod's hosts file");
+                    false
+                }
+            }
+        };
         let spec = pod.spec.clone().unwrap_or_default();
         let init_containers = spec.init_containers.unwrap_or_default();
         for s in &a.start {
@@ -270,7 +301,7 @@ impl SyncJob {
                 }
             };
             let config = match self
-                .configure(&pod, c, s.attempt, &pod_ip, &present.user)
+                .configure(&pod, c, s.attempt, &pod_ip, &present.user, hosts)
                 .await
             {
                 Ok(config) => config,
@@ -334,13 +365,108 @@ impl SyncJob {
         result
     }
 
-    /// Creates the pod's directory and volumes on the host (idempotent).
+    /// Creates the pod's directory and volumes on the host (idempotent),
+    /// and writes its downwardAPI volumes.
     async fn setup_volumes(&self) -> std::io::Result<()> {
         let vols = self.volumes.clone();
         let dir = self.deps.node.rules.pod_dir(&self.uid);
         let h = self.deps.host.clone();
         tokio::task::spawn_blocking(move || {
             host::setup_volumes(&*h, &vols, &dir).map_err(std::io::Error::from)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        self.write_downward().await
+    }
+
+    /// Writes the pod's downwardAPI volumes that are set up (their
+    /// directory exists) from the current spec: a file changes (atomically)
+    /// when the labels or annotations it shows do, without a restart.
+    pub(super) async fn write_downward(&self) -> std::io::Result<()> {
+        let Some(pod) = self.pod.clone() else {
+            return Ok(());
+        };
+        let vols = self.volumes.clone();
+        if !vols
+            .volumes
+            .values()
+            .any(|v| matches!(v, VolumeSource::DownwardApi { .. }))
+        {
+            return Ok(());
+        }
+        let (uid, rules) = (self.uid.clone(), self.deps.node.rules.clone());
+        tokio::task::spawn_blocking(move || {
+            for (name, source) in &vols.volumes {
+                let VolumeSource::DownwardApi { host_dir, items } = source else {
+                    continue;
+                };
+                if !host_dir.is_dir() {
+                    continue;
+                }
+                let named = |e: &dyn std::fmt::Display| format!("volume {name:?}: {e}");
+                let ctx = containers::env_context(&pod, &uid, &rules, "");
+                let files = volumes::downward_files(items, &ctx).map_err(|e| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidInput, named(&e))
+                })?;
+                let files: Vec<PodFile> = files
+                    .into_iter()
+                    .map(|(path, content, mode)| PodFile {
+                        path,
+                        content,
+                        mode,
+                    })
+                    .collect();
+                if host::files::write_atomic(host_dir, &files, vols.fs_group)
+                    .map_err(|e| std::io::Error::new(e.kind(), named(&e)))?
+                {
+                    tracing::debug!(volume = %name, "downwardAPI volume written");
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+
+    /// Writes the pod's `resolv.conf` (by `dnsPolicy`, with `dnsConfig`)
+    /// under its directory; returns the warnings to record.
+    async fn write_resolv_conf(&self, pod: &Pod) -> std::io::Result<Vec<(&'static str, String)>> {
+        let rules = self.deps.node.rules.clone();
+        let path = rules.pod_dir(&self.uid).join(dns::RESOLV_FILE);
+        let pod = pod.clone();
+        tokio::task::spawn_blocking(move || {
+            let node = match &rules.resolv_conf {
+                Some(file) => Some(std::fs::read_to_string(file).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("{}: {e}", file.display()))
+                })?),
+                None => None,
+            };
+            let r = dns::resolv_conf(
+                &pod,
+                node.as_deref(),
+                &rules.cluster_dns,
+                rules.cluster_domain.as_deref(),
+            );
+            host::files::write_if_changed(&path, &r.text, 0o644)?;
+            Ok(r.warnings)
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+
+    /// Writes the pod's `/etc/hosts` under its directory (a `hostNetwork`
+    /// pod's starts from the node's).
+    async fn write_hosts(&self, pod: &Pod, pod_ip: &str) -> std::io::Result<()> {
+        let rules = self.deps.node.rules.clone();
+        let path = rules.pod_dir(&self.uid).join(dns::HOSTS_FILE);
+        let (pod, pod_ip) = (pod.clone(), pod_ip.to_string());
+        tokio::task::spawn_blocking(move || {
+            let node = match pod.host_network() {
+                true => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
+                false => String::new(),
+            };
+            let text = dns::hosts_file(&pod, &pod_ip, rules.cluster_domain.as_deref(), &node);
+            host::files::write_if_changed(&path, &text, 0o644).map(drop)
         })
         .await
         .map_err(std::io::Error::other)?
@@ -395,6 +521,7 @@ impl SyncJob {
         attempt: u32,
         pod_ip: &str,
         image_user: &str,
+        hosts: bool,
     ) -> Result<containers::ContainerConfig, ConfigureError> {
         let log = self.termination_log(&c.name, attempt);
         let io = |path: &Path| {
@@ -406,8 +533,11 @@ impl SyncJob {
         }
         tokio::fs::write(&log, b"").await.map_err(io(&log))?;
         let (uid, rules, vols) = (&self.uid, &self.deps.node.rules, &self.volumes);
-        let config =
+        let mut config =
             containers::configure(pod, uid, c, rules, vols, pod_ip, image_user, Some(&log))?;
+        config
+            .binds
+            .extend(dns::pod_file_binds(c, &rules.pod_dir(uid), hosts));
         let (c2, vols2, h) = (c.clone(), vols.clone(), self.deps.host.clone());
         tokio::task::spawn_blocking(move || host::check_subpaths(&*h, &c2, &vols2))
             .await

@@ -106,6 +106,13 @@ impl SyncJob {
             }
         }
         self.memory.refused = refused.clone();
+        // The downwardAPI files follow the spec's metadata, which changes
+        // no container hash: refreshed at every sync.
+        if refused.is_none() {
+            if let Err(e) = self.write_downward().await {
+                tracing::warn!(error = %e, "cannot update the pod's downwardAPI volumes");
+            }
+        }
         // Set when a round could not do all it planned: the next round only
         // observes (for the status) instead of retrying at once.
         let mut held_back = None;

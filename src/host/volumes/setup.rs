@@ -6,7 +6,9 @@ use std::path::Path;
 
 use super::{io_failure, Failure, VolumeError};
 use crate::host::{FileKind, Host};
-use crate::spec::volumes::steps::{CREATED_DIR_MODE, CREATED_FILE_MODE, POD_DIR_MODE};
+use crate::spec::volumes::steps::{
+    CREATED_DIR_MODE, CREATED_FILE_MODE, FS_GROUP_DIR_BITS, POD_DIR_MODE,
+};
 use crate::spec::volumes::{volume_step, HostPathCheck, PodVolumes, VolumeSource, VolumeStep};
 
 /// How a failed `*OrCreate` reads.
@@ -38,7 +40,7 @@ pub fn setup_volumes(
         .map_err(io_failure("chmod", uid_dir))
         .map_err(pod_dir)?;
     for (name, source) in &vols.volumes {
-        set_up(host, source, uid_dir).map_err(|failure| VolumeError {
+        set_up(host, source, uid_dir, vols.fs_group).map_err(|failure| VolumeError {
             volume: Some(name.clone()),
             failure,
         })?;
@@ -46,20 +48,36 @@ pub fn setup_volumes(
     Ok(())
 }
 
-fn set_up(host: &dyn Host, source: &VolumeSource, uid_dir: &Path) -> Result<(), Failure> {
+fn set_up(
+    host: &dyn Host,
+    source: &VolumeSource,
+    uid_dir: &Path,
+    fs_group: Option<u32>,
+) -> Result<(), Failure> {
     match volume_step(source, uid_dir)? {
         VolumeStep::EmptyDir { dir, mode, tmpfs } => {
             host.create_dir_all(&dir)
                 .map_err(io_failure("mkdir", &dir))?;
             host.set_mode(&dir, mode)
                 .map_err(io_failure("chmod", &dir))?;
-            match tmpfs {
-                Some(t) => mount_tmpfs(host, &dir, t.size, mode),
+            if let Some(t) = tmpfs {
+                mount_tmpfs(host, &dir, t.size, mode)?;
+            }
+            match fs_group {
+                Some(gid) => own_by_group(host, &dir, mode, gid),
                 None => Ok(()),
             }
         }
         VolumeStep::HostPath { path, check } => check_host_path(host, &path, check),
     }
+}
+
+/// The kubelet's `SetVolumeOwnership` on a volume's directory: group
+/// `gid`, setgid, and group read, write and search added to `mode`.
+fn own_by_group(host: &dyn Host, dir: &Path, mode: u32, gid: u32) -> Result<(), Failure> {
+    host.set_group(dir, gid).map_err(io_failure("chown", dir))?;
+    host.set_mode(dir, mode | FS_GROUP_DIR_BITS)
+        .map_err(io_failure("chmod", dir))
 }
 
 /// Mounts a tmpfs on `dir` unless something is mounted there already.
@@ -207,6 +225,33 @@ mod tests {
             "{again:?}"
         );
         assert!(!again.contains(&HostCall::CreateDirAll("/l".into())));
+    }
+
+    #[test]
+    fn fs_group_owns_empty_dirs_setgid_and_group_writable() {
+        let fake = FakeHost::new();
+        let mut vols = planned(vec![empty_dir("data"), host("logs", "/l", None)]);
+        vols.fs_group = Some(2000);
+        setup_volumes(&fake, &vols, Path::new(UID_DIR)).unwrap();
+        let changes = fake.changes();
+        assert!(
+            changes.contains(&HostCall::SetGroup(vol("data"), 2000)),
+            "{changes:?}"
+        );
+        assert_eq!(fake.mode(vol("data")), Some(0o2777));
+        assert!(
+            !changes
+                .iter()
+                .any(|c| matches!(c, HostCall::SetGroup(p, _) if p == Path::new("/l"))),
+            "a hostPath is the host's: left as is"
+        );
+        let mut vols = planned(vec![memory("cache")]);
+        vols.fs_group = Some(7);
+        setup_volumes(&fake, &vols, Path::new(UID_DIR)).unwrap();
+        assert_eq!(
+            fake.changes().last(),
+            Some(&HostCall::SetMode(vol("cache"), 0o2777))
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ fn split_subscript(field_path: &str) -> Option<(&str, &str)> {
     (!base.is_empty()).then_some((base, key))
 }
 
-pub(super) fn field_ref(
+pub(crate) fn field_ref(
     f: &ObjectFieldSelector,
     p: &str,
     ctx: &EnvContext<'_>,
@@ -100,7 +100,7 @@ fn is_byte_divisor(d: i64) -> bool {
     (0..=6).any(|i| d == 1000i64.pow(i) || d == 1i64 << (10 * i))
 }
 
-pub(super) fn resource_field_ref(
+pub(crate) fn resource_field_ref(
     r: &ResourceFieldSelector,
     p: &str,
     current: &Container,

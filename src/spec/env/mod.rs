@@ -8,7 +8,7 @@
 //! Here: [`container_env`], the list itself. In `expand`: [`expand`] and
 //! [`expand_args`]. In `downward`: `fieldRef` and `resourceFieldRef`.
 
-mod downward;
+pub(crate) mod downward;
 mod expand;
 
 use std::collections::HashMap;

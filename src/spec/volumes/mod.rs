@@ -12,9 +12,12 @@
 //! An `emptyDir` lives in `<root-dir>/pods/<uid>/volumes/<name>` (mode 0777),
 //! on tmpfs for `medium: Memory` (sized by `sizeLimit` and the pod's memory
 //! limit, as the kubelet does). A
-//! `hostPath` is bound as is, after the kubelet's type checks. Any other volume
+//! `hostPath` is bound as is, after the kubelet's type checks. A
+//! `downwardAPI` volume is a directory of the pod's, its files written by
+//! the worker ([`crate::host::files`]) and bound read-only. Any other volume
 //! type is refused.
 
+pub mod downward;
 pub mod mounts;
 pub mod plan;
 pub mod steps;
@@ -27,6 +30,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::manifest::FieldError;
 
+pub use downward::{downward_files, DownwardField, DownwardItem};
 pub use mounts::container_mounts;
 pub use plan::{plan_volumes, VolumeRefusal};
 pub use steps::{unmount_order, volume_step, HostPathCheck, StepError, Tmpfs, VolumeStep};
@@ -68,6 +72,13 @@ pub enum VolumeSource {
         /// One of [`HOST_PATH_TYPES`].
         type_: String,
     },
+    /// A `downwardAPI` volume: files written by podvisor (and rewritten when
+    /// the pod's metadata changes), bound read-only.
+    DownwardApi {
+        /// `<root-dir>/pods/<uid>/volumes/<name>`.
+        host_dir: PathBuf,
+        items: Vec<DownwardItem>,
+    },
 }
 
 impl VolumeSource {
@@ -76,6 +87,7 @@ impl VolumeSource {
         match self {
             VolumeSource::EmptyDir { host_dir, .. } => host_dir,
             VolumeSource::HostPath { path, .. } => path,
+            VolumeSource::DownwardApi { host_dir, .. } => host_dir,
         }
     }
 }
@@ -85,6 +97,9 @@ impl VolumeSource {
 pub struct PodVolumes {
     /// Volume name → where its data is.
     pub volumes: BTreeMap<String, VolumeSource>,
+    /// The pod's `fsGroup`: owns its emptyDir and downwardAPI volumes
+    /// (setgid, group-writable), as the kubelet's `SetVolumeOwnership`.
+    pub fs_group: Option<u32>,
 }
 
 pub(crate) fn has_dotdot(p: &Path) -> bool {

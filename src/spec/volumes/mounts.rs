@@ -60,7 +60,9 @@ pub fn container_mounts(
             host = host.join(sub);
         }
         let mut options = Vec::new();
-        if m.read_only.unwrap_or(false) {
+        // The kubelet mounts downwardAPI volumes read-only, whatever asked.
+        let always_ro = matches!(volume, super::VolumeSource::DownwardApi { .. });
+        if m.read_only.unwrap_or(false) || always_ro {
             options.push("ro");
         }
         match m.mount_propagation.as_deref().unwrap_or("None") {

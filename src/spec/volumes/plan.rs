@@ -69,7 +69,15 @@ pub fn plan_volumes(
             FieldError::invalid("metadata.uid", uid, "must be a single path component").into(),
         );
     }
-    let mut planned = PodVolumes::default();
+    let mut planned = PodVolumes {
+        fs_group: pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.security_context.as_ref())
+            .and_then(|sc| sc.fs_group)
+            .and_then(|g| u32::try_from(g).ok()),
+        ..Default::default()
+    };
     let volumes = pod.spec.iter().flat_map(|s| s.volumes.iter().flatten());
     for (i, v) in volumes.enumerate() {
         let p = format!("spec.volumes[{i}]");
@@ -102,6 +110,17 @@ pub fn plan_volumes(
                 return Err(FieldError::new(format!("{p}.{second}"), msg).into());
             }
             [only] => match (&v.empty_dir, &v.host_path) {
+                (None, None) if v.downward_api.is_some() => {
+                    let d = v.downward_api.as_ref().expect("checked");
+                    VolumeSource::DownwardApi {
+                        host_dir: root_dir
+                            .join("pods")
+                            .join(uid)
+                            .join("volumes")
+                            .join(&v.name),
+                        items: super::downward::plan_items(d, &format!("{p}.downwardAPI"))?,
+                    }
+                }
                 (Some(e), _) => {
                     let medium = e.medium.as_deref().unwrap_or_default();
                     if !["", "Memory"].contains(&medium) {

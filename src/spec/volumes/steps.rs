@@ -8,6 +8,11 @@ use super::{has_dotdot, VolumeSource};
 
 /// The mode of the pod's own directory (`<root-dir>/pods/<uid>`).
 pub const POD_DIR_MODE: u32 = 0o750;
+/// What `fsGroup` adds to a volume directory's mode: setgid and the
+/// group's read, write and search (the kubelet's `SetVolumeOwnership`).
+pub const FS_GROUP_DIR_BITS: u32 = 0o2770;
+/// The mode of a `downwardAPI` volume's directory (bound read-only).
+pub const DOWNWARD_DIR_MODE: u32 = 0o755;
 /// The mode of a directory `DirectoryOrCreate` creates.
 pub const CREATED_DIR_MODE: u32 = 0o755;
 /// The mode of a file `FileOrCreate` creates.
@@ -100,6 +105,21 @@ pub fn volume_step(source: &VolumeSource, pod_dir: &Path) -> Result<VolumeStep, 
                 dir: host_dir.clone(),
                 mode: *mode,
                 tmpfs: medium_memory.then_some(Tmpfs { size: *size_limit }),
+            })
+        }
+        // Its files are the worker's ([`crate::host::files`]); the
+        // directory is made as an emptyDir's.
+        VolumeSource::DownwardApi { host_dir, .. } => {
+            if !host_dir.starts_with(pod_dir) || has_dotdot(host_dir) {
+                return Err(StepError::OutsidePodDir {
+                    host_dir: host_dir.clone(),
+                    pod_dir: pod_dir.to_path_buf(),
+                });
+            }
+            Ok(VolumeStep::EmptyDir {
+                dir: host_dir.clone(),
+                mode: DOWNWARD_DIR_MODE,
+                tmpfs: None,
             })
         }
         VolumeSource::HostPath { path, type_ } => match HostPathCheck::parse(type_) {
