@@ -338,3 +338,35 @@ async fn pod_level_limits_are_held_by_a_pod_cgroup_around_every_container() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_pods_host_is_named_as_asked_fqdn_or_override() {
+    let ctx = TestCtx::new("fqdn");
+    ctx.write_json(
+        "fqdn.json",
+        &pod_json(
+            "fqdn",
+            "Always",
+            json!([busybox("app", SLEEP)]),
+            json!({"hostname": "h", "subdomain": "s", "setHostnameAsFQDN": true}),
+        ),
+    );
+    ctx.write_json(
+        "over.json",
+        &pod_json(
+            "over",
+            "Always",
+            json!([busybox("app", SLEEP)]),
+            json!({"hostnameOverride": "chosen"}),
+        ),
+    );
+    let pv = Podvisor::spawn(&ctx, &["--cluster-domain", "cluster.local"]);
+    for (pod, want) in [
+        ("fqdn", "h.s.default.svc.cluster.local"),
+        ("over", "chosen"),
+    ] {
+        let p = ctx.wait_pod_running(&pv, pod).await;
+        let id = docker_id(container_status(&p, "app").expect("app")).expect("an ID");
+        assert_eq!(docker(&["exec", id, "hostname"]).trim(), want, "{pod}");
+    }
+}

@@ -233,6 +233,8 @@ pub fn admit_pod_alone(pod: &Pod, uid: &str, rules: &NodeRules) -> Result<PodVol
     if let Some(r) = super::unsupported::unsupported(pod) {
         return Err(r);
     }
+    super::dns::sandbox_hostname(pod, rules.cluster_domain.as_deref())
+        .map_err(|e| refuse(RefusalReason::UnsupportedField)(&e))?;
     // Pod-level limits are held by a pod cgroup (the worker refuses them
     // when the engine's cgroup driver cannot take one).
     resources::pod_amounts(pod).map_err(|e| refuse(RefusalReason::InvalidResources)(&e))?;

@@ -21,16 +21,19 @@ const MAX_NAMESERVERS: usize = 3;
 const MAX_SEARCHES: usize = 32;
 const MAX_SEARCH_CHARS: usize = 2048;
 
-/// The pod's hostname: `spec.hostname`, else its name cut to 63 characters
-/// (without a trailing `-` or `.`), as the kubelet's
-/// `GeneratePodHostNameAndDomain`.
+/// The pod's hostname: `spec.hostnameOverride`, else `spec.hostname`,
+/// else its name cut to 63 characters (without a trailing `-` or `.`), as
+/// the kubelet's `GeneratePodHostNameAndDomain`.
 pub fn pod_hostname(pod: &Pod) -> String {
-    if let Some(h) = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.hostname.as_deref())
+    let spec = pod.spec.as_ref();
+    let given = spec
+        .and_then(|s| s.hostname_override.as_deref())
         .filter(|h| !h.is_empty())
-    {
+        .or_else(|| {
+            spec.and_then(|s| s.hostname.as_deref())
+                .filter(|h| !h.is_empty())
+        });
+    if let Some(h) = given {
         return h.to_string();
     }
     let name = pod.metadata.name.as_deref().unwrap_or_default();
@@ -39,6 +42,27 @@ pub fn pod_hostname(pod: &Pod) -> String {
     }
     let cut: String = name.chars().take(63).collect();
     cut.trim_end_matches(['-', '.']).to_string()
+}
+
+/// The host name the pod's containers see: the FQDN
+/// (`<hostname>.<subdomain>.<namespace>.svc.<cluster-domain>`) with
+/// `setHostnameAsFQDN: true` and a domain, else [`pod_hostname`]. An FQDN
+/// longer than 64 characters is an error, as the kubelet's.
+pub fn sandbox_hostname(pod: &Pod, cluster_domain: Option<&str>) -> Result<String, String> {
+    let host = pod_hostname(pod);
+    let as_fqdn = pod.spec.as_ref().and_then(|s| s.set_hostname_as_fqdn) == Some(true);
+    match pod_domain(pod, cluster_domain).filter(|_| as_fqdn) {
+        Some(domain) => {
+            let fqdn = format!("{host}.{domain}");
+            match fqdn.len() > 64 {
+                true => Err(format!(
+                    "spec.setHostnameAsFQDN: the FQDN {fqdn:?} is longer than 64 characters"
+                )),
+                false => Ok(fqdn),
+            }
+        }
+        None => Ok(host),
+    }
 }
 
 /// `<subdomain>.<namespace>.svc.<cluster-domain>` when the pod has a
@@ -350,6 +374,28 @@ mod tests {
     }
 
     const NODE: &str = "# node\nnameserver 192.168.1.1\nnameserver 192.168.1.2\nsearch corp.example. lab.example\noptions edns0 ndots:2\n";
+
+    #[test]
+    fn the_hostname_is_the_override_or_the_fqdn_when_asked() {
+        let mut p: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "prod"},
+            "spec": {"hostname": "h", "subdomain": "s",
+                     "containers": [{"name": "a", "image": "i"}]}}))
+        .unwrap();
+        assert_eq!(sandbox_hostname(&p, Some("cluster.local")), Ok("h".into()));
+        p.spec.as_mut().unwrap().set_hostname_as_fqdn = Some(true);
+        assert_eq!(
+            sandbox_hostname(&p, Some("cluster.local")),
+            Ok("h.s.prod.svc.cluster.local".into())
+        );
+        // Without a cluster domain there is no FQDN.
+        assert_eq!(sandbox_hostname(&p, None), Ok("h".into()));
+        p.spec.as_mut().unwrap().hostname = Some("x".repeat(40));
+        let err = sandbox_hostname(&p, Some("cluster.local")).unwrap_err();
+        assert!(err.starts_with("spec.setHostnameAsFQDN: "), "{err}");
+        p.spec.as_mut().unwrap().hostname_override = Some("over".into());
+        assert_eq!(pod_hostname(&p), "over");
+    }
 
     #[test]
     fn hosts_file_with_hostname_subdomain_and_aliases() {

@@ -214,6 +214,11 @@ impl SyncJob {
             let mut spec =
                 containers::sandbox_spec(&ident, &node.infra_image, cs.attempt, &cs.hash);
             containers::secure_sandbox(&mut spec, &pod, &node.rules);
+            if spec.hostname.is_some() {
+                // `setHostnameAsFQDN` (admission refused a name too long).
+                let domain = node.rules.cluster_domain.as_deref();
+                spec.hostname = crate::spec::dns::sandbox_hostname(&pod, domain).ok();
+            }
             self.adjust_sandbox(&mut spec);
             match self.create_and_start(&spec).await {
                 Ok(id) => {
