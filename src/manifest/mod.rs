@@ -12,6 +12,8 @@
 //!
 //! - `scan`: the directory, which file names are manifests, duplicates across files;
 //! - `parse`: one file's documents to pods (`Pod` or `List`), errors with lines;
+//! - `yaml11`: plain YAML scalars as kubectl reads them (`010` is 8, `yes`
+//!   is true: YAML 1.1), so a file means what `kubectl apply` makes of it;
 //! - `strict`: unknown and duplicate fields, refused or warned about
 //!   (`--manifest-validation`), as `kubectl apply`'s strict validation;
 //! - `defaults`: [`apply_defaults`]; `validate`: [`validate_pod`];
@@ -26,6 +28,7 @@ mod strict;
 #[cfg(test)]
 mod test_support;
 mod validate;
+mod yaml11;
 
 use std::fmt;
 use std::io;

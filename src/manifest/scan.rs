@@ -494,7 +494,7 @@ mod tests {
         assert!(Arc::ptr_eq(&first[0].pod, &again[0].pod));
         assert!(Arc::ptr_eq(&first[1].pod, &again[1].pod));
         // Only the changed pod is a new one.
-        fs::write(&a, two("    env: [{name: X, value: y}]\n")).expect("write");
+        fs::write(&a, two("    env: [{name: X, value: z}]\n")).expect("write");
         let Outcome::Pods(edited) = reader.read(&a) else {
             panic!("not parsed")
         };
