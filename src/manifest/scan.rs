@@ -100,11 +100,12 @@ pub fn is_manifest_file(path: &Path) -> bool {
 }
 
 /// Whether a hidden file is one of podvisor's own temporary files (the
-/// API writes `.NAME.tmp-PID`, then renames it), which is not worth a note.
+/// API writes `.NAME.tmp-PID`, then renames it; so do many tools), which
+/// is not worth a note.
 fn own_temporary(path: &Path) -> bool {
     path.file_name()
         .map(|n| n.to_string_lossy())
-        .is_some_and(|n| n.starts_with('.') && n.contains(".tmp-"))
+        .is_some_and(|n| n.starts_with('.') && n.contains(".tmp"))
 }
 
 /// Reads every manifest file of `dir` (non-recursive) in sorted file-name order.
