@@ -53,7 +53,10 @@ async fn an_editor_leftover_is_skipped_and_named_once_in_the_log() {
     let ctx = TestCtx::new("leftover");
     ctx.write_manifest("web.yaml", &pod_yaml("web", "Always", &[("app", SLEEP)]));
     ctx.write_manifest("db", &pod_yaml("db", "Always", &[("app", SLEEP)]));
-    ctx.write_manifest("web.yaml~", "apiVersion: v1\nkind: Pod\nmetadata: {name: [broken\n");
+    ctx.write_manifest(
+        "web.yaml~",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: [broken\n",
+    );
     let pv = Podvisor::spawn(&ctx, &["--file-check-frequency=500ms"]);
     ctx.wait_pod_running(&pv, "web").await;
     ctx.wait_pod_running(&pv, "db").await;

@@ -110,11 +110,53 @@ fn scalar() -> impl Strategy<Value = String> {
         ]
     });
     let word = prop::sample::select(vec![
-        "y", "Y", "yes", "Yes", "YES", "yEs", "n", "N", "no", "No", "NO", "on", "On", "ON", "oN",
-        "off", "Off", "OFF", "true", "True", "TRUE", "tRUE", "false", "False", "FALSE", "~",
-        "null", "Null", "NULL", "nginx", "busybox:1.36", "1.2.3", "0x", "_1", "1e400", ".5",
-        "+.5", "-.5", "08", "09.5", "0.", "1_000", "99999999999999999999",
-        "0xFFFFFFFFFFFFFFFF", "9223372036854775807", ".inf", "2001-12-14",
+        "y",
+        "Y",
+        "yes",
+        "Yes",
+        "YES",
+        "yEs",
+        "n",
+        "N",
+        "no",
+        "No",
+        "NO",
+        "on",
+        "On",
+        "ON",
+        "oN",
+        "off",
+        "Off",
+        "OFF",
+        "true",
+        "True",
+        "TRUE",
+        "tRUE",
+        "false",
+        "False",
+        "FALSE",
+        "~",
+        "null",
+        "Null",
+        "NULL",
+        "nginx",
+        "busybox:1.36",
+        "1.2.3",
+        "0x",
+        "_1",
+        "1e400",
+        ".5",
+        "+.5",
+        "-.5",
+        "08",
+        "09.5",
+        "0.",
+        "1_000",
+        "99999999999999999999",
+        "0xFFFFFFFFFFFFFFFF",
+        "9223372036854775807",
+        ".inf",
+        "2001-12-14",
     ])
     .prop_map(str::to_string);
     let bare = prop_oneof![3 => number, 2 => word];
@@ -273,7 +315,8 @@ fn podvisor_reads_generated_yaml_scalars_as_kubectl_does() {
             // image: the API server's validation, which podvisor applies
             // as it reads, refuses it, naming the field.
             (Ok(_), Err(e)) if ["~", "null", "Null", "NULL"].contains(&scalar.as_str()) => {
-                e.contains(field.name()) && (e.contains("Required value") || e.contains("Invalid value"))
+                e.contains(field.name())
+                    && (e.contains("Required value") || e.contains("Invalid value"))
             }
             _ => false,
         };
@@ -294,5 +337,8 @@ fn podvisor_reads_generated_yaml_scalars_as_kubectl_does() {
         mismatches.join("\n")
     );
     // Both outcomes were exercised.
-    assert!(accepted > 50 && refused > 50, "{accepted} accepted, {refused} refused");
+    assert!(
+        accepted > 50 && refused > 50,
+        "{accepted} accepted, {refused} refused"
+    );
 }
