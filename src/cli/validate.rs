@@ -174,7 +174,7 @@ pub fn report(scan: &ScanResult, file_count: usize, output: Option<Output>) -> R
     let mut stdout = String::new();
     if output == Some(Output::Yaml) {
         for mp in &scan.pods {
-            match serde_yaml_ng::to_string(&*mp.pod) {
+            match crate::manifest::to_yaml(&*mp.pod) {
                 Ok(text) => {
                     stdout.push_str("---\n");
                     stdout.push_str(&text);

@@ -49,6 +49,7 @@ pub use scan::{
     scan_files, FileReader, Ignored, Outcome, ScanResult, Skip, DEFAULT_MAX_SIZE, RACY_WINDOW,
 };
 pub use validate::validate_pod;
+pub use yaml11::to_yaml;
 
 /// A validated, defaulted pod and where it was read from.
 #[derive(Debug, Clone, PartialEq)]

@@ -590,4 +590,32 @@ mod tests {
         let keys: Vec<_> = labels.keys().map(String::as_str).collect();
         assert_eq!(keys, ["8", "on", "true"]);
     }
+
+    #[test]
+    fn strings_written_by_to_yaml_read_back_as_strings() {
+        // The API writes manifests: a string that YAML 1.1 reads as a
+        // number or boolean must come out quoted (keys too).
+        let words = [
+            "yes", "Yes", "y", "n", "on", "Off", "010", "08", "1_000", "0x10", "0o17", "0b11",
+            "+80", "1e2", ".5", "+.5", "09.5", "~", "null", "", "0X1F", "1__0", "-0b11",
+        ];
+        let mut pod = Pod::clone(&parse("p.yaml", WEB).expect("valid")[0].pod);
+        pod.metadata.labels = Some([("on".to_string(), "off".to_string())].into());
+        pod.metadata.annotations = Some(
+            words
+                .iter()
+                .enumerate()
+                .map(|(i, w)| (format!("k{i}"), w.to_string()))
+                .collect(),
+        );
+        // serde_yaml_ng alone writes `yes` plain: read back, a boolean.
+        let naive = serde_yaml_ng::to_string(&pod).expect("yaml");
+        assert!(parse("p.yaml", &naive).is_err(), "{naive}");
+        let text = crate::manifest::to_yaml(&pod).expect("yaml");
+        let back = parse("p.yaml", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(
+            back[0].pod.metadata.annotations, pod.metadata.annotations,
+            "{text}"
+        );
+    }
 }

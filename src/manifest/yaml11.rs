@@ -217,6 +217,61 @@ pub(super) fn float_key(f: f64) -> String {
     }
 }
 
+/// `value` as YAML that reads back the same, by kubectl and by podvisor:
+/// serde_yaml_ng quotes the strings YAML 1.2 would read as something else,
+/// but writes `yes`, `on`, `y`, `1_000` or `0X1F` plain, which YAML 1.1
+/// reads as a boolean or a number. Those strings (keys too) are written
+/// single-quoted here.
+pub fn to_yaml<T: serde::Serialize>(value: &T) -> Result<String, String> {
+    let mut value = serde_json::to_value(value).map_err(|e| e.to_string())?;
+    // A marker no input holds, standing for each string to quote.
+    let plain = serde_json::to_string(&value).map_err(|e| e.to_string())?;
+    let mut marker = String::from("podvisor-quote-");
+    while plain.contains(&marker) {
+        marker.push('x');
+    }
+    let mut quoted = Vec::new();
+    mark(&mut value, &marker, &mut quoted);
+    let mut text = serde_yaml_ng::to_string(&value).map_err(|e| e.to_string())?;
+    // Last first: `…-1` is a prefix of `…-10`.
+    for (i, s) in quoted.iter().enumerate().rev() {
+        text = text.replace(&format!("{marker}{i}-"), &format!("'{s}'"));
+    }
+    Ok(text)
+}
+
+/// Whether YAML 1.1 reads `s`, written plain, as anything but this string.
+fn needs_quotes(s: &str) -> bool {
+    resolve_plain(s) != Plain::Str
+}
+
+/// Replaces each string (and key) of `value` that [`needs_quotes`] by a
+/// marker, keeping the originals in `quoted`. Such strings are made of
+/// digits, letters, `+-._~` only: quoting them needs no escapes.
+fn mark(value: &mut Value, marker: &str, quoted: &mut Vec<String>) {
+    let stand_in = |s: &str, quoted: &mut Vec<String>| {
+        quoted.push(s.to_owned());
+        format!("{marker}{}-", quoted.len() - 1)
+    };
+    match value {
+        Value::String(s) if needs_quotes(s) && !s.is_empty() => *s = stand_in(s, quoted),
+        Value::Array(items) => items.iter_mut().for_each(|v| mark(v, marker, quoted)),
+        Value::Object(map) => {
+            let old = std::mem::take(map);
+            for (k, mut v) in old {
+                mark(&mut v, marker, quoted);
+                let k = if needs_quotes(&k) && !k.is_empty() {
+                    stand_in(&k, quoted)
+                } else {
+                    k
+                };
+                map.insert(k, v);
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
