@@ -39,17 +39,24 @@ fn a_good_directory_is_ok_and_prints_its_pods_with_defaults() {
         WEB.replace("name: web", "name: cache")
     );
     write(d.path(), "more.yml", &two);
-    write(d.path(), "README.txt", "not a manifest");
+    // Every file is a manifest but dot-files and editor leftovers, as
+    // the kubelet reads its directory; those are noted.
+    let leftover = write(d.path(), "web.yaml~", "not a manifest");
     let dir = d.path().display().to_string();
+    let summary = format!(
+        "{leftover}: note: looks like an editor or package manager leftover \
+         (*~, #*#, .swp, .swo, .swx, .bak, .orig, .rej, .tmp, .dpkg-*, .rpmnew, .rpmsave); \
+         not read\n3 pods in 2 files OK\n"
+    );
 
     let (code, stdout, stderr) = validate(&[&dir]);
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(stdout, "");
-    assert_eq!(stderr, "3 pods in 2 files OK\n");
+    assert_eq!(stderr, summary);
 
     let (code, stdout, stderr) = validate(&["-o", "yaml", &dir]);
     assert_eq!(code, Some(0), "{stderr}");
-    assert_eq!(stderr, "3 pods in 2 files OK\n");
+    assert_eq!(stderr, summary);
     let docs: Vec<serde_json::Value> = stdout
         .split("---\n")
         .filter(|d| !d.trim().is_empty())

@@ -340,6 +340,9 @@ pub fn fresh_problems(
         };
         all.push((level, format!("{}: {skip}", file.display())));
     }
+    for (file, why) in &scan.ignored {
+        all.push((tracing::Level::INFO, format!("{}: {why}", file.display())));
+    }
     let now: BTreeSet<String> = all.iter().map(|(_, line)| line.clone()).collect();
     all.retain(|(_, line)| !reported.contains(line));
     all.dedup_by(|a, b| a.1 == b.1);

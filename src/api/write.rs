@@ -304,7 +304,7 @@ fn render(file: &FsPath, pod: &Value) -> String {
         text.push('\n');
         text
     } else {
-        serde_yaml_ng::to_string(pod).unwrap_or_default()
+        crate::manifest::to_yaml(pod).unwrap_or_default()
     }
 }
 

@@ -2,7 +2,8 @@
 //! of manifest files, offline.
 //!
 //! Each directory is read as the daemon reads its manifest directory
-//! (manifest file names only, sorted); a file named on the command line is
+//! (every file but dot-files and editor leftovers, sorted, each skipped one
+//! noted); a file named on the command line is
 //! read whatever its name. A pod declared twice across everything given is
 //! kept once, as the daemon keeps it. Problems are written one a line, as
 //! the daemon logs them (`file: document N: field: message`), then a
@@ -13,7 +14,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::manifest::{
-    is_manifest_file, scan_files, FileReader, ManifestError, ScanResult, DEFAULT_MAX_SIZE,
+    ignored_name, scan_files, FileReader, Ignored, ManifestError, ScanResult, DEFAULT_MAX_SIZE,
 };
 use crate::settings::ManifestValidation;
 
@@ -70,10 +71,12 @@ pub fn run(args: &ValidateArgs) -> Report {
         Validation::Warn => ManifestValidation::Warn,
     };
     let mut errors = Vec::new();
-    let files = files_of(&args.paths, &mut errors);
+    let mut ignored = Vec::new();
+    let files = files_of(&args.paths, &mut errors, &mut ignored);
     let file_count = files.len();
     let mut reader = FileReader::new(DEFAULT_MAX_SIZE).with_validation(validation);
     let mut scan = scan_files(files, &mut reader);
+    scan.ignored = ignored;
     errors.append(&mut scan.errors);
     scan.errors = errors;
     report(&scan, file_count, args.output)
@@ -81,7 +84,11 @@ pub fn run(args: &ValidateArgs) -> Report {
 
 /// The files to read: directories expanded (manifest names, sorted), the
 /// others as given. A directory that cannot be listed is a problem.
-fn files_of(paths: &[PathBuf], errors: &mut Vec<ManifestError>) -> Vec<PathBuf> {
+fn files_of(
+    paths: &[PathBuf],
+    errors: &mut Vec<ManifestError>,
+    ignored: &mut Vec<(PathBuf, Ignored)>,
+) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for path in paths {
         if !path.is_dir() {
@@ -96,7 +103,7 @@ fn files_of(paths: &[PathBuf], errors: &mut Vec<ManifestError>) -> Vec<PathBuf> 
             }
             continue;
         }
-        match list_dir(path) {
+        match list_dir(path, ignored) {
             Ok(mut found) => files.append(&mut found),
             Err(source) => errors.push(ManifestError::ReadDir {
                 dir: path.clone(),
@@ -107,15 +114,21 @@ fn files_of(paths: &[PathBuf], errors: &mut Vec<ManifestError>) -> Vec<PathBuf> 
     files
 }
 
-fn list_dir(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+/// A directory's manifest files, sorted, by the daemon's rule
+/// ([`ignored_name`]); the others go to `ignored`.
+fn list_dir(dir: &Path, ignored: &mut Vec<(PathBuf, Ignored)>) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in fs::read_dir(dir)? {
-        let path = entry?.path();
-        if is_manifest_file(&path) {
-            files.push(path);
-        }
+        files.push(entry?.path());
     }
     files.sort();
+    files.retain(|path| match ignored_name(path) {
+        Some(why) => {
+            ignored.push((path.clone(), why));
+            false
+        }
+        None => true,
+    });
     Ok(files)
 }
 
@@ -135,6 +148,9 @@ pub fn report(scan: &ScanResult, file_count: usize, output: Option<Output>) -> R
     }
     for (file, skip) in &scan.skipped {
         let _ = writeln!(stderr, "{}: note: {skip}", file.display());
+    }
+    for (file, why) in &scan.ignored {
+        let _ = writeln!(stderr, "{}: note: {why}", file.display());
     }
     let pods = match scan.pods.len() {
         1 => "1 pod".to_string(),
@@ -158,7 +174,7 @@ pub fn report(scan: &ScanResult, file_count: usize, output: Option<Output>) -> R
     let mut stdout = String::new();
     if output == Some(Output::Yaml) {
         for mp in &scan.pods {
-            match serde_yaml_ng::to_string(&*mp.pod) {
+            match crate::manifest::to_yaml(&*mp.pod) {
                 Ok(text) => {
                     stdout.push_str("---\n");
                     stdout.push_str(&text);
@@ -202,10 +218,22 @@ mod tests {
     fn good_files_exit_zero_with_a_summary_and_yaml() {
         let d = tempfile::tempdir().expect("tempdir");
         fs::write(d.path().join("web.yaml"), WEB).expect("write");
-        fs::write(d.path().join("notes.txt"), "not a manifest").expect("write");
+        fs::write(d.path().join("web.yaml~"), "not a manifest").expect("write");
+        fs::write(d.path().join(".hidden"), "not a manifest").expect("write");
+        fs::write(d.path().join("db.manifest"), WEB.replace("web", "db")).expect("write");
         let r = run(&args(&[d.path()], Some(Output::Yaml)));
         assert_eq!(r.exit, EXIT_OK, "{}", r.stderr);
-        assert_eq!(r.stderr, "1 pod in 1 file OK\n");
+        let (hidden, leftover) = (d.path().join(".hidden"), d.path().join("web.yaml~"));
+        assert_eq!(
+            r.stderr,
+            format!(
+                "{}: note: {}\n{}: note: {}\n2 pods in 2 files OK\n",
+                hidden.display(),
+                Ignored::Hidden,
+                leftover.display(),
+                Ignored::Leftover
+            )
+        );
         assert!(r.stdout.starts_with("---\n"), "{}", r.stdout);
         assert!(
             r.stdout.contains("imagePullPolicy: IfNotPresent"),

@@ -1,6 +1,8 @@
 //! Reading static pod manifests from a directory.
 //!
-//! A manifest directory holds `*.yaml`, `*.yml` and `*.json` files. A YAML file holds one
+//! Every file of a manifest directory is a manifest, as the kubelet reads
+//! it, but dot-files and editor leftovers ([`ignored_name`]); `*.json` files
+//! are JSON, the others YAML. A YAML file holds one
 //! or more `---`-separated documents, a JSON file exactly one. Each document is a `v1`
 //! `Pod` or a `v1` `List` whose `items` are Pods (as `kubectl get -o yaml` writes); empty
 //! documents are skipped. Pods get the API server's defaults ([`apply_defaults`]) and are
@@ -12,6 +14,8 @@
 //!
 //! - `scan`: the directory, which file names are manifests, duplicates across files;
 //! - `parse`: one file's documents to pods (`Pod` or `List`), errors with lines;
+//! - `yaml11`: plain YAML scalars as kubectl reads them (`010` is 8, `yes`
+//!   is true: YAML 1.1), so a file means what `kubectl apply` makes of it;
 //! - `strict`: unknown and duplicate fields, refused or warned about
 //!   (`--manifest-validation`), as `kubectl apply`'s strict validation;
 //! - `defaults`: [`apply_defaults`]; `validate`: [`validate_pod`];
@@ -26,6 +30,7 @@ mod strict;
 #[cfg(test)]
 mod test_support;
 mod validate;
+mod yaml11;
 
 use std::fmt;
 use std::io;
@@ -40,10 +45,11 @@ pub use defaults::apply_defaults;
 pub use field_error::{is_dns1123_label, is_dns1123_subdomain, FieldError};
 pub use parse::{parse_file, parse_file_with};
 pub use scan::{
-    is_blank, is_manifest_file, scan_dir, scan_dir_preferring, scan_dir_with, scan_files,
-    FileReader, Outcome, ScanResult, Skip, DEFAULT_MAX_SIZE, RACY_WINDOW,
+    ignored_name, is_blank, is_manifest_file, scan_dir, scan_dir_preferring, scan_dir_with,
+    scan_files, FileReader, Ignored, Outcome, ScanResult, Skip, DEFAULT_MAX_SIZE, RACY_WINDOW,
 };
 pub use validate::validate_pod;
+pub use yaml11::to_yaml;
 
 /// A validated, defaulted pod and where it was read from.
 #[derive(Debug, Clone, PartialEq)]

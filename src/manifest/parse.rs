@@ -81,7 +81,10 @@ pub fn parse_file_with(
         .map(|(doc_index, head)| doc_kind(head.as_ref(), path, doc_index))
         .collect::<Result<Vec<_>, _>>()?;
 
-    // Pass 2: decode each document as its type.
+    // Pass 2: decode each document as its type. A YAML document is read
+    // into a tree first, its plain scalars resolved as kubectl resolves
+    // them (YAML 1.1: `010` is 8, `yes` true), and the pod decoded from the
+    // tree, as kubectl decodes the JSON its YAML reader writes.
     let mut yaml_docs = (!json).then(|| serde_yaml_ng::Deserializer::from_str(content));
     let mut yaml_trees = (!json).then(|| serde_yaml_ng::Deserializer::from_str(content));
     let mut out = Vec::new();
@@ -98,12 +101,13 @@ pub fn parse_file_with(
         let tree = match &mut yaml_trees {
             Some(docs) => docs
                 .next()
-                .map(|doc| read_tree(doc, MAX_DOCUMENT_BYTES))
+                .map(|doc| read_tree(doc, MAX_DOCUMENT_BYTES, Some(content)))
                 .transpose()
                 .map_err(|e| e.map(DecodeError::from)),
             None => read_tree(
                 &mut serde_json::Deserializer::from_str(content),
                 MAX_DOCUMENT_BYTES,
+                None,
             )
             .map(Some)
             .map_err(|e| e.map(DecodeError::from)),
@@ -122,10 +126,16 @@ pub fn parse_file_with(
             Err(TreeError::Decode(e)) => Err(e),
             Ok(tree) => Ok(tree),
         };
+        let document = |err: DecodeError| ManifestError::Document {
+            file: file(),
+            doc_index,
+            message: err.to_string(),
+        };
+        let tree = tree.map_err(document)?;
         let decoded = match kind {
             DocKind::Empty => continue,
-            DocKind::Pod => decode::<Pod>(source).map(|pod| vec![(None, pod)]),
-            DocKind::List => decode::<PodList>(source).map(|list| {
+            DocKind::Pod => decode::<Pod>(source, tree.as_ref()).map(|pod| vec![(None, pod)]),
+            DocKind::List => decode::<PodList>(source, tree.as_ref()).map(|list| {
                 list.items
                     .into_iter()
                     .enumerate()
@@ -133,13 +143,8 @@ pub fn parse_file_with(
                     .collect()
             }),
         };
-        let document = |err: DecodeError| ManifestError::Document {
-            file: file(),
-            doc_index,
-            message: err.to_string(),
-        };
         let pods = decoded.map_err(document)?;
-        if let Some(tree) = tree.map_err(document)? {
+        if let Some(tree) = tree {
             let problems = strict_problems(&tree, kind, &pods);
             refuse_or_warn(problems, validation, path, doc_index)?;
         }
@@ -221,21 +226,45 @@ enum Source<'a> {
 }
 
 /// A document that does not decode as its type; displays as the parser's
-/// message, which names the field path (YAML) and the line.
+/// message, which names the field path and (but for a value only YAML 1.1
+/// reads as a number or boolean) the line.
 #[derive(Debug, thiserror::Error)]
 enum DecodeError {
     #[error(transparent)]
     Yaml(#[from] serde_yaml_ng::Error),
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Field(String),
 }
 
-/// Decodes a document as `T`.
-fn decode<T: DeserializeOwned>(source: Source<'_>) -> Result<T, DecodeError> {
-    Ok(match source {
-        Source::Yaml(doc) => T::deserialize(doc)?,
-        Source::Json(text) => serde_json::from_str(text)?,
-    })
+/// Decodes a document as `T`: a YAML document from its tree (YAML 1.1
+/// scalars), a JSON one from its text.
+fn decode<T: DeserializeOwned>(source: Source<'_>, tree: Option<&Tree>) -> Result<T, DecodeError> {
+    match (source, tree) {
+        (Source::Yaml(doc), Some(tree)) => match serde_path_to_error::deserialize(&tree.value) {
+            Ok(value) => Ok(value),
+            Err(err) => {
+                let path = err.path().to_string();
+                // The YAML decoder names the line; its message is used when
+                // it fails at the same field (it reads `010` as a string, so
+                // it may fail earlier, where kubectl does not).
+                let same_field = |e: &serde_yaml_ng::Error| {
+                    let text = e.to_string();
+                    (path != "." && text.starts_with(&format!("{path}: "))).then_some(text)
+                };
+                let with_line = T::deserialize(doc).err().and_then(|e| same_field(&e));
+                Err(DecodeError::Field(with_line.unwrap_or_else(
+                    || match path.as_str() {
+                        "." => err.into_inner().to_string(),
+                        _ => format!("{path}: {}", err.into_inner()),
+                    },
+                )))
+            }
+        },
+        (Source::Yaml(doc), None) => Ok(T::deserialize(doc)?),
+        (Source::Json(text), _) => Ok(serde_json::from_str(text)?),
+    }
 }
 
 /// Which type a document decodes as, from its `apiVersion` and `kind`.
@@ -461,6 +490,132 @@ mod tests {
         assert!(
             matches!(err, ManifestError::Invalid { doc_index: 1, .. }),
             "{err}"
+        );
+    }
+
+    fn spec_of(pods: &[ManifestPod]) -> &k8s_openapi::api::core::v1::PodSpec {
+        pods[0].pod.spec.as_ref().expect("spec")
+    }
+
+    #[test]
+    fn plain_scalars_are_read_as_kubectl_reads_them() {
+        let content = pod_yaml(
+            "web",
+            "    stdin: on\n    tty: y\n    ports:\n    - containerPort: 0x50\n    \
+             - containerPort: +8_080\n    - containerPort: 443.0\n  \
+             terminationGracePeriodSeconds: 010\n  hostNetwork: yes\n  hostPID: No\n",
+        );
+        let pods = parse("y.yaml", &content).expect("kubectl reads it");
+        let spec = spec_of(&pods);
+        assert_eq!(spec.termination_grace_period_seconds, Some(8));
+        assert_eq!(spec.host_network, Some(true));
+        assert_eq!(spec.host_pid, Some(false));
+        let c = &spec.containers[0];
+        assert_eq!((c.stdin, c.tty), (Some(true), Some(true)));
+        let ports: Vec<i32> = c.ports.iter().flatten().map(|p| p.container_port).collect();
+        assert_eq!(ports, [80, 8080, 443]);
+    }
+
+    #[test]
+    fn quoted_scalars_stay_strings() {
+        let content = WEB.replace(
+            "  name: web\n",
+            "  name: web\n  annotations: {a: \"010\", b: 'yes', c: !!str 010, d: 0x1_0y}\n",
+        );
+        let pods = parse("q.yaml", &content).expect("valid");
+        let ann = pods[0]
+            .pod
+            .metadata
+            .annotations
+            .clone()
+            .expect("annotations");
+        let got: Vec<_> = ann.values().map(String::as_str).collect();
+        assert_eq!(got, ["010", "yes", "010", "0x1_0y"]);
+        // A quoted number where a number is expected: refused, as kubectl does.
+        let err = parse_err(
+            "q.yaml",
+            &format!("{WEB}  terminationGracePeriodSeconds: \"010\"\n"),
+        );
+        assert!(
+            err.starts_with("q.yaml: document 0: spec.terminationGracePeriodSeconds: invalid type: string \"010\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_yaml_1_1_boolean_or_number_where_a_string_is_expected_is_refused_naming_the_field() {
+        let err = parse_err("s.yaml", &WEB.replace("image: nginx:1.27", "image: yes"));
+        assert_eq!(
+            err,
+            "s.yaml: document 0: spec.containers[0].image: invalid type: boolean `true`, expected a string"
+        );
+        let err = parse_err(
+            "s.yaml",
+            &WEB.replace("  name: web\n", "  name: web\n  labels: {version: 010}\n"),
+        );
+        assert!(
+            err.starts_with(
+                "s.yaml: document 0: metadata.labels.version: invalid type: integer `8`"
+            ),
+            "{err}"
+        );
+        let err = parse_err(
+            "s.yaml",
+            &pod_yaml("web", "    ports: [{containerPort: 80.5}]\n"),
+        );
+        assert!(
+            err.contains(
+                "spec.containers[0].ports[0].containerPort: invalid type: floating point `80.5`"
+            ),
+            "{err}"
+        );
+        let err = parse_err(
+            "s.yaml",
+            &pod_yaml("web", "    ports: [{containerPort: .inf}]\n"),
+        );
+        assert!(
+            err.starts_with("s.yaml: document 0: ") && err.contains("JSON cannot hold"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn plain_keys_are_resolved_too() {
+        let content = WEB.replace(
+            "  name: web\n",
+            "  name: web\n  labels: {y: a, 010: b, \"on\": c}\n",
+        );
+        let pods = parse("k.yaml", &content).expect("valid");
+        let labels = pods[0].pod.metadata.labels.clone().expect("labels");
+        let keys: Vec<_> = labels.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["8", "on", "true"]);
+    }
+
+    #[test]
+    fn strings_written_by_to_yaml_read_back_as_strings() {
+        // The API writes manifests: a string that YAML 1.1 reads as a
+        // number or boolean must come out quoted (keys too).
+        let words = [
+            "yes", "Yes", "y", "n", "on", "Off", "010", "08", "1_000", "0x10", "0o17", "0b11",
+            "+80", "1e2", ".5", "+.5", "09.5", "~", "null", "", "0X1F", "1__0", "-0b11",
+        ];
+        let mut pod = Pod::clone(&parse("p.yaml", WEB).expect("valid")[0].pod);
+        pod.metadata.labels = Some([("on".to_string(), "off".to_string())].into());
+        pod.metadata.annotations = Some(
+            words
+                .iter()
+                .enumerate()
+                .map(|(i, w)| (format!("k{i}"), w.to_string()))
+                .collect(),
+        );
+        // serde_yaml_ng alone writes `yes` plain: read back, a boolean.
+        let naive = serde_yaml_ng::to_string(&pod).expect("yaml");
+        assert!(parse("p.yaml", &naive).is_err(), "{naive}");
+        let text = crate::manifest::to_yaml(&pod).expect("yaml");
+        let back = parse("p.yaml", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(
+            back[0].pod.metadata.annotations, pod.metadata.annotations,
+            "{text}"
         );
     }
 }

@@ -27,25 +27,85 @@ pub struct ScanResult {
     pub blank: Vec<PathBuf>,
     /// Entries with a manifest's name that are not regular files.
     pub skipped: Vec<(PathBuf, Skip)>,
+    /// Entries not read for their name (dot-files, editor leftovers), in
+    /// sorted order; podvisor's own temporary files are left out.
+    pub ignored: Vec<(PathBuf, Ignored)>,
 }
 
-/// Whether `path`'s file name looks like a manifest: a `.yaml`, `.yml` or `.json` extension
-/// (any case), and not a dot-file or an editor leftover (`*~`, `*.swp`, `*.swx`, `.#*`,
-/// `#*#`). Looks at the name only, not at the file system.
+/// Why a directory entry is not read, by its name alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Ignored {
+    /// A dot-file (as the kubelet, which reads every other file). The
+    /// API's own temporary files (`.NAME.tmp-PID`) are dot-files too.
+    Hidden,
+    /// An editor's or package manager's leftover beside the real file.
+    Leftover,
+}
+
+impl std::fmt::Display for Ignored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Ignored::Hidden => "is a hidden file (its name starts with \".\"); not read",
+            Ignored::Leftover => {
+                "looks like an editor or package manager leftover (*~, #*#, .swp, .swo, .swx, \
+                 .bak, .orig, .rej, .tmp, .dpkg-*, .rpmnew, .rpmsave); not read"
+            }
+        })
+    }
+}
+
+/// Endings of editor and package manager leftovers (any case).
+const LEFTOVER_ENDINGS: &[&str] = &[
+    "~",
+    ".swp",
+    ".swo",
+    ".swx",
+    ".bak",
+    ".orig",
+    ".rej",
+    ".tmp",
+    ".dpkg-old",
+    ".dpkg-new",
+    ".dpkg-dist",
+    ".dpkg-tmp",
+    ".rpmnew",
+    ".rpmsave",
+];
+
+/// Why `path` is not read, by its file name: a dot-file, or an editor
+/// leftover (`a.yaml~`, `#a.yaml#`, `a.yaml.swp`, `a.yaml.bak`, ...). Every
+/// other name is a manifest, whatever its extension (`kube-apiserver.manifest`
+/// as GCE ships them, no extension at all): the kubelet reads every file
+/// that is not hidden. Looks at the name only, not at the file system.
+pub fn ignored_name(path: &Path) -> Option<Ignored> {
+    let name = path.file_name()?.to_string_lossy();
+    let lower = name.to_ascii_lowercase();
+    if name.starts_with('.') {
+        Some(Ignored::Hidden)
+    } else if (name.starts_with('#') && name.ends_with('#') && name.len() > 1)
+        || LEFTOVER_ENDINGS.iter().any(|e| lower.ends_with(e))
+    {
+        Some(Ignored::Leftover)
+    } else {
+        None
+    }
+}
+
+/// Whether `path`'s file name is a manifest's: anything but a dot-file or
+/// an editor leftover ([`ignored_name`]). JSON is read as such when the
+/// name ends in `.json`; every other file is read as YAML (a superset of
+/// JSON).
 pub fn is_manifest_file(path: &Path) -> bool {
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-        return false;
-    };
-    // Editor leftovers (`a.yaml~`, `a.yaml.swp`, `#a.yaml#`) fail the extension test;
-    // `.#a.yaml` and `.a.yaml.swx` are dot-files.
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or_default();
-    let known = ["yaml", "yml", "json"]
-        .iter()
-        .any(|e| ext.eq_ignore_ascii_case(e));
-    known && !name.starts_with('.')
+    path.file_name().is_some() && ignored_name(path).is_none()
+}
+
+/// Whether a hidden file is one of podvisor's own temporary files (the
+/// API writes `.NAME.tmp-PID`, then renames it; so do many tools), which
+/// is not worth a note.
+fn own_temporary(path: &Path) -> bool {
+    path.file_name()
+        .map(|n| n.to_string_lossy())
+        .is_some_and(|n| n.starts_with('.') && n.contains(".tmp"))
 }
 
 /// Reads every manifest file of `dir` (non-recursive) in sorted file-name order.
@@ -89,8 +149,16 @@ pub fn scan_dir_with(
             }
         }
     }
-    files.retain(|path| is_manifest_file(path));
     files.sort();
+    files.retain(|path| match ignored_name(path) {
+        Some(why) => {
+            if !own_temporary(path) {
+                result.ignored.push((path.clone(), why));
+            }
+            false
+        }
+        None => path.file_name().is_some(),
+    });
     reader.retain(&files);
     read_files(files, prefer, reader, &mut result);
     result
@@ -175,47 +243,86 @@ mod tests {
 
     #[test]
     fn manifest_file_names() {
-        for good in ["a.yaml", "a.yml", "dir/a.json", "A.YAML"] {
+        for good in [
+            "a.yaml",
+            "a.yml",
+            "dir/a.json",
+            "A.YAML",
+            "kube-apiserver.manifest",
+            "etcd",
+            "notes.txt",
+            "a~b.yaml",
+        ] {
             assert!(is_manifest_file(Path::new(good)), "{good}");
         }
-        let bad = [
-            ".a.yaml",
+        let hidden = [".a.yaml", ".a.yaml.swx", ".#a.yaml", ".a.yaml.tmp-42"];
+        for name in hidden {
+            assert_eq!(
+                ignored_name(Path::new(name)),
+                Some(Ignored::Hidden),
+                "{name}"
+            );
+        }
+        let leftovers = [
             "a.yaml~",
             "a.yaml.swp",
-            ".a.yaml.swx",
-            ".#a.yaml",
+            "a.manifest.SWO",
             "#a.yaml#",
-            "a.txt",
-            "a",
-            "yaml",
+            "a.yaml.bak",
+            "a.yaml.orig",
+            "a.yaml.rej",
+            "a.yaml.tmp",
+            "a.yaml.dpkg-old",
+            "a.yaml.rpmnew",
         ];
-        for bad in bad {
-            assert!(!is_manifest_file(Path::new(bad)), "{bad}");
+        for name in leftovers {
+            assert_eq!(
+                ignored_name(Path::new(name)),
+                Some(Ignored::Leftover),
+                "{name}"
+            );
         }
     }
 
     #[test]
-    fn scan_ignores_leftovers_and_directories() {
+    fn scan_reads_every_file_but_hidden_ones_and_leftovers_and_names_those() {
         let dir = tempfile::tempdir().expect("tempdir");
         for name in [
             ".hidden.yaml",
             "web.yaml~",
             ".web.yaml.swp",
             ".#web.yaml",
-            "notes.txt",
+            "#web.yaml#",
+            ".web.yaml.tmp-7",
         ] {
             fs::write(dir.path().join(name), "not: [valid").expect("write");
         }
-        fs::create_dir(dir.path().join("sub.yaml")).expect("mkdir");
+        fs::create_dir(dir.path().join("sub")).expect("mkdir");
         fs::write(dir.path().join("web.yaml"), WEB).expect("write");
+        fs::write(dir.path().join("db.manifest"), pod_yaml("db", "")).expect("write");
+        fs::write(dir.path().join("cache"), pod_yaml("cache", "")).expect("write");
         let result = scan_dir(dir.path());
         assert!(result.errors.is_empty(), "{:?}", result.errors);
-        assert_eq!(names(&result.pods), ["web"]);
+        assert_eq!(names(&result.pods), ["cache", "db", "web"]);
         assert_eq!(
             result.skipped,
-            [(dir.path().join("sub.yaml"), Skip::Directory)],
+            [(dir.path().join("sub"), Skip::Directory)],
             "the directory is named once, as skipped"
         );
+        let ignored: Vec<_> = result
+            .ignored
+            .iter()
+            .map(|(p, why)| (p.file_name().unwrap().to_string_lossy().into_owned(), *why))
+            .collect();
+        let want = [
+            ("#web.yaml#", Ignored::Leftover),
+            (".#web.yaml", Ignored::Hidden),
+            (".hidden.yaml", Ignored::Hidden),
+            (".web.yaml.swp", Ignored::Hidden),
+            ("web.yaml~", Ignored::Leftover),
+        ];
+        let want: Vec<_> = want.iter().map(|(n, w)| (n.to_string(), *w)).collect();
+        assert_eq!(ignored, want, "the API's own temporary file is not named");
     }
 
     #[test]
@@ -494,7 +601,7 @@ mod tests {
         assert!(Arc::ptr_eq(&first[0].pod, &again[0].pod));
         assert!(Arc::ptr_eq(&first[1].pod, &again[1].pod));
         // Only the changed pod is a new one.
-        fs::write(&a, two("    env: [{name: X, value: y}]\n")).expect("write");
+        fs::write(&a, two("    env: [{name: X, value: z}]\n")).expect("write");
         let Outcome::Pods(edited) = reader.read(&a) else {
             panic!("not parsed")
         };

@@ -13,6 +13,10 @@
 //!   resources), so a key missing after the round trip is one the schema
 //!   does not know.
 //!
+//! For YAML, the tree is also where plain scalars are read as kubectl reads
+//! them (YAML 1.1, [`super::yaml11`]): the typed pod is decoded from the
+//! tree, as kubectl decodes the JSON its YAML reader wrote.
+//!
 //! The tree is also where a document's size is bounded as it is read: YAML
 //! aliases let 1 MB of text stand for gigabytes (`args: [*a, *a, …]` over a
 //! long `&a`), and the typed decode would build all of it. The tree is read
@@ -27,6 +31,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::Serialize;
 use serde_json::{Map, Value};
+
+use super::yaml11::{self, float_key};
 
 /// A document read as a tree, with the keys written twice in it. (The keys
 /// of a mapping come out sorted, so problems are named in that order.)
@@ -80,10 +86,13 @@ impl Budget {
 }
 
 /// Reads one document (YAML or JSON) into a [`Tree`], within `limit`
-/// bytes (see [`MAX_DOCUMENT_BYTES`]).
+/// bytes (see [`MAX_DOCUMENT_BYTES`]). `yaml` is the text a YAML document
+/// is read from: its plain scalars are then resolved by YAML 1.1's rules
+/// ([`super::yaml11`]) and its quoted ones kept as strings.
 pub(super) fn read_tree<'de, D: de::Deserializer<'de>>(
     d: D,
     limit: usize,
+    yaml: Option<&'de str>,
 ) -> Result<Tree, TreeError<D::Error>> {
     let duplicates = RefCell::new(Vec::new());
     let budget = Budget {
@@ -94,6 +103,7 @@ pub(super) fn read_tree<'de, D: de::Deserializer<'de>>(
         path: String::new(),
         duplicates: &duplicates,
         budget: &budget,
+        yaml,
     }
     .deserialize(d);
     match value {
@@ -168,17 +178,42 @@ fn diff(input: &Value, known: &Value, path: &str, out: &mut Vec<String>) {
 }
 
 /// One node of the tree being read, at `path`.
-struct Node<'a> {
+struct Node<'a, 'de> {
     path: String,
     duplicates: &'a RefCell<Vec<String>>,
     budget: &'a Budget,
+    /// The YAML text, for telling plain scalars from quoted ones.
+    yaml: Option<&'de str>,
+}
+
+/// Whether `v`, a scalar borrowed from `text`, is written there unquoted.
+/// serde_yaml_ng hands out a plain scalar as the very bytes of the text,
+/// a quoted one (without escapes) as the bytes between its quotes; a
+/// scalar it had to build (escapes, folded lines, block scalars) is not
+/// borrowed, and none of those is a plain number or boolean.
+fn is_plain(text: &str, v: &str) -> bool {
+    let (base, at) = (text.as_ptr() as usize, v.as_ptr() as usize);
+    if at < base || at + v.len() > base + text.len() {
+        return false;
+    }
+    let (start, end) = (at - base, at - base + v.len());
+    let before = start.checked_sub(1).map(|i| text.as_bytes()[i]);
+    let after = text.as_bytes().get(end).copied();
+    let quoted = matches!(before, Some(b'"' | b'\'')) && before == after;
+    // An explicit `!!str` (or any local tag) keeps the text as it is.
+    let tagged = text[..start]
+        .trim_end_matches([' ', '\t'])
+        .rsplit([' ', '\t', '\n', '[', '{', ',', ':'])
+        .next()
+        .is_some_and(|token| token.starts_with('!'));
+    !quoted && !tagged
 }
 
 /// What a number, `true` or `null` costs against the budget (its JSON and
 /// a separator, about).
 const SCALAR_BYTES: usize = 8;
 
-impl<'de> DeserializeSeed<'de> for Node<'_> {
+impl<'de> DeserializeSeed<'de> for Node<'_, 'de> {
     type Value = Value;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
@@ -186,7 +221,7 @@ impl<'de> DeserializeSeed<'de> for Node<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for Node<'_> {
+impl<'de> Visitor<'de> for Node<'_, 'de> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -210,7 +245,20 @@ impl<'de> Visitor<'de> for Node<'_> {
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
         self.budget.charge(SCALAR_BYTES)?;
-        Ok(Value::from(v))
+        if self.yaml.is_none() {
+            return Ok(Value::from(v));
+        }
+        yaml11::json_float(v).ok_or_else(|| E::custom(yaml11::not_json(&float_key(v))))
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Value, E> {
+        match self.yaml {
+            Some(text) if is_plain(text, v) => {
+                self.budget.charge(v.len() + 3)?;
+                yaml11::plain_to_json(v).map_err(E::custom)
+            }
+            _ => self.visit_str(v),
+        }
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
@@ -244,6 +292,7 @@ impl<'de> Visitor<'de> for Node<'_> {
             path: format!("{}[{}]", self.path, items.len()),
             duplicates: self.duplicates,
             budget: self.budget,
+            yaml: self.yaml,
         })? {
             items.push(item);
         }
@@ -253,13 +302,14 @@ impl<'de> Visitor<'de> for Node<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         self.budget.charge(2)?;
         let mut out = Map::new();
-        while let Some(Key(key)) = map.next_key()? {
+        while let Some(Key(key)) = map.next_key_seed(KeySeed(self.yaml))? {
             self.budget.charge(key.len() + 4)?;
             let path = join(&self.path, &key);
             let value = map.next_value_seed(Node {
                 path: path.clone(),
                 duplicates: self.duplicates,
                 budget: self.budget,
+                yaml: self.yaml,
             })?;
             if out.insert(key, value).is_some() {
                 let dup = format!("duplicate field {path:?}");
@@ -270,18 +320,24 @@ impl<'de> Visitor<'de> for Node<'_> {
     }
 }
 
-/// A mapping key: any scalar, as text.
+/// A mapping key: any scalar, as text (a YAML 1.1 boolean or number as
+/// `sigs.k8s.io/yaml` writes it: `yes:` is the key `"true"`).
 struct Key(String);
 
-impl<'de> de::Deserialize<'de> for Key {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(KeyVisitor)
+/// Reads a [`Key`]; with the YAML text, plain keys are resolved.
+struct KeySeed<'de>(Option<&'de str>);
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'de> {
+    type Value = Key;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
+        d.deserialize_any(KeyVisitor(self.0))
     }
 }
 
-struct KeyVisitor;
+struct KeyVisitor<'de>(Option<&'de str>);
 
-impl Visitor<'_> for KeyVisitor {
+impl<'de> Visitor<'de> for KeyVisitor<'de> {
     type Value = Key;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -301,7 +357,17 @@ impl Visitor<'_> for KeyVisitor {
     }
 
     fn visit_f64<E>(self, v: f64) -> Result<Key, E> {
-        Ok(Key(v.to_string()))
+        Ok(Key(match self.0 {
+            Some(_) => float_key(v),
+            None => v.to_string(),
+        }))
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key, E> {
+        match self.0 {
+            Some(text) if is_plain(text, v) => Ok(Key(yaml11::plain_key(v))),
+            _ => Ok(Key(v.to_owned())),
+        }
     }
 
     fn visit_str<E>(self, v: &str) -> Result<Key, E> {
@@ -470,7 +536,7 @@ status:
     fn the_limit_counts_the_document_as_json_would_take() {
         let text = r#"{"a": "xxxxxxxx", "b": [1, true, null]}"#;
         let read = |limit| {
-            read_tree(&mut serde_json::Deserializer::from_str(text), limit)
+            read_tree(&mut serde_json::Deserializer::from_str(text), limit, None)
                 .map(|t| t.value)
                 .map_err(|e| matches!(e, TreeError::TooLarge { .. }))
         };

@@ -322,7 +322,7 @@ async fn a_rescan_answers_once_the_set_holding_the_write_is_taken_in() {
     write(
         &dir,
         "two.yaml",
-        &format!("{}---\n{}", pod_yaml("x", "i"), pod_yaml("y", "i")),
+        &format!("{}---\n{}", pod_yaml("x", "i"), pod_yaml("z", "i")),
     );
     let (sets, source) = start_source_addr(&dir, &root);
     until("the first set", || !sets.lock().unwrap().is_empty()).await;
