@@ -426,7 +426,27 @@ impl TestCtx {
     /// Polls `probe` every [`POLL`] until it gives `Ok`; panics after
     /// `timeout` saying what was awaited, what was seen last, and the
     /// containers and podvisor log.
-    pub async fn wait_until<T, F, Fut>(&self, timeout: Duration, what: &str, mut probe: F) -> T
+    pub async fn wait_until<T, F, Fut>(&self, timeout: Duration, what: &str, probe: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, String>>,
+    {
+        match self.wait_until_or(timeout, probe).await {
+            Ok(v) => v,
+            Err(last) => panic!(
+                "timed out after {timeout:?} waiting for {what}\nlast seen: {last}\n{}",
+                self.failure_report()
+            ),
+        }
+    }
+
+    /// Polls `probe` until it answers `Ok` or `timeout` passes; then the
+    /// last thing it saw.
+    pub async fn wait_until_or<T, F, Fut>(
+        &self,
+        timeout: Duration,
+        mut probe: F,
+    ) -> Result<T, String>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, String>>,
@@ -434,14 +454,11 @@ impl TestCtx {
         let start = Instant::now();
         loop {
             let last = match probe().await {
-                Ok(v) => return v,
+                Ok(v) => return Ok(v),
                 Err(seen) => seen,
             };
             if start.elapsed() >= timeout {
-                panic!(
-                    "timed out after {timeout:?} waiting for {what}\nlast seen: {last}\n{}",
-                    self.failure_report()
-                );
+                return Err(last);
             }
             tokio::time::sleep(POLL).await;
         }
