@@ -336,26 +336,11 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::resources::NodeCapacity;
 
     fn rules() -> NodeRules {
         NodeRules {
-            node_name: "n1".into(),
-            host_ip: "127.0.0.1".into(),
-            root_dir: "/tmp/podvisor-unit".into(),
-            cfs_quota: true,
-            allow_privileged: false,
-            allowed_host_paths: vec![],
-            capacity: NodeCapacity {
-                cpu_millis: 2000,
-                memory_bytes: 1 << 30,
-            },
-            host_ports: true,
             labels: node_labels("N1", &[("disk".into(), "ssd".into())]),
-            security: Default::default(),
-            cluster_dns: vec![],
-            cluster_domain: None,
-            resolv_conf: None,
+            ..NodeRules::for_unit_tests()
         }
     }
 

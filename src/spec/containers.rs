@@ -171,6 +171,32 @@ pub struct NodeRules {
     pub resolv_conf: Option<PathBuf>,
 }
 
+#[cfg(test)]
+impl NodeRules {
+    /// A node of 2 CPUs and 1 GiB named `n1`, with no labels, for unit
+    /// tests.
+    pub(crate) fn for_unit_tests() -> Self {
+        NodeRules {
+            node_name: "n1".into(),
+            host_ip: "127.0.0.1".into(),
+            root_dir: "/tmp/podvisor-unit".into(),
+            cfs_quota: true,
+            allow_privileged: false,
+            allowed_host_paths: vec![],
+            capacity: NodeCapacity {
+                cpu_millis: 2000,
+                memory_bytes: 1 << 30,
+            },
+            host_ports: true,
+            labels: Default::default(),
+            security: Default::default(),
+            cluster_dns: vec![],
+            cluster_domain: None,
+            resolv_conf: None,
+        }
+    }
+}
+
 impl NodeRules {
     /// `<root-dir>/pods/<uid>`: the pod's volumes and termination logs.
     pub fn pod_dir(&self, uid: &str) -> PathBuf {
@@ -478,24 +504,7 @@ mod tests {
     }
 
     fn rules() -> NodeRules {
-        NodeRules {
-            node_name: "n1".into(),
-            host_ip: "127.0.0.1".into(),
-            root_dir: "/tmp/podvisor-unit".into(),
-            cfs_quota: true,
-            allow_privileged: false,
-            allowed_host_paths: vec![],
-            capacity: NodeCapacity {
-                cpu_millis: 2000,
-                memory_bytes: 1 << 30,
-            },
-            host_ports: true,
-            labels: Default::default(),
-            security: Default::default(),
-            cluster_dns: vec![],
-            cluster_domain: None,
-            resolv_conf: None,
-        }
+        NodeRules::for_unit_tests()
     }
 
     #[test]
