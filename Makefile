@@ -53,6 +53,8 @@ run: setup
 test: setup toolchain
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets --features $(FEATURES) -- -D warnings
+	# The binary as `make run` builds it: without the test features.
+	$(CARGO) clippy --bins -- -D warnings
 	$(ENSURE_ENV); \
 	echo "DOCKER_HOST=$$DOCKER_HOST" >&2; \
 	log="$$(mktemp)"; \

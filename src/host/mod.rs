@@ -19,8 +19,8 @@
 //! The trait's file operations return plain [`io::Error`]s; [`volumes`]
 //! says what was being done (`mkdir /x: …`).
 
-#[cfg(any(test, feature = "test-util"))]
 pub mod cgroup;
+#[cfg(any(test, feature = "test-util"))]
 pub mod fake;
 pub mod files;
 pub mod machine;
