@@ -68,7 +68,7 @@ unit:
 
 bench: setup
 	$(ENSURE_ENV); \
-	$(CARGO) bench --features $(FEATURES) --bench converge --bench latency --bench idle
+	$(CARGO) bench --features $(FEATURES) --bench converge --bench latency --bench idle --bench engine
 
 # Exits non-zero on a crash, naming the saved input under fuzz/artifacts/.
 fuzz:
