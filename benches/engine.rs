@@ -49,8 +49,9 @@ use bollard::Docker;
 use futures::StreamExt;
 use podvisor::actors::pod_feed::HISTORY_AGE;
 
-/// Linux's USER_HZ: the unit of utime and stime in /proc/PID/stat.
-const TICKS_PER_SEC: f64 = 100.0;
+mod support;
+use support::{cpu_ticks, env, ms, status_kib, write_manifest, TICKS_PER_SEC};
+
 const KILLS: usize = 20;
 const NEW_MANIFESTS: usize = 5;
 const API_GETS: usize = 50;
@@ -130,16 +131,6 @@ fn scale() -> Scale {
     }
 }
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run `make bench` (it starts the private engine and images)")
-    })
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
 fn pct(v: &[Duration], p: f64) -> Duration {
     let mut v = v.to_vec();
     v.sort();
@@ -156,23 +147,6 @@ fn now_ns() -> i64 {
 
 fn ns(d: i64) -> Duration {
     Duration::from_nanos(d.max(0) as u64)
-}
-
-/// A field of /proc/PID/status, in KiB (`VmRSS`, `VmHWM`).
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("process runs");
-    text.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-}
-
-/// User plus system CPU ticks used so far.
-fn cpu_ticks(pid: u32) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("process runs");
-    let rest = &text[text.rfind(')').expect("stat has a command name") + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
 /// The private engine's dockerd (its pid file sits beside the socket) and
@@ -280,15 +254,6 @@ async fn remove_all(docker: &Docker, label: &str) {
                 .await;
         })
         .await;
-}
-
-fn write_manifest(dir: &Path, name: &str, busybox: &str) {
-    let text = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: app\n    image: {busybox}\n    command: [\"sleep\", \"3600\"]\n"
-    );
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, text).expect("write manifest");
-    std::fs::rename(&tmp, dir.join(format!("{name}.yaml"))).expect("rename manifest");
 }
 
 // ---------------------------------------------------------------- baseline

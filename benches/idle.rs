@@ -21,37 +21,13 @@ use std::time::{Duration, Instant};
 
 use podvisor::actors::pod_feed::HISTORY_AGE;
 
+mod support;
+use support::{cpu_ticks, env, status_kib, TICKS_PER_SEC};
+
 const PODS: usize = 1000;
 const RSS_TARGET_KIB: u64 = 40 * 1024;
 const CPU_TARGET: f64 = 0.01;
 const MEASURE: Duration = Duration::from_secs(20);
-/// Linux's USER_HZ: the unit of utime and stime in /proc/PID/stat.
-const TICKS_PER_SEC: f64 = 100.0;
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run `make bench` (it starts the private engine and images)")
-    })
-}
-
-/// A field of /proc/PID/status, in KiB (`VmRSS`, `VmHWM`).
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("podvisor runs");
-    text.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-}
-
-/// User plus system CPU ticks used so far.
-fn cpu_ticks(pid: u32) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("podvisor runs");
-    // The fields after the command name, which is in parentheses.
-    let rest = &text[text.rfind(')').expect("stat has a command name") + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line.
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
 
 struct Agent {
     child: Child,

@@ -14,17 +14,13 @@
 //! Needs `DOCKER_HOST` and `PODVISOR_PAUSE_IMAGE` / `PODVISOR_BUSYBOX_IMAGE`
 //! (`make bench` sets them up); refuses to run without them.
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-const ROUNDS: usize = 5;
+mod support;
+use support::{env, ms, write_manifest};
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run `make bench` (it starts the private engine and images)")
-    })
-}
+const ROUNDS: usize = 5;
 
 fn docker(args: &[&str]) -> String {
     let out = Command::new("docker")
@@ -44,10 +40,6 @@ fn engine_time(text: &str) -> SystemTime {
     let t = chrono::DateTime::parse_from_rfc3339(text.trim())
         .unwrap_or_else(|e| panic!("bad engine time {text:?}: {e}"));
     SystemTime::UNIX_EPOCH + Duration::from_nanos(t.timestamp_nanos_opt().unwrap_or(0) as u64)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -78,15 +70,6 @@ fn running(node: &str, container: &str, pod: &str) -> Vec<String> {
         &format!("name=^/k8s_{container}_{pod}_"),
     ]);
     out.lines().map(str::to_string).collect()
-}
-
-fn write_manifest(dir: &Path, name: &str, busybox: &str) {
-    let text = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: app\n    image: {busybox}\n    command: [\"sleep\", \"3600\"]\n"
-    );
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, text).expect("write manifest");
-    std::fs::rename(&tmp, dir.join(format!("{name}.yaml"))).expect("rename manifest");
 }
 
 struct Agent(Child, String);
