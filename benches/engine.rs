@@ -111,24 +111,99 @@ struct Scale {
     probe: usize,
     pods: usize,
     idle: Duration,
+    only_converge: bool,
 }
 
 fn scale() -> Scale {
-    match std::env::var("PODVISOR_BENCH_SCALE").as_deref() {
+    let mut sc = match std::env::var("PODVISOR_BENCH_SCALE").as_deref() {
         Ok("small") => Scale {
             converge: vec![10, 20, 40],
             probe: 10,
             pods: 20,
             idle: Duration::from_secs(20),
+            only_converge: false,
         },
         Ok("full") | Err(_) => Scale {
             converge: vec![50, 200, 500],
             probe: 20,
             pods: 200,
             idle: Duration::from_secs(60),
+            only_converge: false,
         },
         Ok(other) => panic!("PODVISOR_BENCH_SCALE={other}: expected small or full"),
+    };
+    // `PODVISOR_BENCH_CONVERGE=500` measures only that converge (and
+    // nothing else): for looking at one N.
+    if let Ok(only) = std::env::var("PODVISOR_BENCH_CONVERGE") {
+        sc.converge = vec![only
+            .parse()
+            .expect("PODVISOR_BENCH_CONVERGE: a number of pods")];
+        sc.only_converge = true;
     }
+    sc
+}
+
+/// What podvisor's engine calls did, from its `/metrics`: how many ran out
+/// of their budget, and each kind's slowest bucket (`le`, seconds) and the
+/// one holding 99 % of the calls.
+struct Calls {
+    timeouts: u64,
+    slowest: Vec<(String, f64, f64)>,
+    limit: f64,
+}
+
+async fn engine_calls(http: &reqwest::Client, api: u16) -> Option<Calls> {
+    let text = http
+        .get(format!("http://127.0.0.1:{api}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let mut timeouts = 0;
+    let mut limit = 0.0;
+    let mut buckets: HashMap<String, Vec<(f64, f64)>> = HashMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (name, value) = line.rsplit_once(' ')?;
+        let value: f64 = value.parse().ok()?;
+        if name.starts_with("podvisor_runtime_operations_timeouts_total") {
+            timeouts += value as u64;
+        } else if name == "podvisor_engine_calls_limit" {
+            limit = value;
+        } else if let Some(rest) =
+            name.strip_prefix("kubelet_runtime_operations_duration_seconds_bucket{")
+        {
+            let op = rest.split("operation_type=\"").nth(1)?.split('"').next()?;
+            if !["create_container", "start_container", "remove_container"].contains(&op) {
+                continue;
+            }
+            let le = rest.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            buckets.entry(op.to_string()).or_default().push((le, value));
+        }
+    }
+    let mut slowest = Vec::new();
+    for (op, mut b) in buckets {
+        b.sort_by(|x, y| x.0.total_cmp(&y.0));
+        let total = b.last().map_or(0.0, |x| x.1);
+        let first_with = |share: f64| {
+            b.iter()
+                .find(|(_, n)| *n >= total * share)
+                .map_or(f64::INFINITY, |x| x.0)
+        };
+        slowest.push((op, first_with(0.99), first_with(1.0)));
+    }
+    slowest.sort_by(|a, b| a.0.cmp(&b.0));
+    Some(Calls {
+        timeouts,
+        slowest,
+        limit,
+    })
 }
 
 fn pct(v: &[Duration], p: f64) -> Duration {
@@ -416,13 +491,15 @@ impl Drop for Agent {
 }
 
 /// Starts podvisor on `n` pods from nothing; the time from its spawn to the
-/// last app container's `start`, and its peak RSS then (KiB).
+/// last app container's `start`, its peak RSS then (KiB), and what its
+/// engine calls did.
 async fn podvisor_converge(
     docker: &Docker,
+    http: &reqwest::Client,
     dir: &Path,
     n: usize,
     busybox: &str,
-) -> (Duration, u64) {
+) -> (Duration, u64, Option<Calls>) {
     let node = format!("bench-{}-c{n}", std::process::id());
     let manifests = dir.join(format!("converge-{n}"));
     std::fs::create_dir(&manifests).unwrap();
@@ -449,9 +526,10 @@ async fn podvisor_converge(
     .await;
     agent.alive();
     let hwm = status_kib(agent.pid(), "VmHWM");
+    let calls = engine_calls(http, agent.api).await;
     agent.kill();
     remove_all(docker, &label).await;
-    (ns(last - agent.spawned_ns), hwm)
+    (ns(last - agent.spawned_ns), hwm, calls)
 }
 
 // -------------------------------------------------------------------- table
@@ -516,7 +594,7 @@ async fn main() {
     let k = best.1;
     for &n in &sc.converge {
         let base = baseline_converge(&docker, n, k, &format!("{run}-n{n}")).await;
-        let (took, hwm) = podvisor_converge(&docker, dir.path(), n, &busybox).await;
+        let (took, hwm, calls) = podvisor_converge(&docker, &http, dir.path(), n, &busybox).await;
         let ratio = took.as_secs_f64() / base.as_secs_f64();
         eprintln!(
             "converge {n}: podvisor {:.0} ms, baseline {:.0} ms",
@@ -534,6 +612,33 @@ async fn main() {
             Some(ratio <= 1.05),
         ));
         rows.last_mut().unwrap().podvisor += &format!(" (×{ratio:.2})");
+        let Some(calls) = calls else {
+            panic!("converge {n}: podvisor's /metrics did not answer");
+        };
+        let slowest: Vec<String> = calls
+            .slowest
+            .iter()
+            .map(|(op, p99, max)| format!("{op} p99 ≤ {p99} s, max ≤ {max} s"))
+            .collect();
+        eprintln!(
+            "converge {n}: limit {} at the end; {}",
+            calls.limit,
+            slowest.join("; ")
+        );
+        rows.push(row(
+            format!(
+                "  engine calls over budget during it ({})",
+                slowest.join("; ")
+            ),
+            calls.timeouts.to_string(),
+            String::new(),
+            "0".into(),
+            Some(calls.timeouts == 0),
+        ));
+    }
+    if sc.only_converge {
+        print_table(&rows, &sc);
+        return;
     }
 
     // 2. P pods running: the base RSS first (no pods), then converge.

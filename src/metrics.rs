@@ -58,6 +58,12 @@ pub struct Metrics {
     pub event_stream_reconnects: Counter,
     pub manifest_errors: Family<One, Counter>,
     pub manifest_broken_files: Gauge,
+    /// The engine gate's limit and calls in flight, its queue's waits, and
+    /// the calls that ran out of their budget.
+    pub engine_limit: Gauge,
+    pub engine_in_flight: Gauge,
+    pub engine_wait: Histogram,
+    pub runtime_timeouts: Family<One, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -115,6 +121,10 @@ impl Metrics {
             event_stream_reconnects: Counter::default(),
             manifest_errors: Family::default(),
             manifest_broken_files: Gauge::default(),
+            engine_limit: Gauge::default(),
+            engine_in_flight: Gauge::default(),
+            engine_wait: Histogram::new(exponential_buckets(0.001, 4.0, 9)),
+            runtime_timeouts: Family::default(),
             registry: Registry::default(),
         };
         for state in CONTAINER_STATES {
@@ -212,6 +222,26 @@ impl Metrics {
             "podvisor_manifest_broken_files",
             "Manifest files that are broken at the last scan",
             m.manifest_broken_files.clone(),
+        );
+        r.register(
+            "podvisor_engine_calls_limit",
+            "How many engine calls that change things (create, start, remove) may be in flight, as adapted to the engine's pace",
+            m.engine_limit.clone(),
+        );
+        r.register(
+            "podvisor_engine_calls_in_flight",
+            "Engine calls that change things in flight now",
+            m.engine_in_flight.clone(),
+        );
+        r.register(
+            "podvisor_engine_call_wait_seconds",
+            "Seconds an engine call that changes things waited for its turn (not part of its budget)",
+            m.engine_wait.clone(),
+        );
+        r.register(
+            "podvisor_runtime_operations_timeouts",
+            "Engine calls that ran out of their budget, by operation type",
+            m.runtime_timeouts.clone(),
         );
         r.register_collector(Box::new(ProcessCollector));
         Self { registry: r, ..m }

@@ -187,12 +187,52 @@ async fn a_second_sync_of_a_converged_pod_changes_nothing() {
     h.fake.clear_calls();
 
     h.supervisor.do_send(Relist);
-    h.until("a relist reached the worker", |h| {
-        h.fake.calls().iter().filter(|c| **c == Call::List).count() >= 2
+    h.until("the relist listed the engine", |h| {
+        h.fake.calls().contains(&Call::List)
     })
     .await;
     h.settle().await;
     assert_eq!(h.fake.mutating_calls(), vec![]);
+}
+
+fn lists(h: &Harness) -> usize {
+    h.fake.calls().iter().filter(|c| **c == Call::List).count()
+}
+
+#[actix::test]
+async fn a_relist_lists_the_engine_once_for_every_pod() {
+    let h = Harness::start();
+    let pods: Vec<_> = (0..6)
+        .map(|i| pod(&format!("p{i}")).container("a").build())
+        .collect();
+    h.desire(pods.clone());
+    h.until("every pod runs", |h| h.fake.running().len() == 12)
+        .await;
+    h.settle().await;
+    // A container removed behind podvisor's back, with no event: only the
+    // relist can tell p0's worker.
+    let gone = h
+        .fake
+        .running()
+        .into_iter()
+        .find(|c| c.spec.name.starts_with("k8s_a_p0_"))
+        .unwrap();
+    h.fake.remove_container_now(&gone.details.summary.id);
+    h.fake.clear_calls();
+    h.supervisor.do_send(Relist);
+    h.until("p0's app made again", |h| h.fake.running().len() == 12)
+        .await;
+    h.settle().await;
+    // The Supervisor's one list told every worker; only p0's, which made a
+    // container, looked again (each of its later rounds lists). A list per
+    // worker would be 7 at least.
+    assert!(lists(&h) <= 4, "{:?}", h.fake.calls());
+    assert_eq!(
+        h.fake.mutating_calls().len(),
+        2,
+        "{:?}",
+        h.fake.mutating_calls()
+    );
 }
 
 #[actix::test]
@@ -1162,8 +1202,10 @@ async fn a_hung_engine_call_times_out_and_other_pods_proceed() {
     fake.hang("create", "k8s_app_stuck_");
     let bounded = Arc::new(podvisor::runtime::bounded::Bounded::new(
         fake.clone(),
-        Duration::from_millis(200),
-        Duration::from_secs(60),
+        podvisor::runtime::bounded::Budgets::uniform(
+            Duration::from_millis(200),
+            Duration::from_secs(60),
+        ),
     ));
     let mut node = NodeConfig::for_tests();
     node.sync_frequency = Duration::from_secs(3600);
@@ -1763,4 +1805,60 @@ async fn a_never_pod_with_a_sidecar_succeeds_when_its_app_ends_and_the_sidecar_s
     h.settle().await;
     assert_eq!(creates_of(&h, "s"), 1, "not started again");
     assert_eq!(h.phase(&p.uid).as_deref(), Some("Succeeded"));
+}
+
+#[actix::test]
+async fn calls_that_ran_out_of_budget_but_went_through_leave_no_duplicate_or_restart() {
+    let h = Harness::start();
+    let p = pod("late").container("a").container("b").build();
+    // The infra's create and an app's start time out after the engine did
+    // them; so does the removal later.
+    h.fake.answer_late("create", 1);
+    h.fake.answer_late("start", 2);
+    h.desire(vec![p.clone()]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !(h.fake.running().len() == 3 && h.phase(&p.uid).as_deref() == Some("Running")) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not converged: {:?}\n{:?}",
+            h.running_names(),
+            h.fake.calls()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    h.settle().await;
+    // One container per name, each started once: nothing made twice,
+    // nothing restarted.
+    let mut names: Vec<String> = h
+        .fake
+        .containers()
+        .iter()
+        .map(|c| c.spec.name.clone())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(names.iter().all(|n| n.ends_with("_0")), "{names:?}");
+    let status = h.store.get(&p.uid).and_then(|p| p.status.clone()).unwrap();
+    for c in status.container_statuses.unwrap() {
+        assert_eq!(c.restart_count, 0, "{c:?}");
+        assert!(c.state.unwrap().running.is_some());
+    }
+    let starts = h
+        .fake
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, Call::Start(_)))
+        .count();
+    assert_eq!(starts, 3, "{:?}", h.fake.calls());
+    h.fake.answer_late("remove", 1);
+    h.desire(vec![]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !h.fake.containers().is_empty() || h.store.get(&p.uid).is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not removed: {:?}",
+            h.fake.calls()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -27,14 +27,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::events::ForgetPod;
 use super::pod_feed::PodStore;
 use super::pod_worker::{
-    ContainerDied, Judged, PodWorker, SyncNow, SyncReason, Terminate, WorkerReport,
+    ContainerDied, ContainerStarted, Judged, PodWorker, Relisted, SyncNow, SyncReason, Terminate,
+    WorkerReport,
 };
 use super::{Deps, DesiredPod, StatusView};
 use crate::decide::admission::{self, Verdict};
 use crate::decide::plan;
 use crate::decide::status::{self, Refusal};
 use crate::model::{naming, PodExt, PodPhase};
-use crate::runtime::{EventAction, RuntimeEvent};
+use crate::runtime::{ContainerSummary, EventAction, RuntimeEvent};
 
 /// The full set of pods one source wants now.
 #[derive(Message, Debug, Clone)]
@@ -118,6 +119,9 @@ pub struct Supervisor {
     at_start: Option<HashSet<String>>,
     /// Desired sets that came before that first listing, taken in after it.
     early: Vec<SetDesired>,
+    /// That first listing by pod UID, handed to each pod's first worker so
+    /// it need not list the engine again (until the first relist).
+    seeds: HashMap<String, Vec<ContainerSummary>>,
 }
 
 /// The status of a refused pod, as its worker also reports it.
@@ -167,6 +171,7 @@ impl Supervisor {
             ledger: admission::Ledger::default(),
             at_start: None,
             early: Vec::new(),
+            seeds: HashMap::new(),
         }
     }
 
@@ -277,6 +282,7 @@ impl Supervisor {
             ctx.address().recipient(),
         )
         .with_verdict(verdict)
+        .with_seed(self.seeds.remove(uid))
         .start();
         self.workers.insert(uid.to_string(), worker);
     }
@@ -356,10 +362,10 @@ impl Actor for Supervisor {
                 .into_actor(self)
                 .map(|listed, act, ctx| {
                     let uids = match listed {
-                        Ok(listed) => listed
-                            .iter()
-                            .filter_map(|c| c.labels.get(naming::LABEL_POD_UID).cloned())
-                            .collect(),
+                        Ok(listed) => {
+                            act.seeds = by_pod(listed);
+                            act.seeds.keys().cloned().collect()
+                        }
                         Err(e) => {
                             tracing::warn!(error = %e, "cannot list the engine at start: pods are admitted in the sources' order");
                             HashSet::new()
@@ -508,22 +514,38 @@ impl Handler<Relist> for Supervisor {
         // the resident set now rather than never.
         self.store.forget_old_changes(std::time::Instant::now());
         crate::host::memory::return_free_memory();
-        for w in self.workers.values() {
-            w.do_send(SyncNow(SyncReason::Relist));
-        }
+        self.seeds = HashMap::new();
         if !self.source_synced {
+            for w in self.workers.values() {
+                w.do_send(SyncNow(SyncReason::Relist));
+            }
             return;
         }
         let runtime = self.deps.runtime.clone();
         let filter = self.label_filter();
         let listed_at = std::time::SystemTime::now();
+        let began = std::time::Instant::now();
         ctx.spawn(
             async move { runtime.list_containers(&filter).await }
                 .into_actor(self)
                 .map(move |listed, act, ctx| {
                     let Ok(listed) = listed else {
-                        return; // the engine is down; /healthz says so
+                        // The engine is down (/healthz says so): each
+                        // worker looks itself and reports it.
+                        for w in act.workers.values() {
+                            w.do_send(SyncNow(SyncReason::Relist));
+                        }
+                        return;
                     };
+                    // One list for every worker: each gets its pod's
+                    // containers instead of listing the engine itself.
+                    let mut pods = by_pod(listed.clone());
+                    for (uid, w) in &act.workers {
+                        w.do_send(Relisted {
+                            listed_at: began,
+                            containers: pods.remove(uid).unwrap_or_default(),
+                        });
+                    }
                     act.tear_down_dead_networks(&listed, listed_at, ctx);
                     act.deps.metrics.set_relisted(listed.iter().map(|c| {
                         let uid = c.labels.get(naming::LABEL_POD_UID).map_or("", |u| u.as_str());
@@ -572,6 +594,17 @@ impl Handler<Relist> for Supervisor {
     }
 }
 
+/// Listed containers by their pod's UID.
+fn by_pod(listed: Vec<ContainerSummary>) -> HashMap<String, Vec<ContainerSummary>> {
+    let mut pods: HashMap<String, Vec<ContainerSummary>> = HashMap::new();
+    for c in listed {
+        if let Some(uid) = c.labels.get(naming::LABEL_POD_UID) {
+            pods.entry(uid.clone()).or_default().push(c);
+        }
+    }
+    pods
+}
+
 impl Handler<EngineEvent> for Supervisor {
     type Result = ();
 
@@ -588,6 +621,9 @@ impl Handler<EngineEvent> for Supervisor {
         match self.workers.get(uid) {
             Some(w) if e.action == EventAction::Die => {
                 w.do_send(ContainerDied(e.container_id.clone()))
+            }
+            Some(w) if e.action == EventAction::Start => {
+                w.do_send(ContainerStarted(e.container_id.clone()))
             }
             Some(w) => w.do_send(SyncNow(SyncReason::EngineEvent)),
             None if self.source_synced

@@ -21,7 +21,6 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 
 use crate::actors::pod_worker::observed_of;
 use crate::actors::source::{desired_from, SourceMemory, STATE_FILE};
-use crate::daemon::{CALL_TIMEOUT, PULL_TIMEOUT};
 use crate::decide::backoff::Backoff;
 use crate::decide::plan::{self, Desired, GcPolicy, KillReason, Observed, PodActions, StartReason};
 use crate::manifest::{self, FileReader, ManifestError};
@@ -427,7 +426,7 @@ pub async fn make(settings: &Settings) -> Result<Plan, PlanError> {
 
     // The node's containers, grouped by pod.
     let docker = Arc::new(DockerRuntime::new(settings.docker_endpoint.clone()));
-    let runtime = Bounded::new(docker, CALL_TIMEOUT, PULL_TIMEOUT);
+    let runtime = Bounded::new(docker, crate::daemon::BUDGETS);
     let engine = |source| PlanError::Engine {
         node: node.clone(),
         source,

@@ -7,14 +7,21 @@
 //! timeout on top; a pull is bounded by its progress deadline (the runtime's
 //! own) and the overall `pull` budget.
 //!
-//! It also caps how many short calls (list, inspect, create, start, remove,
-//! image inspect, logs, version) are in flight at once, at
+//! It also caps how many short calls that only read (list, inspect, image
+//! inspect, logs, version) are in flight at once, at
 //! [`SHORT_CALLS_IN_FLIGHT`]: a thousand pods syncing at start then queue
 //! here instead of opening a thousand engine connections (each with its
-//! buffers, kept idle in the client's pool afterwards). The wait for a slot
-//! counts against the call's budget, so a hung engine fails the queued calls
-//! too instead of holding them. Stops, execs and pulls last as long as their
-//! work does and are not capped here (pulls have the puller's own limits).
+//! buffers, kept idle in the client's pool afterwards). The wait for such a
+//! slot counts against the call's budget, so a hung engine fails the queued
+//! reads too instead of holding them.
+//!
+//! The calls that change things (create, start, remove) go through the
+//! [`Gate`]: a bound adapted to the engine's pace, shared by every worker,
+//! that lets a replacement or a removal go ahead of new pods. Their wait
+//! for a slot is not part of their budget (it measures the queue, not the
+//! engine); their budget, [`Budgets::change`], starts when the engine gets
+//! the call. Stops, execs and pulls last as long as their work does and
+//! are not capped here (pulls have the puller's own limits).
 //!
 //! A log stream ([`ContainerRuntime::logs`]) takes a slot and the call
 //! budget only to be opened; the stream itself holds no slot and has no
@@ -31,6 +38,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use tokio::sync::Semaphore;
 
+use super::gate::{Gate, Kind};
 use super::{
     ContainerDetails, ContainerRuntime, ContainerSummary, CreateSpec, Credentials, ExecOutput,
     ExecRequest, ExecSession, ExecStart, ImageInfo, ImageSummary, ImageUse, LogOptions, Result,
@@ -42,41 +50,74 @@ use super::{
 /// flight holds a connection with its buffers.
 pub const SHORT_CALLS_IN_FLIGHT: usize = 32;
 
+/// How long the engine may take to answer, by kind of call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budgets {
+    /// An ordinary call (a list, an inspect); a stop gets the grace period
+    /// on top, an exec its own timeout.
+    pub call: Duration,
+    /// A call that changes things (create, start, remove), from when the
+    /// engine gets it: see [`CHANGE_BUDGET`](crate::daemon::CHANGE_BUDGET).
+    pub change: Duration,
+    /// A whole pull.
+    pub pull: Duration,
+}
+
+impl Budgets {
+    /// `call` for every call but pulls.
+    pub fn uniform(call: Duration, pull: Duration) -> Self {
+        Self {
+            call,
+            change: call,
+            pull,
+        }
+    }
+}
+
 /// Puts a timeout on every call of the runtime it wraps, and caps the short
 /// ones in flight.
 pub struct Bounded {
     inner: Arc<dyn ContainerRuntime>,
     call: Duration,
+    change: Duration,
     pull: Duration,
     slots: Semaphore,
+    gate: Gate,
     /// Counts every call, its errors and its time, when set.
     metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Bounded {
-    pub fn new(inner: Arc<dyn ContainerRuntime>, call: Duration, pull: Duration) -> Self {
-        Self::with_slots(inner, call, pull, SHORT_CALLS_IN_FLIGHT)
+    pub fn new(inner: Arc<dyn ContainerRuntime>, budgets: Budgets) -> Self {
+        Self::with_slots(inner, budgets, SHORT_CALLS_IN_FLIGHT)
     }
 
     /// As [`Bounded::new`], with `slots` short calls in flight at most.
-    pub fn with_slots(
-        inner: Arc<dyn ContainerRuntime>,
-        call: Duration,
-        pull: Duration,
-        slots: usize,
-    ) -> Self {
+    pub fn with_slots(inner: Arc<dyn ContainerRuntime>, budgets: Budgets, slots: usize) -> Self {
         Self {
             inner,
-            call,
-            pull,
+            call: budgets.call,
+            change: budgets.change,
+            pull: budgets.pull,
             slots: Semaphore::new(slots.max(1)),
+            gate: Gate::new(super::gate::FIRST_LIMIT),
             metrics: None,
         }
+    }
+
+    /// The gate the calls that change things go through.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
     }
 
     /// Counts the calls into `metrics` (`kubelet_runtime_operations_*`,
     /// `operation_type` the call's name).
     pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        let m = metrics.clone();
+        self.gate.observe(Arc::new(move |limit, in_flight| {
+            m.engine_limit.set(limit as i64);
+            m.engine_in_flight.set(in_flight as i64);
+        }));
         self.metrics = Some(metrics);
         self
     }
@@ -108,6 +149,37 @@ impl Bounded {
             call().await
         };
         self.within(name, self.call, slotted).await
+    }
+
+    /// A call that changes things: waits for the gate (neither part of its
+    /// budget nor of its counted time), then makes the call within
+    /// `self.change`, counted under `operation`.
+    async fn gated<T, F>(
+        &self,
+        operation: &'static str,
+        name: &'static str,
+        kind: Kind,
+        call: impl FnOnce() -> F,
+    ) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<T>>,
+    {
+        let (slot, waited) = self.gate.slot().await;
+        if let Some(m) = &self.metrics {
+            m.engine_wait.observe(waited.as_secs_f64());
+        }
+        let res = self
+            .counted(operation, self.within(name, self.change, call()))
+            .await;
+        if matches!(res, Err(RuntimeError::Timeout { .. })) {
+            if let Some(m) = &self.metrics {
+                m.runtime_timeouts
+                    .get_or_create(&[("operation_type", operation)])
+                    .inc();
+            }
+        }
+        slot.answered(kind);
+        res
     }
 
     async fn within<T>(
@@ -146,18 +218,16 @@ impl ContainerRuntime for Bounded {
     }
 
     async fn create_container(&self, spec: &CreateSpec) -> Result<String> {
-        self.counted(
-            "create_container",
-            self.short("create", || self.inner.create_container(spec)),
-        )
+        self.gated("create_container", "create", Kind::Create, || {
+            self.inner.create_container(spec)
+        })
         .await
     }
 
     async fn start_container(&self, id: &str) -> Result<()> {
-        self.counted(
-            "start_container",
-            self.short("start", || self.inner.start_container(id)),
-        )
+        self.gated("start_container", "start", Kind::Start, || {
+            self.inner.start_container(id)
+        })
         .await
     }
 
@@ -168,10 +238,9 @@ impl ContainerRuntime for Bounded {
     }
 
     async fn remove_container(&self, id: &str) -> Result<()> {
-        self.counted(
-            "remove_container",
-            self.short("remove", || self.inner.remove_container(id)),
-        )
+        self.gated("remove_container", "remove", Kind::Remove, || {
+            self.inner.remove_container(id)
+        })
         .await
     }
 
@@ -278,8 +347,7 @@ mod tests {
         let metrics = Arc::new(crate::metrics::Metrics::new());
         let bounded = Bounded::new(
             fake.clone(),
-            Duration::from_millis(200),
-            Duration::from_secs(60),
+            Budgets::uniform(Duration::from_millis(200), Duration::from_secs(60)),
         )
         .with_metrics(metrics.clone());
         let count = |op| {
@@ -320,8 +388,7 @@ mod tests {
         fake.delay("list", Duration::from_millis(100));
         let bounded = Arc::new(Bounded::with_slots(
             fake.clone(),
-            Duration::from_secs(10),
-            Duration::from_secs(60),
+            Budgets::uniform(Duration::from_secs(10), Duration::from_secs(60)),
             4,
         ));
         let calls: Vec<_> = (0..10)
@@ -335,7 +402,8 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(lists(&fake), 8, "the next 4 go as the first 4 end");
         for c in calls {
-            assert!(c.await.unwrap().is_ok());
+            let r = c.await.unwrap();
+            assert!(r.is_ok(), "{r:?}");
         }
         assert_eq!(lists(&fake), 10);
     }
@@ -351,8 +419,7 @@ mod tests {
         fake.set_logs(&id, "hello\n");
         let bounded = Bounded::with_slots(
             fake.clone(),
-            Duration::from_millis(200),
-            Duration::from_secs(60),
+            Budgets::uniform(Duration::from_millis(200), Duration::from_secs(60)),
             1,
         );
         let follow = LogOptions {
@@ -387,8 +454,7 @@ mod tests {
         fake.hang("list", "");
         let bounded = Arc::new(Bounded::with_slots(
             fake.clone(),
-            Duration::from_millis(200),
-            Duration::from_secs(60),
+            Budgets::uniform(Duration::from_millis(200), Duration::from_secs(60)),
             1,
         ));
         let b = bounded.clone();
@@ -429,8 +495,7 @@ mod tests {
         fake.hang("list", "");
         let bounded = Arc::new(Bounded::with_slots(
             fake.clone(),
-            Duration::from_millis(200),
-            Duration::from_secs(60),
+            Budgets::uniform(Duration::from_millis(200), Duration::from_secs(60)),
             2,
         ));
         let hung: Vec<_> = (0..2)
@@ -462,5 +527,62 @@ mod tests {
                 Err(RuntimeError::Timeout { .. })
             ));
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_waits_for_its_turn_outside_its_budget() {
+        let fake = Arc::new(FakeDocker::new());
+        fake.delay("create", Duration::from_millis(150));
+        fake.add_image("img");
+        let bounded = Arc::new(Bounded::new(
+            fake.clone(),
+            Budgets::uniform(Duration::from_millis(200), Duration::from_secs(60)),
+        ));
+        let limit = bounded.gate().limit();
+        let started = tokio::time::Instant::now();
+        let creates: Vec<_> = (0..limit * 3)
+            .map(|i| {
+                let b = bounded.clone();
+                tokio::spawn(async move {
+                    let spec = CreateSpec {
+                        name: format!("c{i}"),
+                        image: "img".into(),
+                        ..CreateSpec::default()
+                    };
+                    b.create_container(&spec).await
+                })
+            })
+            .collect();
+        for c in creates {
+            // Queued up to 300 ms behind the others, each within its own
+            // 200 ms once the engine has it.
+            let r = c.await.unwrap();
+            assert!(r.is_ok(), "{r:?}");
+        }
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert_eq!(fake.containers().len(), limit * 3);
+        assert_eq!(bounded.gate().in_flight(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_the_engine_holds_past_its_budget_times_out() {
+        let fake = Arc::new(FakeDocker::new());
+        fake.hang("start", "");
+        let bounded = Bounded::new(
+            fake.clone(),
+            Budgets {
+                call: Duration::from_secs(10),
+                change: Duration::from_millis(300),
+                pull: Duration::from_secs(60),
+            },
+        );
+        let started = tokio::time::Instant::now();
+        let r = bounded.start_container("x").await;
+        assert!(
+            matches!(r, Err(RuntimeError::Timeout { call: "start", .. })),
+            "{r:?}"
+        );
+        assert_eq!(started.elapsed(), Duration::from_millis(300));
+        assert_eq!(bounded.gate().in_flight(), 0);
     }
 }

@@ -109,6 +109,9 @@ struct State {
     calls: Vec<Call>,
     failures: HashMap<&'static str, VecDeque<RuntimeError>>,
     delays: HashMap<&'static str, Duration>,
+    /// Calls that do their work, then answer that they ran out of their
+    /// budget (the engine went on after the caller gave up), by kind.
+    late: HashMap<&'static str, usize>,
     /// Calls that never answer: (kind, text the call's argument contains).
     hangs: Vec<(&'static str, String)>,
     /// Image → the user it runs as (root when absent).
@@ -244,6 +247,28 @@ impl FakeDocker {
     }
 
     /// Every call of `kind` waits `by` before answering.
+    /// The next `n` calls of `kind` (create, start, remove) do their work,
+    /// then fail with a timeout, as a call the engine finished after its
+    /// budget ran out.
+    pub fn answer_late(&self, kind: &'static str, n: usize) {
+        self.lock().late.insert(kind, n);
+    }
+
+    /// A timeout instead of `result` when a late answer is due for `kind`.
+    fn late<T>(&self, kind: &'static str, result: Result<T>) -> Result<T> {
+        let mut s = self.lock();
+        match s.late.get_mut(kind) {
+            Some(n) if *n > 0 && result.is_ok() => {
+                *n -= 1;
+                Err(RuntimeError::Timeout {
+                    call: kind,
+                    after: Duration::from_secs(10),
+                })
+            }
+            _ => result,
+        }
+    }
+
     pub fn delay(&self, kind: &'static str, by: Duration) {
         self.lock().delays.insert(kind, by);
     }
@@ -502,7 +527,9 @@ impl ContainerRuntime for FakeDocker {
         if !s.images.contains_key(&spec.image) {
             return Err(RuntimeError::ImageNotFound(spec.image.clone()));
         }
-        Ok(Self::new_container(&mut s, spec))
+        let id = Self::new_container(&mut s, spec);
+        drop(s);
+        self.late("create", Ok(id))
     }
 
     async fn start_container(&self, id: &str) -> Result<()> {
@@ -520,7 +547,7 @@ impl ContainerRuntime for FakeDocker {
         if let Some(ev) = ev {
             let _ = self.events.send(ev);
         }
-        Ok(())
+        self.late("start", Ok(()))
     }
 
     async fn stop_container(&self, id: &str, grace: Duration) -> Result<()> {
@@ -544,7 +571,7 @@ impl ContainerRuntime for FakeDocker {
         if let Some(c) = removed {
             let _ = self.events.send(event(&c, "destroy"));
         }
-        Ok(())
+        self.late("remove", Ok(()))
     }
 
     async fn inspect_image(&self, image: &str) -> Result<Option<ImageInfo>> {

@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod docker;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fake;
+pub mod gate;
 pub mod pull_progress;
 
 use std::collections::BTreeMap;

@@ -68,6 +68,9 @@ pub struct SyncResult {
     pub retry: Option<Duration>,
     /// An engine call that failed outright (kills, removals, the sandbox).
     pub error: Option<RuntimeError>,
+    /// The containers this execution started (infra ones included): their
+    /// `start` events are no news.
+    pub started_ids: Vec<String>,
 }
 
 impl SyncResult {
@@ -224,6 +227,7 @@ impl SyncJob {
                 Ok(id) => {
                     tracing::info!(id = %&id[..id.len().min(12)], "infra container started");
                     self.deps.metrics.container_started("podsandbox");
+                    result.started_ids.push(id.clone());
                     sandbox_id = Some(id)
                 }
                 Err(e) => {
@@ -237,6 +241,7 @@ impl SyncJob {
             if let Err(e) = rt.start_container(id).await {
                 return result.failed(e);
             }
+            result.started_ids.push(id.clone());
         }
         let Some(sandbox_id) = sandbox_id else {
             return result;
@@ -347,6 +352,7 @@ impl SyncJob {
                     );
                     tracing::info!(container = %c.name, id = %&id[..id.len().min(12)], "container started");
                     result.started(&c.name, &id);
+                    result.started_ids.push(id.clone());
                     self.deps.metrics.container_started("container");
                     // `podvisor_container_restarts_total{reason}`.
                     match s.reason {

@@ -36,6 +36,7 @@ use crate::decide::admission::Verdict;
 use crate::decide::backoff::Backoff;
 use crate::decide::status::{self, Waiting};
 use crate::model::PodExt;
+use crate::runtime::gate::{self, Lane, Priority};
 use crate::runtime::ContainerDetails;
 use crate::spec::volumes::PodVolumes;
 
@@ -106,6 +107,22 @@ impl fmt::Display for SyncReason {
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct ContainerDied(pub String);
+
+/// The engine started this container: news for the worker unless its own
+/// sync started it (then the sync's status already shows it running).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct ContainerStarted(pub String);
+
+/// The Supervisor's periodic list of the engine: this pod's containers as
+/// listed when the list began. The worker looks at them instead of
+/// listing the engine itself, when nothing of its own happened since.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Relisted {
+    pub listed_at: std::time::Instant,
+    pub containers: Vec<crate::runtime::ContainerSummary>,
+}
 
 /// How often a worker looks again for a container whose death was
 /// announced but not yet visible, and for how many tries.
@@ -193,7 +210,23 @@ pub struct PodWorker {
     /// The warnings about unserved fields told for the current spec (a
     /// new spec tells only those it adds).
     unserved: Vec<crate::decide::unserved::Unserved>,
+    /// Containers whose start the engine announced while a sync ran: news
+    /// unless that sync started them.
+    start_news: Vec<String>,
+    /// The containers the last sync started.
+    started_by_last: Vec<String>,
+    /// The pod's containers as listed by the Supervisor, for the next sync
+    /// to look at instead of listing the engine; and when the last sync
+    /// ended (a listing begun before is stale).
+    seed: Option<Vec<crate::runtime::ContainerSummary>>,
+    last_sync_end: Option<std::time::Instant>,
+    /// The pod's place among the pods being brought up: its engine calls
+    /// that change things go after those of pods seen before it.
+    ticket: u64,
 }
+
+/// The next worker's ticket.
+static TICKETS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl PodWorker {
     pub fn new(
@@ -228,6 +261,11 @@ impl PodWorker {
             created: false,
             verdict: Verdict::Unjudged,
             unserved: Vec::new(),
+            start_news: Vec::new(),
+            started_by_last: Vec::new(),
+            seed: None,
+            last_sync_end: None,
+            ticket: TICKETS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 
@@ -254,6 +292,13 @@ impl PodWorker {
         self.unserved = now;
     }
 
+    /// The pod's containers as the Supervisor listed them at start (its
+    /// first sync looks at them instead of listing the engine).
+    pub fn with_seed(mut self, seed: Option<Vec<crate::runtime::ContainerSummary>>) -> Self {
+        self.seed = seed;
+        self
+    }
+
     /// The Supervisor's admission verdict on the pod it starts with.
     pub fn with_verdict(mut self, verdict: Verdict) -> Self {
         self.verdict = verdict;
@@ -261,6 +306,8 @@ impl PodWorker {
     }
 
     fn sync(&mut self, reason: SyncReason, ctx: &mut Context<Self>) {
+        // Good for this sync only, if it starts now.
+        let seed = self.seed.take();
         if reason == SyncReason::Relist && self.idle {
             return;
         }
@@ -285,6 +332,8 @@ impl PodWorker {
             pulls: ctx.address().recipient(),
             volumes: PodVolumes::default(),
             verdict: self.verdict.clone(),
+            dying: self.dying.keys().cloned().collect(),
+            seed,
             memory,
         };
         // `kubelet_pod_worker_duration_seconds{operation}`: what this sync
@@ -304,25 +353,38 @@ impl PodWorker {
             uid = %self.uid,
             trigger = %reason,
         );
-        ctx.spawn(job.run().instrument(span).into_actor(self).map(
-            move |(memory, outcome), act, ctx| {
-                act.memory = memory;
-                // A kill asked for is done once the container no longer
-                // runs; so is waiting for an announced death.
-                act.kill_requests.retain(|id| outcome.running.contains(id));
-                act.dying.retain(|id, left| {
-                    *left = left.saturating_sub(1);
-                    *left > 0 && outcome.running.contains(id)
-                });
-                act.busy = false;
-                act.deps
-                    .metrics
-                    .pod_worker_duration
-                    .get_or_create(&[("operation", operation)])
-                    .observe(began.elapsed().as_secs_f64());
-                act.finish(outcome, ctx);
-            },
-        ));
+        // A pod that ran (a replacement, an update) or is going has its
+        // engine calls go ahead of pods coming up for the first time.
+        let lane = match self.desired.is_none() || self.start_observed {
+            true => Lane::Urgent,
+            false => Lane::Steady,
+        };
+        let priority = Priority {
+            lane,
+            ticket: self.ticket,
+        };
+        let job = gate::with_priority(priority, job.run());
+        ctx.spawn(
+            job.instrument(span)
+                .into_actor(self)
+                .map(move |(memory, outcome), act, ctx| {
+                    act.memory = memory;
+                    // A kill asked for is done once the container no longer
+                    // runs; so is waiting for an announced death.
+                    act.kill_requests.retain(|id| outcome.running.contains(id));
+                    act.dying.retain(|id, left| {
+                        *left = left.saturating_sub(1);
+                        *left > 0 && outcome.running.contains(id)
+                    });
+                    act.busy = false;
+                    act.deps
+                        .metrics
+                        .pod_worker_duration
+                        .get_or_create(&[("operation", operation)])
+                        .observe(began.elapsed().as_secs_f64());
+                    act.finish(outcome, ctx);
+                }),
+        );
     }
 
     fn finish(&mut self, outcome: Outcome, ctx: &mut Context<Self>) {
@@ -482,6 +544,26 @@ impl Handler<ContainerDied> for PodWorker {
     fn handle(&mut self, msg: ContainerDied, ctx: &mut Context<Self>) {
         self.dying.insert(msg.0, DEATH_RECHECKS);
         self.sync(SyncReason::EngineEvent, ctx);
+    }
+}
+
+impl Handler<ContainerStarted> for PodWorker {
+    type Result = ();
+    fn handle(&mut self, msg: ContainerStarted, ctx: &mut Context<Self>) {
+        if self.busy {
+            self.start_news.push(msg.0);
+        } else if !self.started_by_last.contains(&msg.0) {
+            self.sync(SyncReason::EngineEvent, ctx);
+        }
+    }
+}
+
+impl Handler<Relisted> for PodWorker {
+    type Result = ();
+    fn handle(&mut self, msg: Relisted, ctx: &mut Context<Self>) {
+        let fresh = !self.busy && self.last_sync_end.is_none_or(|end| msg.listed_at >= end);
+        self.seed = fresh.then_some(msg.containers);
+        self.sync(SyncReason::Relist, ctx);
     }
 }
 

@@ -46,6 +46,8 @@ pub(super) struct Outcome {
     /// or a new spec: the pod is refused and has no containers, or it
     /// finished.
     pub(super) settled: bool,
+    /// The containers the sync started.
+    pub(super) started: Vec<String>,
 }
 
 /// One sync, run outside the actor with its own copy of what it needs.
@@ -67,6 +69,13 @@ pub(super) struct SyncJob {
     pub(super) volumes: PodVolumes,
     /// The Supervisor's admission verdict on `pod`.
     pub(super) verdict: Verdict,
+    /// Containers the engine announced dead: inspected afresh whatever the
+    /// list says (the engine lists a container as running until its exit
+    /// is handled, which its inspect waits for).
+    pub(super) dying: Vec<String>,
+    /// The pod's containers as the Supervisor just listed them: the first
+    /// look uses them instead of listing the engine.
+    pub(super) seed: Option<Vec<crate::runtime::ContainerSummary>>,
 }
 
 impl SyncJob {
@@ -216,6 +225,7 @@ impl SyncJob {
             // has work, instead of in every pod's sync, idle ones included.
             let result = Box::pin(self.execute(&actions, &observed)).await;
             self.memory.apply(&result);
+            outcome.started.extend(result.started_ids.iter().cloned());
             if let Some(e) = &result.error {
                 tracing::warn!(error = %e, "sync failed");
             }
@@ -381,11 +391,16 @@ impl SyncJob {
             ),
             (naming::LABEL_POD_UID.to_string(), self.uid.clone()),
         ];
-        let summaries = rt.list_containers(&filter).await?;
+        let summaries = match self.seed.take() {
+            Some(listed) => listed,
+            None => rt.list_containers(&filter).await?,
+        };
         let mut details = Vec::with_capacity(summaries.len());
         let mut cache = std::mem::take(&mut self.memory.inspected);
         for s in summaries {
-            let cached = cache.remove(&s.id).filter(|d| d.summary.state == s.state);
+            let cached = cache
+                .remove(&s.id)
+                .filter(|d| d.summary.state == s.state && !self.dying.contains(&s.id));
             let d = match cached {
                 Some(d) => d,
                 None => match rt.inspect_container(&s.id).await? {
@@ -561,6 +576,16 @@ impl SyncJob {
         };
         if let Some(ip) = self.plugin_ip(id) {
             return ip;
+        }
+        // Inspected by this sync's look at the pod (a running infra
+        // container keeps its address).
+        if let Some(d) = self
+            .memory
+            .inspected
+            .get(id)
+            .filter(|d| d.summary.state == ContainerState::Running && !d.ip_address.is_empty())
+        {
+            return d.ip_address.clone();
         }
         match self.deps.runtime.inspect_container(id).await {
             Ok(Some(d)) => d.ip_address,
