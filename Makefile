@@ -66,8 +66,11 @@ test: setup toolchain
 unit:
 	$(CARGO) test --lib --features $(FEATURES)
 
+# The benches run the release binary, as `make run` builds it.
 bench: setup
+	$(CARGO) build --release
 	$(ENSURE_ENV); \
+	PODVISOR_BIN="$${CARGO_TARGET_DIR:-$(CURDIR)/target}/release/podvisor" \
 	$(CARGO) bench --features $(FEATURES) --bench converge --bench latency --bench idle --bench engine
 
 # Exits non-zero on a crash, naming the saved input under fuzz/artifacts/.

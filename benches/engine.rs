@@ -415,7 +415,7 @@ impl Agent {
         let log = dir.join(format!("{node}-{run}.log"));
         CLEANUP.node(node);
         let spawned_ns = now_ns();
-        let child = Command::new(env!("CARGO_BIN_EXE_podvisor"))
+        let child = Command::new(support::podvisor_bin())
             .args(["run", "--pod-manifest-path"])
             .arg(manifests)
             .args(["--node-name", node, "--port", &port.to_string()])
@@ -577,6 +577,7 @@ async fn main() {
     let http = reqwest::Client::new();
     let mut rows = Vec::new();
     let run = std::process::id();
+    eprintln!("measuring {}", support::podvisor_bin().display());
 
     // 1. Converge: the baseline's best pods in flight, then each N.
     let mut best = (Duration::MAX, 0);

@@ -43,7 +43,7 @@ impl Agent {
             .map(|a| a.port())
             .expect("a free port");
         let log = dir.join(format!("{name}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_podvisor"))
+        let child = Command::new(support::podvisor_bin())
             .args(["run", "--pod-manifest-path"])
             .arg(manifests)
             .args(["--node-name", &node, "--port", &port.to_string()])

@@ -102,7 +102,7 @@ fn main() {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port");
-    let child = Command::new(env!("CARGO_BIN_EXE_podvisor"))
+    let child = Command::new(support::podvisor_bin())
         .args(["run", "--pod-manifest-path"])
         .arg(&manifests)
         .args(["--node-name", &node, "--port", &port.to_string()])

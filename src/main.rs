@@ -62,6 +62,7 @@ fn init_quiet_tracing() {
 }
 
 fn main() -> ExitCode {
+    podvisor::host::memory::limit_arenas();
     let cli = Cli::parse();
     match cli.command {
         Command::Validate(args) => {

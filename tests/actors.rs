@@ -219,6 +219,7 @@ async fn a_relist_lists_the_engine_once_for_every_pod() {
         .unwrap();
     h.fake.remove_container_now(&gone.details.summary.id);
     h.fake.clear_calls();
+    let syncs_before = syncs(&h);
     h.supervisor.do_send(Relist);
     h.until("p0's app made again", |h| h.fake.running().len() == 12)
         .await;
@@ -233,6 +234,20 @@ async fn a_relist_lists_the_engine_once_for_every_pod() {
         "{:?}",
         h.fake.mutating_calls()
     );
+    // The five pods whose containers did not change were not synced at
+    // all (a sync of each would be five more).
+    let synced = syncs(&h) - syncs_before;
+    assert!((1..=2).contains(&synced), "{synced} syncs");
+}
+
+/// How many syncs of running pods the workers did so far.
+fn syncs(h: &Harness) -> u64 {
+    let text = h.deps.metrics.encode();
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("kubelet_pod_worker_duration_seconds_count{operation=\"sync\"} ")
+        })
+        .map_or(0, |n| n.trim().parse().unwrap())
 }
 
 #[actix::test]

@@ -49,3 +49,11 @@ pub fn write_manifest(dir: &Path, name: &str, busybox: &str) {
     std::fs::write(&tmp, text).expect("write manifest");
     std::fs::rename(&tmp, dir.join(format!("{name}.yaml"))).expect("rename manifest");
 }
+
+/// The podvisor binary to measure: `PODVISOR_BIN` (the release binary, as
+/// `make bench` sets it), else the one cargo built for the benches.
+pub fn podvisor_bin() -> std::path::PathBuf {
+    std::env::var_os("PODVISOR_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_BIN_EXE_podvisor")))
+}

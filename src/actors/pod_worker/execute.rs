@@ -258,7 +258,10 @@ impl SyncJob {
         // once for all the containers this sync starts.
         let pod_ip = match a.start.is_empty() {
             true => String::new(),
-            false => self.pod_ip(Some(&sandbox_id)).await,
+            false => {
+                self.remember(&sandbox_id).await;
+                self.pod_ip(Some(&sandbox_id)).await
+            }
         };
         // The pod's /etc/hosts needs its IP: without one (yet), the
         // containers keep the engine's, as the kubelet does.

@@ -562,8 +562,33 @@ impl Handler<Relisted> for PodWorker {
     type Result = ();
     fn handle(&mut self, msg: Relisted, ctx: &mut Context<Self>) {
         let fresh = !self.busy && self.last_sync_end.is_none_or(|end| msg.listed_at >= end);
+        if fresh && self.steady(&msg.containers) {
+            return;
+        }
         self.seed = fresh.then_some(msg.containers);
         self.sync(SyncReason::Relist, ctx);
+    }
+}
+
+impl PodWorker {
+    /// Whether a sync would find nothing to do and nothing new to report:
+    /// the pod's containers are those of its last sync, in the same
+    /// states, and it waits for nothing (no timer, no announced death, no
+    /// kill, no network check that comes with the relist). Then a relist
+    /// costs the pod nothing.
+    fn steady(&self, listed: &[crate::runtime::ContainerSummary]) -> bool {
+        let seen = &self.memory.inspected;
+        self.desired.is_some()
+            && self.reported.is_some()
+            && self.wake.is_none()
+            && self.again.is_none()
+            && self.dying.is_empty()
+            && self.kill_requests.is_empty()
+            && self.deps.network.is_none()
+            && listed.len() == seen.len()
+            && listed
+                .iter()
+                .all(|c| seen.get(&c.id).is_some_and(|d| d.summary.state == c.state))
     }
 }
 

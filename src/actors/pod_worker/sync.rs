@@ -593,6 +593,18 @@ impl SyncJob {
         }
     }
 
+    /// Inspects a container this sync has not looked at (an infra
+    /// container it just started) and keeps what it saw for the next look,
+    /// which then need not inspect it again while its state holds.
+    pub(super) async fn remember(&mut self, id: &str) {
+        if self.memory.inspected.contains_key(id) {
+            return;
+        }
+        if let Ok(Some(d)) = self.deps.runtime.inspect_container(id).await {
+            self.memory.inspected.insert(id.to_string(), d);
+        }
+    }
+
     pub(super) fn forget(&mut self, id: &str) {
         self.memory.inspected.remove(id);
         let msg = Forget {
