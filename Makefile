@@ -66,11 +66,14 @@ test: setup toolchain
 unit:
 	$(CARGO) test --lib --features $(FEATURES)
 
-# The benches run the release binary, as `make run` builds it.
+# The benches run the release binary as `make run` builds it (a copy:
+# `cargo bench` builds its own into the same directory).
 bench: setup
 	$(CARGO) build --release
+	target="$${CARGO_TARGET_DIR:-$(CURDIR)/target}"; \
+	cp "$$target/release/podvisor" "$$target/podvisor-release"; \
 	$(ENSURE_ENV); \
-	PODVISOR_BIN="$${CARGO_TARGET_DIR:-$(CURDIR)/target}/release/podvisor" \
+	PODVISOR_BIN="$$target/podvisor-release" \
 	$(CARGO) bench --features $(FEATURES) --bench converge --bench latency --bench idle --bench engine
 
 # Exits non-zero on a crash, naming the saved input under fuzz/artifacts/.

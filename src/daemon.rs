@@ -109,6 +109,7 @@ pub fn start(
         },
         max_dead: usize::try_from(settings.maximum_dead_containers).ok(),
         exec_handler: settings.docker_exec_handler,
+        page_out_code: true,
         container_logs: crate::runtime::LogLimits {
             max_size_bytes: settings.container_log_max_size,
             max_files: settings.container_log_max_files,

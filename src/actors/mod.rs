@@ -62,6 +62,10 @@ pub struct NodeConfig {
     /// The limits of every container's log files
     /// (`--container-log-max-size`, `--container-log-max-files`).
     pub container_logs: crate::runtime::LogLimits,
+    /// Page the start-up code out of the resident set once the sources
+    /// delivered their pods (the daemon does; tests, whose process is not
+    /// podvisor, do not).
+    pub page_out_code: bool,
 }
 
 impl NodeConfig {
@@ -74,6 +78,7 @@ impl NodeConfig {
             gc: crate::decide::plan::GcPolicy::default(),
             max_dead: Some(100),
             exec_handler: crate::settings::ExecHandler::Native,
+            page_out_code: false,
             rules: crate::spec::containers::NodeRules {
                 node_name: "test-node".into(),
                 host_ip: "127.0.0.1".into(),

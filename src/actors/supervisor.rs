@@ -122,6 +122,8 @@ pub struct Supervisor {
     /// That first listing by pod UID, handed to each pod's first worker so
     /// it need not list the engine again (until the first relist).
     seeds: HashMap<String, Vec<ContainerSummary>>,
+    /// Whether the start-up code was paged out (once).
+    code_paged_out: bool,
 }
 
 /// The status of a refused pod, as its worker also reports it.
@@ -172,6 +174,7 @@ impl Supervisor {
             at_start: None,
             early: Vec::new(),
             seeds: HashMap::new(),
+            code_paged_out: false,
         }
     }
 
@@ -515,6 +518,15 @@ impl Handler<Relist> for Supervisor {
         self.store.forget_old_changes(std::time::Instant::now());
         crate::host::memory::return_free_memory();
         self.seeds = HashMap::new();
+        if self.source_synced && !self.code_paged_out && self.deps.node.page_out_code {
+            // Start-up is over (every source delivered its pods): its code
+            // leaves the resident set; what runs from now on comes back.
+            self.code_paged_out = true;
+            tokio::task::spawn_blocking(|| {
+                let bytes = crate::host::memory::page_out_code();
+                tracing::debug!(bytes, "start-up code paged out");
+            });
+        }
         if !self.source_synced {
             for w in self.workers.values() {
                 w.do_send(SyncNow(SyncReason::Relist));

@@ -158,7 +158,9 @@ impl Pace {
             false => floor.min(took),
         };
         if self.probing > 0 {
-            self.probing -= 1;
+            // The calls in flight when the probe began drain first; only
+            // those that ran alone count.
+            self.probing -= usize::from(alone);
             return;
         }
         self.sum += took / *floor;
@@ -377,12 +379,12 @@ mod tests {
         let mut pace = Pace::new(MAX_LIMIT);
         pace.done(Kind::Start, Duration::from_millis(80), true);
         let mut limits = Vec::new();
-        for _ in 0..400 {
+        for _ in 0..PROBE_EVERY - 1 {
             // Every call now takes ten times what it takes alone.
             pace.done(Kind::Start, Duration::from_millis(800), false);
             limits.push(pace.limit());
         }
-        assert_eq!(pace.limit(), MIN_LIMIT, "{limits:?}");
+        assert_eq!(pace.limit, MIN_LIMIT, "{limits:?}");
     }
 
     #[test]
@@ -407,9 +409,11 @@ mod tests {
         assert_eq!(pace.limit(), MIN_LIMIT);
         pace.done(Kind::Remove, Duration::from_millis(1), true);
         for _ in 0..1000 {
-            pace.done(Kind::Remove, Duration::from_secs(1), false);
+            // Alone while the pace probes (as the gate has it).
+            let alone = pace.limit() == 1;
+            pace.done(Kind::Remove, Duration::from_secs(1), alone);
+            assert!(pace.limit == MIN_LIMIT);
         }
-        assert_eq!(pace.limit(), MIN_LIMIT);
     }
 
     #[tokio::test]
@@ -495,5 +499,23 @@ mod tests {
         assert!(*peak.lock().unwrap() <= gate.limit().max(3));
         assert!(*peak.lock().unwrap() >= 2);
         assert_eq!(gate.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_probe_ends_only_after_calls_that_ran_alone() {
+        let mut pace = Pace::new(8);
+        for _ in 0..PROBE_EVERY {
+            pace.done(Kind::Create, Duration::from_millis(20), false);
+        }
+        assert_eq!(pace.limit(), 1, "probing");
+        // The calls still in flight drain: the probe goes on.
+        for _ in 0..7 {
+            pace.done(Kind::Create, Duration::from_millis(60), false);
+        }
+        assert_eq!(pace.limit(), 1);
+        for _ in 0..PROBE_CALLS {
+            pace.done(Kind::Create, Duration::from_millis(10), true);
+        }
+        assert!(pace.limit() > 1);
     }
 }

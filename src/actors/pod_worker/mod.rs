@@ -542,6 +542,14 @@ impl Handler<ProbeNews> for PodWorker {
 impl Handler<ContainerDied> for PodWorker {
     type Result = ();
     fn handle(&mut self, msg: ContainerDied, ctx: &mut Context<Self>) {
+        // What changed is known: the sync looks at the pod's containers as
+        // its last one left them, that one inspected afresh, instead of
+        // listing the engine first (the replacement is created sooner; the
+        // sync's later looks list as usual).
+        if !self.busy && self.memory.inspected.contains_key(&msg.0) {
+            let known = self.memory.inspected.values();
+            self.seed = Some(known.map(|d| d.summary.clone()).collect());
+        }
         self.dying.insert(msg.0, DEATH_RECHECKS);
         self.sync(SyncReason::EngineEvent, ctx);
     }
