@@ -94,16 +94,18 @@ const SATURATED: f64 = 4.0;
 /// Under a steady load no call runs alone, so what a call takes alone is
 /// measured again every this many calls: the next [`PROBE_CALLS`] run one
 /// at a time (as a TCP's BBR drains its queue to measure the round trip).
-const PROBE_EVERY: usize = 256;
-const PROBE_CALLS: usize = 3;
+/// A probe stalls the queue while the calls in flight drain (seconds, on
+/// a loaded engine), so it is rare: a few times in a 500-pod converge.
+const PROBE_EVERY: usize = 1024;
+const PROBE_CALLS: usize = 1;
 
 /// The adaptive limit, fed with the calls' latencies (pure: the caller
 /// times the calls).
 #[derive(Debug, Clone)]
 pub struct Pace {
     limit: usize,
-    /// What a call of each kind takes alone (the lowest seen until one is
-    /// measured alone, then a running mean of those).
+    /// What a call of each kind takes alone (the lowest seen since the last
+    /// call measured alone, or that one's).
     floors: HashMap<Kind, f64>,
     /// The window being measured: the sum of slowdowns, how many, and
     /// whether any call waited for a slot meanwhile.
@@ -154,7 +156,7 @@ impl Pace {
         let took = took.as_secs_f64().max(1e-6);
         let floor = self.floors.entry(kind).or_insert(took);
         *floor = match alone {
-            true => 0.5 * *floor + 0.5 * took,
+            true => took,
             false => floor.min(took),
         };
         if self.probing > 0 {
@@ -363,7 +365,7 @@ mod tests {
     fn the_limit_settles_a_little_past_what_the_engine_does_at_once() {
         for (parallel, first) in [(1.0, MAX_LIMIT), (2.0, MIN_LIMIT), (3.0, FIRST_LIMIT)] {
             let mut pace = Pace::new(first);
-            settle(&mut pace, parallel, 2000);
+            settle(&mut pace, parallel, 5 * PROBE_EVERY);
             let limit = pace.limit() as f64;
             // Enough to keep the engine busy, not so many that each call
             // waits inside the engine for long.

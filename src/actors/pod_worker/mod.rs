@@ -580,12 +580,14 @@ impl Handler<Relisted> for PodWorker {
 
 impl PodWorker {
     /// Whether a sync would find nothing to do and nothing new to report:
-    /// the pod's containers are those of its last sync, in the same
-    /// states, and it waits for nothing (no timer, no announced death, no
-    /// kill, no network check that comes with the relist). Then a relist
-    /// costs the pod nothing.
+    /// the pod's containers are those of its last sync, all running, and
+    /// it waits for nothing (no timer, no announced death, no kill, no
+    /// network check that comes with the relist). Then a relist costs the
+    /// pod nothing. (A dead container keeps the pod syncing at each relist:
+    /// its record becomes garbage with age.)
     fn steady(&self, listed: &[crate::runtime::ContainerSummary]) -> bool {
         let seen = &self.memory.inspected;
+        let running = crate::runtime::ContainerState::Running;
         self.desired.is_some()
             && self.reported.is_some()
             && self.wake.is_none()
@@ -594,9 +596,9 @@ impl PodWorker {
             && self.kill_requests.is_empty()
             && self.deps.network.is_none()
             && listed.len() == seen.len()
-            && listed
-                .iter()
-                .all(|c| seen.get(&c.id).is_some_and(|d| d.summary.state == c.state))
+            && listed.iter().all(|c| {
+                c.state == running && seen.get(&c.id).is_some_and(|d| d.summary.state == running)
+            })
     }
 }
 
