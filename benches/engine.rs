@@ -150,6 +150,26 @@ struct Calls {
     timeouts: u64,
     slowest: Vec<(String, f64, f64)>,
     limit: f64,
+    /// Per operation: seconds spent in it and how many calls, so far.
+    totals: HashMap<String, (f64, f64)>,
+}
+
+impl Calls {
+    /// Each operation's calls since `before`, and their mean time: which
+    /// engine calls a phase made, as podvisor timed them.
+    fn since(&self, before: &Calls) -> Vec<(String, u64, f64)> {
+        let mut ops: Vec<(String, u64, f64)> = self
+            .totals
+            .iter()
+            .filter_map(|(op, (sum, count))| {
+                let (s0, c0) = before.totals.get(op).copied().unwrap_or_default();
+                let n = count - c0;
+                (n >= 1.0).then(|| (op.clone(), n as u64, (sum - s0) / n))
+            })
+            .collect();
+        ops.sort_by(|a, b| a.0.cmp(&b.0));
+        ops
+    }
 }
 
 async fn engine_calls(http: &reqwest::Client, api: u16) -> Option<Calls> {
@@ -164,18 +184,33 @@ async fn engine_calls(http: &reqwest::Client, api: u16) -> Option<Calls> {
     let mut timeouts = 0;
     let mut limit = 0.0;
     let mut buckets: HashMap<String, Vec<(f64, f64)>> = HashMap::new();
+    let mut totals: HashMap<String, (f64, f64)> = HashMap::new();
+    let op_of = |labels: &str| -> Option<String> {
+        let op = labels
+            .split("operation_type=\"")
+            .nth(1)?
+            .split('"')
+            .next()?;
+        Some(op.to_string())
+    };
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let (name, value) = line.rsplit_once(' ')?;
         let value: f64 = value.parse().ok()?;
-        if name.starts_with("podvisor_runtime_operations_timeouts_total") {
+        if let Some(rest) = name.strip_prefix("kubelet_runtime_operations_duration_seconds_sum{") {
+            totals.entry(op_of(rest)?).or_default().0 = value;
+        } else if let Some(rest) =
+            name.strip_prefix("kubelet_runtime_operations_duration_seconds_count{")
+        {
+            totals.entry(op_of(rest)?).or_default().1 = value;
+        } else if name.starts_with("podvisor_runtime_operations_timeouts_total") {
             timeouts += value as u64;
         } else if name == "podvisor_engine_calls_limit" {
             limit = value;
         } else if let Some(rest) =
             name.strip_prefix("kubelet_runtime_operations_duration_seconds_bucket{")
         {
-            let op = rest.split("operation_type=\"").nth(1)?.split('"').next()?;
-            if !["create_container", "start_container", "remove_container"].contains(&op) {
+            let op = op_of(rest)?;
+            if !["create_container", "start_container", "remove_container"].contains(&op.as_str()) {
                 continue;
             }
             let le = rest.split("le=\"").nth(1)?.split('"').next()?;
@@ -184,7 +219,7 @@ async fn engine_calls(http: &reqwest::Client, api: u16) -> Option<Calls> {
             } else {
                 le.parse().ok()?
             };
-            buckets.entry(op.to_string()).or_default().push((le, value));
+            buckets.entry(op).or_default().push((le, value));
         }
     }
     let mut slowest = Vec::new();
@@ -203,6 +238,7 @@ async fn engine_calls(http: &reqwest::Client, api: u16) -> Option<Calls> {
         timeouts,
         slowest,
         limit,
+        totals,
     })
 }
 
@@ -340,6 +376,18 @@ async fn create_start(
     join: Option<&str>,
     tag: &str,
 ) -> String {
+    create_start_timed(docker, image, cmd, join, tag, &mut Vec::new()).await
+}
+
+/// As `create_start`, adding the create's own time to `creates`.
+async fn create_start_timed(
+    docker: &Docker,
+    image: &str,
+    cmd: Option<Vec<String>>,
+    join: Option<&str>,
+    tag: &str,
+    creates: &mut Vec<Duration>,
+) -> String {
     let body = ContainerCreateBody {
         image: Some(image.to_string()),
         cmd,
@@ -355,11 +403,13 @@ async fn create_start(
         }),
         ..Default::default()
     };
+    let t = Instant::now();
     let id = docker
         .create_container(None::<CreateContainerOptions>, body)
         .await
         .expect("baseline create")
         .id;
+    creates.push(t.elapsed());
     docker
         .start_container(&id, None)
         .await
@@ -850,6 +900,7 @@ async fn run_with_pods(
     let mut reaction = Vec::new();
     let mut engine_work = Vec::new();
     let mut total = Vec::new();
+    let calls_before = engine_calls(http, agent.api).await;
     for i in 0..KILLS {
         let pod = format!("p{}", i % p);
         let old = log
@@ -882,13 +933,23 @@ async fn run_with_pods(
         total.push(ns(start - die));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let calls_after = engine_calls(http, agent.api).await;
     // Baseline: the same create + start, joined to a running infra.
     let tag = format!("{}-kill", std::process::id());
     let infra = create_start(docker, pause, None, None, &tag).await;
     let mut base = Vec::new();
+    let mut base_create = Vec::new();
     for _ in 0..KILLS {
         let t = Instant::now();
-        let id = create_start(docker, busybox, sleep_cmd(), Some(&infra), &tag).await;
+        let id = create_start_timed(
+            docker,
+            busybox,
+            sleep_cmd(),
+            Some(&infra),
+            &tag,
+            &mut base_create,
+        )
+        .await;
         base.push(t.elapsed());
         let _ = docker
             .remove_container(
@@ -915,6 +976,26 @@ async fn run_with_pods(
         String::new(),
         "p50 ≤ 25 ms".into(),
         Some(pct(&reaction, 0.5) <= Duration::from_millis(25)),
+    ));
+    // What the engine's create event includes: podvisor's calls on the way
+    // from the death to it, as podvisor timed them, and a create alone.
+    let on_the_way = match (calls_before, calls_after) {
+        (Some(before), Some(after)) => after
+            .since(&before)
+            .into_iter()
+            .filter(|(op, _, _)| op.starts_with("inspect_") || op == "create_container")
+            .map(|(op, n, mean)| format!("{op} ×{n} {:.1} ms", mean * 1e3))
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => "podvisor's /metrics did not answer".into(),
+    };
+    eprintln!("kills: podvisor's calls (mean): {on_the_way}");
+    rows.push(row(
+        format!("    podvisor's engine calls during the kills, mean: {on_the_way}"),
+        String::new(),
+        format!("create alone {:.1} ms", ms(pct(&base_create, 0.5))),
+        String::new(),
+        None,
     ));
     rows.push(row(
         "  engine's work (create → start)".into(),

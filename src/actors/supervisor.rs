@@ -122,8 +122,9 @@ pub struct Supervisor {
     /// That first listing by pod UID, handed to each pod's first worker so
     /// it need not list the engine again (until the first relist).
     seeds: HashMap<String, Vec<ContainerSummary>>,
-    /// Whether the start-up code was paged out (once).
-    code_paged_out: bool,
+    /// When podvisor's code leaves the resident set: after start-up, and
+    /// after each burst of container changes once the node settles.
+    page_out: crate::host::memory::CodePageOut,
 }
 
 /// The status of a refused pod, as its worker also reports it.
@@ -174,7 +175,7 @@ impl Supervisor {
             at_start: None,
             early: Vec::new(),
             seeds: HashMap::new(),
-            code_paged_out: false,
+            page_out: Default::default(),
         }
     }
 
@@ -518,13 +519,17 @@ impl Handler<Relist> for Supervisor {
         self.store.forget_old_changes(std::time::Instant::now());
         crate::host::memory::return_free_memory();
         self.seeds = HashMap::new();
-        if self.source_synced && !self.code_paged_out && self.deps.node.page_out_code {
-            // Start-up is over (every source delivered its pods): its code
-            // leaves the resident set; what runs from now on comes back.
-            self.code_paged_out = true;
+        if self.deps.node.page_out_code
+            && self
+                .page_out
+                .due(self.source_synced, std::time::Instant::now())
+        {
+            // Start-up is over (every source delivered its pods), or the
+            // node settled after a burst: the code that ran leaves the
+            // resident set; what runs from now on comes back.
             tokio::task::spawn_blocking(|| {
                 let bytes = crate::host::memory::page_out_code();
-                tracing::debug!(bytes, "start-up code paged out");
+                tracing::debug!(bytes, "code paged out");
             });
         }
         if !self.source_synced {
@@ -549,15 +554,6 @@ impl Handler<Relist> for Supervisor {
                         }
                         return;
                     };
-                    // One list for every worker: each gets its pod's
-                    // containers instead of listing the engine itself.
-                    let mut pods = by_pod(listed.clone());
-                    for (uid, w) in &act.workers {
-                        w.do_send(Relisted {
-                            listed_at: began,
-                            containers: pods.remove(uid).unwrap_or_default(),
-                        });
-                    }
                     act.tear_down_dead_networks(&listed, listed_at, ctx);
                     act.deps.metrics.set_relisted(listed.iter().map(|c| {
                         let uid = c.labels.get(naming::LABEL_POD_UID).map_or("", |u| u.as_str());
@@ -574,11 +570,6 @@ impl Handler<Relist> for Supervisor {
                             !act.desired.contains_key(uid) && !act.workers.contains_key(uid)
                         })
                         .collect();
-                    for uid in orphans {
-                        tracing::info!(pod = %uid, "removing orphaned containers");
-                        act.terminating.insert(uid.clone());
-                        act.start_worker(&uid, None, ctx);
-                    }
                     let node = &act.deps.node;
                     let garbage = plan::node_garbage(
                         &listed,
@@ -586,6 +577,20 @@ impl Handler<Relist> for Supervisor {
                         node.gc.min_age,
                         act.deps.clock.now().timestamp(),
                     );
+                    // One list for every worker: each gets its pod's
+                    // containers instead of listing the engine itself.
+                    let mut pods = by_pod(listed);
+                    for (uid, w) in &act.workers {
+                        w.do_send(Relisted {
+                            listed_at: began,
+                            containers: pods.remove(uid).unwrap_or_default(),
+                        });
+                    }
+                    for uid in orphans {
+                        tracing::info!(pod = %uid, "removing orphaned containers");
+                        act.terminating.insert(uid.clone());
+                        act.start_worker(&uid, None, ctx);
+                    }
                     if !garbage.is_empty() {
                         tracing::info!(
                             count = garbage.len(),
@@ -627,6 +632,7 @@ impl Handler<EngineEvent> for Supervisor {
         if matches!(e.action, EventAction::Other(_)) {
             return;
         }
+        self.page_out.changed(std::time::Instant::now());
         let Some(uid) = e.labels.get(naming::LABEL_POD_UID) else {
             return;
         };

@@ -8,6 +8,8 @@
 //! every whole free page, wherever it is; the supervisor calls it on each
 //! relist, so the resident set follows what is in use within a sync period.
 
+use std::time::{Duration, Instant};
+
 /// Most malloc arenas the daemon uses. glibc gives each thread that
 /// allocates under contention an arena of its own (up to 8 per core), each
 /// keeping its own free memory; podvisor's threads (the actor thread and a
@@ -26,10 +28,11 @@ pub fn limit_arenas() {
 }
 
 /// Gives the code pages of podvisor's own binary back to the system
-/// (`madvise(MADV_PAGEOUT)` on its executable mappings), once start-up is
-/// over: the code of parsing flags, settings and the first scan is not
-/// needed again, and what is comes back on its next use. Without it, the
-/// start-up leaves most of the binary's code mapped (the kernel maps 64 KiB
+/// (`madvise(MADV_PAGEOUT)` on its read-only mappings: code and constant
+/// data), once start-up is over, and again after each burst of work (see
+/// [`CodePageOut`]): the code of parsing flags, settings and the first
+/// scan is not needed again, and what is comes back on its next use.
+/// Without it, the start-up leaves most of the binary's code mapped (the kernel maps 64 KiB
 /// around each page it faults in), which counts in the resident set for
 /// the daemon's whole life. Returns the bytes advised; does nothing (0)
 /// where the kernel lacks the advice (before Linux 5.4) or elsewhere.
@@ -46,8 +49,9 @@ pub fn page_out_code() -> usize {
         let mut advised = 0;
         for (start, end) in code_ranges(&maps, &exe.to_string_lossy()) {
             // SAFETY: the range is one of this process's own file-backed,
-            // read-only executable mappings; paging it out only drops
-            // clean pages, which fault back in from the file when used.
+            // read-only mappings; paging it out only drops clean pages,
+            // which fault back in from the file when used (pages written
+            // by relocation are private and stay).
             let r = unsafe { libc::madvise(start as *mut libc::c_void, end - start, MADV_PAGEOUT) };
             if r == 0 {
                 advised += end - start;
@@ -59,7 +63,45 @@ pub fn page_out_code() -> usize {
     0
 }
 
-/// The executable, file-backed mappings of `exe` in a `/proc/PID/maps`.
+/// When to page the code out ([`page_out_code`]): once start-up is over,
+/// and again each time the node has settled after a burst of container
+/// changes (a converge, a restart, a removal), so the code that burst ran
+/// leaves the resident set too. A quiet node is never paged out twice, and
+/// a busy one waits until it is quiet: code faulted back in costs a read.
+#[derive(Debug, Default)]
+pub struct CodePageOut {
+    paged_at: Option<Instant>,
+    last_change: Option<Instant>,
+}
+
+impl CodePageOut {
+    /// How long no container changes before the node counts as settled.
+    pub const SETTLE: Duration = Duration::from_secs(10);
+
+    /// A container started, died or went.
+    pub fn changed(&mut self, now: Instant) {
+        self.last_change = Some(now);
+    }
+
+    /// Whether to page out now (then counted as done); `started_up` once
+    /// every source delivered its pods.
+    pub fn due(&mut self, started_up: bool, now: Instant) -> bool {
+        let due = started_up
+            && match self.paged_at {
+                None => true,
+                Some(at) => self.last_change.is_some_and(|changed| {
+                    changed > at && now.saturating_duration_since(changed) >= Self::SETTLE
+                }),
+            };
+        if due {
+            self.paged_at = Some(now);
+        }
+        due
+    }
+}
+
+/// The read-only (code and constant data) mappings of `exe` in a
+/// `/proc/PID/maps`; what relocation wrote (RELRO) pages out as nothing.
 fn code_ranges(maps: &str, exe: &str) -> Vec<(usize, usize)> {
     maps.lines()
         .filter_map(|line| {
@@ -67,7 +109,8 @@ fn code_ranges(maps: &str, exe: &str) -> Vec<(usize, usize)> {
             let range = fields.next()?;
             let perms = fields.next()?;
             let path = fields.nth(3)?;
-            if !perms.starts_with("r-x") || path != exe {
+            // Code (r-x) and read-only data (r--), never what is written.
+            if !perms.starts_with('r') || perms.as_bytes().get(1) != Some(&b'-') || path != exe {
                 return None;
             }
             let (a, b) = range.split_once('-')?;
@@ -96,19 +139,47 @@ mod code_tests {
     use super::*;
 
     #[test]
-    fn only_the_binarys_executable_mappings_are_paged_out() {
+    fn only_the_binarys_read_only_mappings_are_paged_out() {
         let maps = "\
 55d0a0000000-55d0a0100000 r--p 00000000 08:01 42 /usr/bin/podvisor
 55d0a0100000-55d0a0900000 r-xp 00100000 08:01 42 /usr/bin/podvisor
 55d0a0900000-55d0a0a00000 r--p 00900000 08:01 42 /usr/bin/podvisor
 7f0000000000-7f0000100000 r-xp 00000000 08:01 7 /usr/lib/libc.so.6
 7f0000200000-7f0000300000 rw-p 00000000 00:00 0
+55d0a0a00000-55d0a0a10000 rw-p 00a00000 08:01 42 /usr/bin/podvisor
 7ffd00000000-7ffd00001000 r-xp 00000000 00:00 0 [vdso]
 ";
         assert_eq!(
             code_ranges(maps, "/usr/bin/podvisor"),
-            vec![(0x55d0a0100000, 0x55d0a0900000)]
+            vec![
+                (0x55d0a0000000, 0x55d0a0100000),
+                (0x55d0a0100000, 0x55d0a0900000),
+                (0x55d0a0900000, 0x55d0a0a00000),
+            ]
         );
+    }
+
+    #[test]
+    fn code_is_paged_out_after_start_up_and_after_each_burst_once_settled() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut po = CodePageOut::default();
+        assert!(!po.due(false, at(0)), "not before start-up is over");
+        assert!(po.due(true, at(1)), "once start-up is over");
+        assert!(!po.due(true, at(2)), "a quiet node only once");
+        assert!(!po.due(true, at(60)));
+        // A burst: changes at 61 and 65; settled 10 s after the last.
+        po.changed(at(61));
+        assert!(!po.due(true, at(70)));
+        po.changed(at(65));
+        assert!(
+            !po.due(true, at(74)),
+            "still busy 9 s after the last change"
+        );
+        assert!(po.due(true, at(75)), "settled");
+        assert!(!po.due(true, at(90)), "and not again until the next burst");
+        po.changed(at(100));
+        assert!(po.due(true, at(111)));
     }
 
     #[cfg(target_os = "linux")]
