@@ -240,6 +240,34 @@ async fn a_relist_lists_the_engine_once_for_every_pod() {
     assert!((1..=2).contains(&synced), "{synced} syncs");
 }
 
+#[actix::test]
+async fn pods_converge_on_the_start_listing_without_listing_the_engine_again() {
+    let h = Harness::start();
+    let pods: Vec<_> = (0..6)
+        .map(|i| pod(&format!("p{i}")).container("a").build())
+        .collect();
+    h.desire(pods.clone());
+    h.until("every pod runs", |h| h.fake.running().len() == 12)
+        .await;
+    h.settle().await;
+    // The listing at start told each worker its pod had no container, and
+    // after making them each looked at what it made (inspects), not at a
+    // list: a list per look would be 13.
+    assert!(lists(&h) <= 2, "{} lists: {:?}", lists(&h), h.fake.calls());
+    let inspects = h
+        .fake
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, Call::Inspect(_)))
+        .count();
+    assert!(inspects >= 12, "each container seen once made: {inspects}");
+    h.until("every pod reported Running", |h| {
+        pods.iter()
+            .all(|p| h.phase(&p.uid).as_deref() == Some("Running"))
+    })
+    .await;
+}
+
 /// How many syncs of running pods the workers did so far.
 fn syncs(h: &Harness) -> u64 {
     let text = h.deps.metrics.encode();

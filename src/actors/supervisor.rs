@@ -120,8 +120,9 @@ pub struct Supervisor {
     /// Desired sets that came before that first listing, taken in after it.
     early: Vec<SetDesired>,
     /// That first listing by pod UID, handed to each pod's first worker so
-    /// it need not list the engine again (until the first relist).
-    seeds: HashMap<String, Vec<ContainerSummary>>,
+    /// it need not list the engine again (until the first relist); a pod
+    /// it does not hold has no container yet.
+    seeds: Option<HashMap<String, Vec<ContainerSummary>>>,
     /// When podvisor's code leaves the resident set: after start-up, and
     /// after each burst of container changes once the node settles.
     page_out: crate::host::memory::CodePageOut,
@@ -174,7 +175,7 @@ impl Supervisor {
             ledger: admission::Ledger::default(),
             at_start: None,
             early: Vec::new(),
-            seeds: HashMap::new(),
+            seeds: None,
             page_out: Default::default(),
         }
     }
@@ -286,7 +287,11 @@ impl Supervisor {
             ctx.address().recipient(),
         )
         .with_verdict(verdict)
-        .with_seed(self.seeds.remove(uid))
+        .with_seed(
+            self.seeds
+                .as_mut()
+                .map(|seeds| seeds.remove(uid).unwrap_or_default()),
+        )
         .start();
         self.workers.insert(uid.to_string(), worker);
     }
@@ -367,8 +372,10 @@ impl Actor for Supervisor {
                 .map(|listed, act, ctx| {
                     let uids = match listed {
                         Ok(listed) => {
-                            act.seeds = by_pod(listed);
-                            act.seeds.keys().cloned().collect()
+                            let seeds = by_pod(listed);
+                            let uids = seeds.keys().cloned().collect();
+                            act.seeds = Some(seeds);
+                            uids
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "cannot list the engine at start: pods are admitted in the sources' order");
@@ -518,7 +525,7 @@ impl Handler<Relist> for Supervisor {
         // the resident set now rather than never.
         self.store.forget_old_changes(std::time::Instant::now());
         crate::host::memory::return_free_memory();
-        self.seeds = HashMap::new();
+        self.seeds = None;
         if self.deps.node.page_out_code
             && self
                 .page_out

@@ -220,6 +220,8 @@ pub struct PodWorker {
     /// ended (a listing begun before is stale).
     seed: Option<Vec<crate::runtime::ContainerSummary>>,
     last_sync_end: Option<std::time::Instant>,
+    /// When the latest listing that came while a sync ran was taken.
+    relisted_while_busy: Option<std::time::Instant>,
     /// The pod's place among the pods being brought up: its engine calls
     /// that change things go after those of pods seen before it.
     ticket: u64,
@@ -265,6 +267,7 @@ impl PodWorker {
             started_by_last: Vec::new(),
             seed: None,
             last_sync_end: None,
+            relisted_while_busy: None,
             ticket: TICKETS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
@@ -334,6 +337,7 @@ impl PodWorker {
             verdict: self.verdict.clone(),
             dying: self.dying.keys().cloned().collect(),
             seed,
+            touched: None,
             memory,
         };
         // `kubelet_pod_worker_duration_seconds{operation}`: what this sync
@@ -377,6 +381,21 @@ impl PodWorker {
                         *left > 0 && outcome.running.contains(id)
                     });
                     act.busy = false;
+                    act.last_sync_end = Some(std::time::Instant::now());
+                    // A relist that came during the sync and listed before
+                    // its last look tells nothing that look did not see.
+                    if let Some(listed_at) = act.relisted_while_busy.take() {
+                        if outcome.looked_at.is_none_or(|looked| listed_at > looked) {
+                            act.again.get_or_insert(SyncReason::Relist);
+                        }
+                    }
+                    // The engine's news of starts this sync made is no
+                    // news; of any other start, it is (one more sync).
+                    act.started_by_last = outcome.started.clone();
+                    let news = std::mem::take(&mut act.start_news);
+                    if news.iter().any(|id| !act.started_by_last.contains(id)) {
+                        act.again.get_or_insert(SyncReason::EngineEvent);
+                    }
                     act.deps
                         .metrics
                         .pod_worker_duration
@@ -569,7 +588,13 @@ impl Handler<ContainerStarted> for PodWorker {
 impl Handler<Relisted> for PodWorker {
     type Result = ();
     fn handle(&mut self, msg: Relisted, ctx: &mut Context<Self>) {
-        let fresh = !self.busy && self.last_sync_end.is_none_or(|end| msg.listed_at >= end);
+        if self.busy {
+            // Judged when the sync ends: news only if listed after the
+            // sync's last look.
+            self.relisted_while_busy = self.relisted_while_busy.max(Some(msg.listed_at));
+            return;
+        }
+        let fresh = self.last_sync_end.is_none_or(|end| msg.listed_at >= end);
         if fresh && self.steady(&msg.containers) {
             return;
         }

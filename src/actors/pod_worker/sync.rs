@@ -1,7 +1,7 @@
 //! One sync of a pod: observe its containers, ask the planner, carry the
 //! plan out ([`execute`](super::execute)) and build the status.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,6 +48,9 @@ pub(super) struct Outcome {
     pub(super) settled: bool,
     /// The containers the sync started.
     pub(super) started: Vec<String>,
+    /// When the sync's last look at the engine began (none when it was
+    /// the Supervisor's listing, taken earlier).
+    pub(super) looked_at: Option<std::time::Instant>,
 }
 
 /// One sync, run outside the actor with its own copy of what it needs.
@@ -76,6 +79,11 @@ pub(super) struct SyncJob {
     /// The pod's containers as the Supervisor just listed them: the first
     /// look uses them instead of listing the engine.
     pub(super) seed: Option<Vec<crate::runtime::ContainerSummary>>,
+    /// After an execution that did all it planned: the containers it
+    /// touched (killed, removed, started). The next look is then the
+    /// containers known, these inspected afresh, instead of a list (which
+    /// costs the engine a walk over every container on the node).
+    pub(super) touched: Option<HashSet<String>>,
 }
 
 impl SyncJob {
@@ -126,6 +134,7 @@ impl SyncJob {
         // observes (for the status) instead of retrying at once.
         let mut held_back = None;
         for round in 0..MAX_ROUNDS {
+            outcome.looked_at = self.seed.is_none().then(std::time::Instant::now);
             let details = match self.observe().await {
                 Ok(d) => d,
                 Err(e) => {
@@ -224,6 +233,10 @@ impl SyncJob {
             // Boxed: its state (about 8 KB) then exists only while a pod
             // has work, instead of in every pod's sync, idle ones included.
             let result = Box::pin(self.execute(&actions, &observed)).await;
+            let complete = result.error.is_none()
+                && result.retry.is_none()
+                && result.containers.iter().all(|c| c.outcome.is_ok());
+            self.touched = complete.then(|| touched_by(&actions, &result));
             self.memory.apply(&result);
             outcome.started.extend(result.started_ids.iter().cloned());
             if let Some(e) = &result.error {
@@ -391,16 +404,36 @@ impl SyncJob {
             ),
             (naming::LABEL_POD_UID.to_string(), self.uid.clone()),
         ];
+        let touched = self.touched.take().unwrap_or_default();
         let summaries = match self.seed.take() {
             Some(listed) => listed,
+            // Every container of the pod is known but those touched, which
+            // the loop below inspects (one removed meanwhile is skipped).
+            None if !touched.is_empty() => {
+                let known = self.memory.inspected.values().map(|d| d.summary.clone());
+                let new = touched
+                    .iter()
+                    .filter(|id| !self.memory.inspected.contains_key(*id))
+                    .map(|id| crate::runtime::ContainerSummary {
+                        id: id.clone(),
+                        name: String::new(),
+                        image: String::new(),
+                        labels: Default::default(),
+                        state: ContainerState::Unknown,
+                        created: 0,
+                    });
+                known.chain(new).collect()
+            }
             None => rt.list_containers(&filter).await?,
         };
         let mut details = Vec::with_capacity(summaries.len());
         let mut cache = std::mem::take(&mut self.memory.inspected);
         for s in summaries {
-            let cached = cache
-                .remove(&s.id)
-                .filter(|d| d.summary.state == s.state && !self.dying.contains(&s.id));
+            let cached = cache.remove(&s.id).filter(|d| {
+                d.summary.state == s.state
+                    && !self.dying.contains(&s.id)
+                    && !touched.contains(&s.id)
+            });
             let d = match cached {
                 Some(d) => d,
                 None => match rt.inspect_container(&s.id).await? {
@@ -630,6 +663,19 @@ fn parse_time(t: Option<&str>) -> Option<chrono::DateTime<chrono::Utc>> {
 }
 
 /// The planner's view of one container; `None` for one without our labels.
+/// The containers an execution changed: those it killed, removed or
+/// started (infra ones included).
+fn touched_by(actions: &PodActions, result: &SyncResult) -> HashSet<String> {
+    actions
+        .kill
+        .iter()
+        .map(|k| k.id.clone())
+        .chain(actions.remove.iter().cloned())
+        .chain(actions.start_existing.iter().cloned())
+        .chain(result.started_ids.iter().cloned())
+        .collect()
+}
+
 pub(crate) fn observed_of(d: &ContainerDetails) -> Option<Observed> {
     Some(Observed {
         id: d.summary.id.clone(),
