@@ -1237,6 +1237,57 @@ async fn a_die_event_restarts_the_container_without_a_relist() {
 }
 
 #[actix::test]
+async fn a_death_known_from_its_event_is_replaced_before_the_dead_container_is_inspected() {
+    let h = Harness::start();
+    let p = pod("evt").container("a").build();
+    h.desire(vec![p.clone()]);
+    h.converged(&p.uid, 2).await;
+    let id = h.running_of("a")[0].details.summary.id.clone();
+    h.settle().await;
+    h.fake.clear_calls();
+    h.fake.exit_container(&id, 3);
+    h.until("replacement running", |h| {
+        h.running_of("a")
+            .first()
+            .is_some_and(|c| c.details.summary.id != id)
+    })
+    .await;
+    // The die event's exit code and time were enough to plan the restart:
+    // no call waited on the engine's handling of the exit before the
+    // create; the dead container was inspected afterwards, for the status.
+    let calls = h.fake.calls();
+    let create = calls
+        .iter()
+        .position(|c| matches!(c, Call::Create(name) if name.starts_with("k8s_a_evt_")))
+        .expect("a replacement created");
+    let inspected = |c: &Call| *c == Call::Inspect(id.clone());
+    assert!(
+        !calls[..create].iter().any(inspected),
+        "the dead container was inspected before its replacement's create: {calls:?}"
+    );
+    h.until("the dead container inspected for the status", |h| {
+        h.fake.calls().iter().any(inspected)
+    })
+    .await;
+    h.until("the status shows the death", |h| {
+        h.store.get(&p.uid).is_some_and(|pod| {
+            let statuses = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.clone());
+            statuses.unwrap_or_default().iter().any(|c| {
+                c.restart_count == 1
+                    && c.last_state
+                        .as_ref()
+                        .and_then(|l| l.terminated.as_ref())
+                        .is_some_and(|t| t.exit_code == 3)
+            })
+        })
+    })
+    .await;
+}
+
+#[actix::test]
 async fn a_hung_engine_call_times_out_and_other_pods_proceed() {
     let clock = ManualClock::default();
     let fake = Arc::new(FakeDocker::with_clock(Arc::new(clock.clone())));

@@ -153,7 +153,7 @@ impl Bench {
     fn exit(&self, container: &str, code: i64) {
         let id = self.running_of(container)[0].details.summary.id.clone();
         self.fake.exit_container(&id, code);
-        self.worker.do_send(ContainerDied(id));
+        self.worker.do_send(ContainerDied(id, None));
     }
 
     async fn until(&self, what: &str, cond: impl Fn(&Self) -> bool) {

@@ -645,7 +645,7 @@ impl Handler<EngineEvent> for Supervisor {
         };
         match self.workers.get(uid) {
             Some(w) if e.action == EventAction::Die => {
-                w.do_send(ContainerDied(e.container_id.clone()))
+                w.do_send(ContainerDied(e.container_id.clone(), e.exit.clone()))
             }
             Some(w) if e.action == EventAction::Start => {
                 w.do_send(ContainerStarted(e.container_id.clone()))

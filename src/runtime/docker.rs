@@ -23,10 +23,10 @@ use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
 
 use super::{
-    split_image_ref, ContainerDetails, ContainerRuntime, ContainerState, ContainerSummary,
-    CreateSpec, Credentials, EventAction, ExecControl, ExecOutput, ExecRequest, ExecSession,
-    ExecStart, ImageInfo, ImageSummary, ImageUse, LogOptions, OutputStream, Result, RuntimeError,
-    RuntimeEvent, TermSize,
+    split_image_ref, ContainerDetails, ContainerExit, ContainerRuntime, ContainerState,
+    ContainerSummary, CreateSpec, Credentials, EventAction, ExecControl, ExecOutput, ExecRequest,
+    ExecSession, ExecStart, ImageInfo, ImageSummary, ImageUse, LogOptions, OutputStream, Result,
+    RuntimeError, RuntimeEvent, TermSize,
 };
 
 /// How long connecting and negotiating the API version may take.
@@ -941,10 +941,23 @@ impl ContainerRuntime for DockerRuntime {
             .map(move |item| match item {
                 Ok(msg) => {
                     let actor = msg.actor.unwrap_or_default();
+                    let action = EventAction::parse(msg.action.as_deref().unwrap_or_default());
+                    let labels = labels_of(actor.attributes);
+                    let exit = match (&action, labels.get("exitCode"), msg.time_nano) {
+                        (EventAction::Die, Some(code), Some(t)) => {
+                            code.parse().ok().map(|code| ContainerExit {
+                                code,
+                                finished_at: chrono::DateTime::from_timestamp_nanos(t)
+                                    .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+                            })
+                        }
+                        _ => None,
+                    };
                     Ok(RuntimeEvent {
                         container_id: actor.id.unwrap_or_default(),
-                        action: EventAction::parse(msg.action.as_deref().unwrap_or_default()),
-                        labels: labels_of(actor.attributes),
+                        action,
+                        labels,
+                        exit,
                     })
                 }
                 Err(e) => Err(RuntimeError::Unreachable {

@@ -17,9 +17,10 @@ use tokio::sync::broadcast;
 use crate::model::clock::{Clock, SystemClock};
 
 use super::{
-    ContainerDetails, ContainerRuntime, ContainerState, ContainerSummary, CreateSpec, Credentials,
-    EventAction, ExecControl, ExecOutput, ExecRequest, ExecSession, ExecStart, ImageInfo,
-    ImageSummary, ImageUse, LogOptions, OutputStream, Result, RuntimeError, RuntimeEvent, TermSize,
+    ContainerDetails, ContainerExit, ContainerRuntime, ContainerState, ContainerSummary,
+    CreateSpec, Credentials, EventAction, ExecControl, ExecOutput, ExecRequest, ExecSession,
+    ExecStart, ImageInfo, ImageSummary, ImageUse, LogOptions, OutputStream, Result, RuntimeError,
+    RuntimeEvent, TermSize,
 };
 
 /// One call made to the fake, with its main argument.
@@ -478,10 +479,19 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 fn event(c: &FakeContainer, action: &str) -> RuntimeEvent {
+    let d = &c.details;
+    let exit = match (action, d.exit_code, &d.finished_at) {
+        ("die", Some(code), Some(at)) => Some(ContainerExit {
+            code,
+            finished_at: at.clone(),
+        }),
+        _ => None,
+    };
     RuntimeEvent {
-        container_id: c.details.summary.id.clone(),
+        container_id: d.summary.id.clone(),
         action: EventAction::parse(action),
-        labels: c.details.summary.labels.clone(),
+        labels: d.summary.labels.clone(),
+        exit,
     }
 }
 

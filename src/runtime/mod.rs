@@ -318,6 +318,17 @@ pub struct RuntimeEvent {
     pub container_id: String,
     pub action: EventAction,
     pub labels: BTreeMap<String, String>,
+    /// For a `die`: the exit code and time the event carries.
+    pub exit: Option<ContainerExit>,
+}
+
+/// How a container ended, as its `die` event tells it (before the engine
+/// has finished handling the exit, which an inspect waits for).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerExit {
+    pub code: i64,
+    /// RFC 3339, from the event's time.
+    pub finished_at: String,
 }
 
 /// What happened to a container, as the engine's event stream says it.

@@ -106,7 +106,7 @@ impl fmt::Display for SyncReason {
 /// state changes).
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
-pub struct ContainerDied(pub String);
+pub struct ContainerDied(pub String, pub Option<crate::runtime::ContainerExit>);
 
 /// The engine started this container: news for the worker unless its own
 /// sync started it (then the sync's status already shows it running).
@@ -222,6 +222,9 @@ pub struct PodWorker {
     last_sync_end: Option<std::time::Instant>,
     /// When the latest listing that came while a sync ran was taken.
     relisted_while_busy: Option<std::time::Instant>,
+    /// Dead containers known from their `die` event alone, for the next
+    /// sync's first look.
+    presumed: Vec<String>,
     /// The pod's place among the pods being brought up: its engine calls
     /// that change things go after those of pods seen before it.
     ticket: u64,
@@ -268,6 +271,7 @@ impl PodWorker {
             seed: None,
             last_sync_end: None,
             relisted_while_busy: None,
+            presumed: Vec::new(),
             ticket: TICKETS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
@@ -337,6 +341,7 @@ impl PodWorker {
             verdict: self.verdict.clone(),
             dying: self.dying.keys().cloned().collect(),
             seed,
+            presumed: std::mem::take(&mut self.presumed),
             touched: None,
             memory,
         };
@@ -566,6 +571,19 @@ impl Handler<ContainerDied> for PodWorker {
         // listing the engine first (the replacement is created sooner; the
         // sync's later looks list as usual).
         if !self.busy && self.memory.inspected.contains_key(&msg.0) {
+            // With the exit its event tells, the dead container is known
+            // without waiting for the engine to finish handling the exit
+            // (its inspect waits): the sync's first round presumes it,
+            // its later looks inspect it.
+            if let (Some(exit), Some(d)) = (&msg.1, self.memory.inspected.get_mut(&msg.0)) {
+                if d.summary.state == crate::runtime::ContainerState::Running {
+                    d.summary.state = crate::runtime::ContainerState::Exited;
+                    d.exit_code = Some(exit.code);
+                    d.finished_at = Some(exit.finished_at.clone());
+                    d.pid = None;
+                    self.presumed.push(msg.0.clone());
+                }
+            }
             let known = self.memory.inspected.values();
             self.seed = Some(known.map(|d| d.summary.clone()).collect());
         }

@@ -84,6 +84,10 @@ pub(super) struct SyncJob {
     /// containers known, these inspected afresh, instead of a list (which
     /// costs the engine a walk over every container on the node).
     pub(super) touched: Option<HashSet<String>>,
+    /// Dead containers known from their `die` event alone: the first look
+    /// takes them as known instead of inspecting them; every later look
+    /// inspects them.
+    pub(super) presumed: Vec<String>,
 }
 
 impl SyncJob {
@@ -135,6 +139,7 @@ impl SyncJob {
         let mut held_back = None;
         for round in 0..MAX_ROUNDS {
             outcome.looked_at = self.seed.is_none().then(std::time::Instant::now);
+            let presumed = !self.presumed.is_empty();
             let details = match self.observe().await {
                 Ok(d) => d,
                 Err(e) => {
@@ -186,6 +191,11 @@ impl SyncJob {
             self.read_termination_messages(&details).await;
             if self.pod.is_some() {
                 self.check_network(&details).await;
+            }
+            if actions.is_empty() && presumed && round + 2 < MAX_ROUNDS {
+                // Nothing to do about a death known from its event alone:
+                // what the status shows of it is inspected first.
+                continue;
             }
             if actions.is_empty() || held_back.is_some() || round + 1 == MAX_ROUNDS {
                 outcome.gone = observed.is_empty();
@@ -405,6 +415,7 @@ impl SyncJob {
             (naming::LABEL_POD_UID.to_string(), self.uid.clone()),
         ];
         let touched = self.touched.take().unwrap_or_default();
+        let presumed = std::mem::take(&mut self.presumed);
         let summaries = match self.seed.take() {
             Some(listed) => listed,
             // Every container of the pod is known but those touched, which
@@ -431,7 +442,7 @@ impl SyncJob {
         for s in summaries {
             let cached = cache.remove(&s.id).filter(|d| {
                 d.summary.state == s.state
-                    && !self.dying.contains(&s.id)
+                    && (!self.dying.contains(&s.id) || presumed.contains(&s.id))
                     && !touched.contains(&s.id)
             });
             let d = match cached {
