@@ -10,7 +10,7 @@ use actix::{Actor, Addr, Context, Handler};
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use podvisor::actors::image_puller::PullerConfig;
 use podvisor::actors::pod_worker::{
-    ContainerDied, PodWorker, SyncNow, SyncReason, Update, WorkerReport,
+    ContainerDied, PodWorker, Relisted, SyncNow, SyncReason, Update, WorkerReport,
 };
 use podvisor::actors::{Deps, DesiredPod, NodeConfig};
 use podvisor::model::clock::ManualClock;
@@ -172,6 +172,42 @@ impl Bench {
     async fn settle(&self) {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
+
+#[actix::test]
+async fn a_listing_taken_before_the_last_look_is_no_news() {
+    let before_any_look = std::time::Instant::now();
+    let b = Bench::start(pod("stale").container("a").build_pod());
+    b.until("running", |b| b.phase().as_deref() == Some("Running"))
+        .await;
+    b.settle().await;
+    let app = b.running_of("a")[0].details.summary.clone();
+    let listing = |listed_at| Relisted {
+        listed_at,
+        // The infra container alone: the app missing.
+        containers: b
+            .fake
+            .running()
+            .into_iter()
+            .map(|c| c.details.summary)
+            .filter(|s| s.id != app.id)
+            .collect(),
+    };
+    b.fake.clear_calls();
+    // Listed before the worker's last look: that look saw more recent.
+    b.worker.do_send(listing(before_any_look));
+    b.settle().await;
+    assert_eq!(b.fake.calls(), vec![], "a stale listing made calls");
+    // The same listing taken now is news: the worker acts on it (it
+    // makes the app again, and finds it already there).
+    b.worker.do_send(listing(std::time::Instant::now()));
+    b.until("the fresh listing acted on", |b| {
+        b.fake
+            .calls()
+            .iter()
+            .any(|c| matches!(c, Call::Create(n) if n.starts_with("k8s_a_stale_")))
+    })
+    .await;
 }
 
 #[actix::test]

@@ -220,6 +220,9 @@ pub struct PodWorker {
     /// ended (a listing begun before is stale).
     seed: Option<Vec<crate::runtime::ContainerSummary>>,
     last_sync_end: Option<std::time::Instant>,
+    /// When the last sync's last look at the engine began (none when it
+    /// used the Supervisor's listing).
+    last_look: Option<std::time::Instant>,
     /// When the latest listing that came while a sync ran was taken.
     relisted_while_busy: Option<std::time::Instant>,
     /// Dead containers known from their `die` event alone, for the next
@@ -270,6 +273,7 @@ impl PodWorker {
             started_by_last: Vec::new(),
             seed: None,
             last_sync_end: None,
+            last_look: None,
             relisted_while_busy: None,
             presumed: Vec::new(),
             ticket: TICKETS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -387,6 +391,7 @@ impl PodWorker {
                     });
                     act.busy = false;
                     act.last_sync_end = Some(std::time::Instant::now());
+                    act.last_look = outcome.looked_at;
                     // A relist that came during the sync and listed before
                     // its last look tells nothing that look did not see.
                     if let Some(listed_at) = act.relisted_while_busy.take() {
@@ -610,6 +615,10 @@ impl Handler<Relisted> for PodWorker {
             // Judged when the sync ends: news only if listed after the
             // sync's last look.
             self.relisted_while_busy = self.relisted_while_busy.max(Some(msg.listed_at));
+            return;
+        }
+        if self.last_look.is_some_and(|looked| msg.listed_at <= looked) {
+            // The last sync looked after this listing was taken.
             return;
         }
         let fresh = self.last_sync_end.is_none_or(|end| msg.listed_at >= end);

@@ -673,7 +673,6 @@ fn parse_time(t: Option<&str>) -> Option<chrono::DateTime<chrono::Utc>> {
         .map(|t| t.with_timezone(&chrono::Utc))
 }
 
-/// The planner's view of one container; `None` for one without our labels.
 /// The containers an execution changed: those it killed, removed or
 /// started (infra ones included).
 fn touched_by(actions: &PodActions, result: &SyncResult) -> HashSet<String> {
@@ -687,6 +686,7 @@ fn touched_by(actions: &PodActions, result: &SyncResult) -> HashSet<String> {
         .collect()
 }
 
+/// The planner's view of one container; `None` for one without our labels.
 pub(crate) fn observed_of(d: &ContainerDetails) -> Option<Observed> {
     Some(Observed {
         id: d.summary.id.clone(),
