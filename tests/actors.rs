@@ -199,8 +199,8 @@ fn lists(h: &Harness) -> usize {
     h.fake.calls().iter().filter(|c| **c == Call::List).count()
 }
 
-#[actix::test]
-async fn a_relist_lists_the_engine_once_for_every_pod() {
+/// A node with six one-container pods running, settled.
+async fn six_pods_running() -> (Harness, Vec<DesiredPod>) {
     let h = Harness::start();
     let pods: Vec<_> = (0..6)
         .map(|i| pod(&format!("p{i}")).container("a").build())
@@ -209,6 +209,12 @@ async fn a_relist_lists_the_engine_once_for_every_pod() {
     h.until("every pod runs", |h| h.fake.running().len() == 12)
         .await;
     h.settle().await;
+    (h, pods)
+}
+
+#[actix::test]
+async fn a_relist_lists_the_engine_once_for_every_pod() {
+    let (h, _) = six_pods_running().await;
     // A container removed behind podvisor's back, with no event: only the
     // relist can tell p0's worker.
     let gone = h
@@ -242,14 +248,7 @@ async fn a_relist_lists_the_engine_once_for_every_pod() {
 
 #[actix::test]
 async fn pods_converge_on_the_start_listing_without_listing_the_engine_again() {
-    let h = Harness::start();
-    let pods: Vec<_> = (0..6)
-        .map(|i| pod(&format!("p{i}")).container("a").build())
-        .collect();
-    h.desire(pods.clone());
-    h.until("every pod runs", |h| h.fake.running().len() == 12)
-        .await;
-    h.settle().await;
+    let (h, pods) = six_pods_running().await;
     // The listing at start told each worker its pod had no container, and
     // after making them each looked at what it made (inspects), not at a
     // list: a list per look would be 13.
