@@ -131,6 +131,16 @@ impl Harness {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
+    /// Waits until `container` runs as another container than `old`.
+    async fn replaced(&self, container: &str, old: &str, what: &str) {
+        self.until(what, |h| {
+            h.running_of(container)
+                .first()
+                .is_some_and(|c| c.details.summary.id != old)
+        })
+        .await;
+    }
+
     async fn converged(&self, uid: &str, running: usize) {
         self.until(
             &format!("{running} containers running and pod {uid} Running"),
@@ -466,12 +476,7 @@ async fn a_failed_check_recreates_the_sandbox_and_wires_it_anew() {
         .store(true, std::sync::atomic::Ordering::SeqCst);
     h.clock.advance(Duration::from_secs(6 * 60));
     h.supervisor.do_send(Relist);
-    h.until("a new sandbox", |h| {
-        h.running_of("POD")
-            .first()
-            .is_some_and(|c| c.details.summary.id != first)
-    })
-    .await;
+    h.replaced("POD", &first, "a new sandbox").await;
     assert_eq!(count("check"), checks + 1);
     // The new sandbox is wired just after it starts.
     h.until("the new sandbox wired", |_| count("setup") >= 2)
@@ -549,12 +554,7 @@ async fn a_hash_change_replaces_only_that_container() {
         .args("b", &["changed"])
         .build();
     h.desire(vec![v2.clone()]);
-    h.until("b replaced", |h| {
-        h.running_of("b")
-            .first()
-            .is_some_and(|c| c.details.summary.id != b)
-    })
-    .await;
+    h.replaced("b", &b, "b replaced").await;
     h.converged(&v2.uid, 3).await;
     assert_eq!(h.running_of("POD")[0].details.summary.id, sandbox);
     assert_eq!(h.running_of("a")[0].details.summary.id, a);
@@ -1080,12 +1080,7 @@ async fn a_failing_liveness_probe_restarts_the_container_with_events_in_order() 
     assert!(h.fake.stops().is_empty(), "a passing probe kills nothing");
 
     h.fake.answer_exec("alive", exit(1));
-    h.until("the container was replaced", |h| {
-        h.running_of("a")
-            .first()
-            .is_some_and(|c| c.details.summary.id != first)
-    })
-    .await;
+    h.replaced("a", &first, "the container was replaced").await;
     // The replacement passes its probe.
     h.fake.answer_exec("alive", exit(0));
     let new = h.running_of("a")[0].clone();
@@ -1215,20 +1210,14 @@ async fn a_die_event_restarts_the_container_without_a_relist() {
     let p = pod("evt").container("a").build();
     h.desire(vec![p.clone()]);
     h.converged(&p.uid, 2).await;
-    let relists_before = h.fake.calls().iter().filter(|c| **c == Call::List).count();
+    let relists_before = lists(&h);
     let id = h.running_of("a")[0].details.summary.id.clone();
     let started = tokio::time::Instant::now();
     h.fake.exit_container(&id, 137);
-    h.until("replacement running", |h| {
-        h.running_of("a")
-            .first()
-            .is_some_and(|c| c.details.summary.id != id)
-    })
-    .await;
+    h.replaced("a", &id, "replacement running").await;
     assert!(started.elapsed() < Duration::from_secs(1));
     // The worker lists its own pod's containers; no node-wide relist ran.
-    let supervisor_relists =
-        h.fake.calls().iter().filter(|c| **c == Call::List).count() - relists_before;
+    let supervisor_relists = lists(&h) - relists_before;
     assert!(
         supervisor_relists <= 3,
         "{supervisor_relists} lists for one restart"
@@ -1245,12 +1234,7 @@ async fn a_death_known_from_its_event_is_replaced_before_the_dead_container_is_i
     h.settle().await;
     h.fake.clear_calls();
     h.fake.exit_container(&id, 3);
-    h.until("replacement running", |h| {
-        h.running_of("a")
-            .first()
-            .is_some_and(|c| c.details.summary.id != id)
-    })
-    .await;
+    h.replaced("a", &id, "replacement running").await;
     // The die event's exit code and time were enough to plan the restart:
     // no call waited on the engine's handling of the exit before the
     // create; the dead container was inspected afterwards, for the status.
@@ -1578,11 +1562,11 @@ async fn a_start_that_timed_out_but_went_through_leaves_no_stale_message() {
     );
     let first = h.running_of("a")[0].details.summary.id.clone();
     h.fake.exit_container(&first, 1);
-    h.until("the restarted app runs after its start timed out", |h| {
-        h.running_of("a")
-            .first()
-            .is_some_and(|c| c.details.summary.id != first)
-    })
+    h.replaced(
+        "a",
+        &first,
+        "the restarted app runs after its start timed out",
+    )
     .await;
     assert!(
         h.fake.calls().iter().any(|c| matches!(c, Call::Start(_))),
@@ -1839,12 +1823,7 @@ async fn a_sidecar_starts_before_the_next_init_container_restarts_and_dies_after
     // It dies: started again (restartCount 1), the app left running.
     let app_id = h.running_of("app")[0].details.summary.id.clone();
     h.fake.exit_container(&s_id, 0);
-    h.until("the sidecar runs again", |h| {
-        h.running_of("s")
-            .first()
-            .is_some_and(|c| c.details.summary.id != s_id)
-    })
-    .await;
+    h.replaced("s", &s_id, "the sidecar runs again").await;
     h.until("restartCount 1", |h| {
         init_status(h, &p.uid, "s").is_some_and(|s| s.restart_count == 1)
     })

@@ -32,9 +32,9 @@ pub fn limit_arenas() {
 /// data), once start-up is over, and again after each burst of work (see
 /// [`CodePageOut`]): the code of parsing flags, settings and the first
 /// scan is not needed again, and what is comes back on its next use.
-/// Without it, the start-up leaves most of the binary's code mapped (the kernel maps 64 KiB
-/// around each page it faults in), which counts in the resident set for
-/// the daemon's whole life. Returns the bytes advised; does nothing (0)
+/// Without it, the start-up leaves most of the binary's code mapped (the
+/// kernel maps 64 KiB around each page it faults in), which counts in the
+/// resident set for the daemon's whole life. Returns the bytes advised; does nothing (0)
 /// where the kernel lacks the advice (before Linux 5.4) or elsewhere.
 pub fn page_out_code() -> usize {
     #[cfg(target_os = "linux")]
